@@ -1,0 +1,231 @@
+// Package config reads the settings of both binaries from the environment
+// (and an optional .env file) into the Config of each package, and reports
+// every bad setting at once.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+
+	"github.com/imagesvc/imagesvc/internal/auth"
+	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/imaging"
+	"github.com/imagesvc/imagesvc/internal/mysql"
+	"github.com/imagesvc/imagesvc/internal/queue"
+	"github.com/imagesvc/imagesvc/internal/s3store"
+)
+
+// Config is the whole configuration of a process.
+type Config struct {
+	HTTPAddr       string
+	WorkerHTTPAddr string
+	RedisURL       string
+	LogFormat      string
+	LogLevel       slog.Level
+	// ReconcileEvery is how often a worker looks for stale images.
+	ReconcileEvery time.Duration
+	// RunMigrations makes the API apply migrations at start.
+	RunMigrations bool
+
+	DB      mysql.Config
+	S3      s3store.Config
+	Auth    auth.Config
+	Image   image.Config
+	Queue   queue.Config
+	Imaging imaging.Config
+}
+
+// Load reads the configuration. A .env file in the working directory is
+// read first; variables already set in the environment win over it.
+func Load() (Config, error) {
+	if err := godotenv.Load(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Config{}, fmt.Errorf(".env: %w", err)
+	}
+	return FromEnv(os.Getenv)
+}
+
+// FromEnv builds a Config from a lookup function.
+func FromEnv(getenv func(string) string) (Config, error) {
+	e := &env{get: getenv}
+	c := Config{
+		DB:      mysql.NewDefaultConfig(),
+		S3:      s3store.NewDefaultConfig(),
+		Auth:    auth.NewDefaultConfig(),
+		Image:   image.NewDefaultConfig(),
+		Queue:   queue.NewDefaultConfig(),
+		Imaging: imaging.NewDefaultConfig(),
+	}
+	c.Queue.Concurrency = runtime.NumCPU()
+
+	c.HTTPAddr = e.str("HTTP_ADDR", ":8080")
+	c.WorkerHTTPAddr = e.str("WORKER_HTTP_ADDR", ":9090")
+	c.LogFormat = e.str("LOG_FORMAT", "json")
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		e.fail("LOG_FORMAT", "must be json or text")
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(e.str("LOG_LEVEL", "info"))); err != nil {
+		e.fail("LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	c.ReconcileEvery = e.duration("RECONCILE_INTERVAL", 30*time.Second)
+	c.RunMigrations = e.boolean("MIGRATE_ON_START", true)
+
+	c.DB.URL = e.required("DATABASE_URL")
+	c.DB.MaxOpenConns = e.integer("DB_MAX_OPEN_CONNS", c.DB.MaxOpenConns)
+	c.DB.MaxIdleConns = min(c.DB.MaxIdleConns, c.DB.MaxOpenConns)
+	if c.DB.URL != "" {
+		if _, err := mysql.DSN(c.DB.URL); err != nil {
+			e.errs = append(e.errs, err)
+		}
+	}
+	c.RedisURL = e.required("REDIS_URL")
+
+	c.S3.Endpoint = e.str("S3_ENDPOINT", "")
+	c.S3.Region = e.str("S3_REGION", c.S3.Region)
+	c.S3.Bucket = e.str("S3_BUCKET", c.S3.Bucket)
+	c.S3.ForcePathStyle = e.boolean("S3_FORCE_PATH_STYLE", c.S3.Endpoint != "")
+	c.S3.AccessKeyID = e.str("AWS_ACCESS_KEY_ID", "")
+	c.S3.SecretAccessKey = e.str("AWS_SECRET_ACCESS_KEY", "")
+	c.S3.MaxConns = e.integer("S3_MAX_CONNS", c.S3.MaxConns)
+
+	c.Auth.JWTSecret = []byte(e.required("JWT_SECRET"))
+
+	c.Image.MaxUploadBytes = int64(e.integer("MAX_UPLOAD_BYTES", int(c.Image.MaxUploadBytes)))
+	c.Image.MaxPixels = int64(e.integer("MAX_PIXELS", int(c.Image.MaxPixels)))
+	if v := e.get("ACCEPTED_TYPES"); v != "" {
+		types, err := image.ParseFormats(v)
+		if err != nil {
+			e.fail("ACCEPTED_TYPES", err.Error())
+		}
+		c.Image.AcceptedTypes = types
+	}
+	if v := e.get("VARIANTS"); v != "" {
+		specs, err := image.ParseSpecs(v)
+		if err != nil {
+			e.fail("VARIANTS", err.Error())
+		}
+		c.Image.Variants = specs
+	}
+	c.Image.URLExpiry = e.duration("URL_EXPIRY", c.Image.URLExpiry)
+	c.Image.StaleAfter = e.duration("RECONCILE_STALE_AFTER", c.Image.StaleAfter)
+	c.Image.Lease = e.duration("PROCESSING_LEASE", c.Image.Lease)
+	c.Image.TempDir = e.str("UPLOAD_TMP_DIR", "")
+
+	c.Queue.Concurrency = e.integer("WORKER_CONCURRENCY", c.Queue.Concurrency)
+	c.Queue.MaxRetry = e.integer("WORKER_MAX_RETRY", c.Queue.MaxRetry)
+	c.Queue.RetryBase = e.duration("WORKER_RETRY_BASE", c.Queue.RetryBase)
+	c.Queue.RetryMax = e.duration("WORKER_RETRY_MAX", c.Queue.RetryMax)
+	c.Queue.TaskTimeout = e.duration("WORKER_TASK_TIMEOUT", c.Queue.TaskTimeout)
+	c.Queue.ShutdownTimeout = e.duration("WORKER_SHUTDOWN_TIMEOUT", c.Queue.ShutdownTimeout)
+
+	c.Imaging.JPEGQuality = e.integer("JPEG_QUALITY", c.Imaging.JPEGQuality)
+	if c.Imaging.JPEGQuality < 1 || c.Imaging.JPEGQuality > 100 {
+		e.fail("JPEG_QUALITY", "must be between 1 and 100")
+	}
+
+	errs := e.errs
+	if len(c.Auth.JWTSecret) > 0 {
+		errs = append(errs, c.Auth.Validate())
+	}
+	if c.Queue.TaskTimeout >= c.Image.Lease {
+		errs = append(errs, errors.New("PROCESSING_LEASE must be longer than WORKER_TASK_TIMEOUT"))
+	}
+	errs = append(errs, c.S3.Validate(), c.Image.Validate(), c.Queue.Validate())
+	return c, errors.Join(errs...)
+}
+
+// Redacted returns the settings that are safe to log at start-up.
+func (c Config) Redacted() []any {
+	return []any{
+		"http_addr", c.HTTPAddr, "worker_http_addr", c.WorkerHTTPAddr,
+		"database_url", redactURL(c.DB.URL), "redis_url", redactURL(c.RedisURL),
+		"s3_endpoint", c.S3.Endpoint, "s3_bucket", c.S3.Bucket, "s3_region", c.S3.Region,
+		"max_upload_bytes", c.Image.MaxUploadBytes, "max_pixels", c.Image.MaxPixels,
+		"accepted_types", c.Image.AcceptedTypes, "variants", len(c.Image.Variants),
+		"worker_concurrency", c.Queue.Concurrency, "jwt_secret", "[set]",
+	}
+}
+
+func redactURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		creds := rest[:at]
+		if user, _, hasPass := strings.Cut(creds, ":"); hasPass {
+			return scheme + "://" + user + ":xxxxx@" + rest[at+1:]
+		}
+	}
+	return u
+}
+
+type env struct {
+	get  func(string) string
+	errs []error
+}
+
+func (e *env) fail(name, msg string) {
+	e.errs = append(e.errs, fmt.Errorf("%s %s", name, msg))
+}
+
+func (e *env) str(name, def string) string {
+	if v := strings.TrimSpace(e.get(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e *env) required(name string) string {
+	v := strings.TrimSpace(e.get(name))
+	if v == "" {
+		e.fail(name, "is required")
+	}
+	return v
+}
+
+func (e *env) integer(name string, def int) int {
+	v := strings.TrimSpace(e.get(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		e.fail(name, "must be an integer")
+		return def
+	}
+	return n
+}
+
+func (e *env) boolean(name string, def bool) bool {
+	v := strings.TrimSpace(e.get(name))
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.fail(name, "must be true or false")
+		return def
+	}
+	return b
+}
+
+func (e *env) duration(name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(e.get(name))
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		e.fail(name, "must be a duration such as 30s or 5m")
+		return def
+	}
+	return d
+}

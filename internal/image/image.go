@@ -1,0 +1,167 @@
+// Package image is the domain of imagesvc: what an image is, the lifecycle it
+// goes through, and the service that uploads and processes it.
+//
+// It declares the small interfaces it needs from the outside world (Catalog,
+// Ledger, Blobs, Queue, Resizer) and imports no adapter; internal/mysql,
+// internal/s3store, internal/queue and internal/imaging implement them.
+package image
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/imagesvc/imagesvc/internal/failure"
+)
+
+// Status is where an image is in its lifecycle:
+// queued → processing → done | failed.
+type Status string
+
+// The statuses of an image.
+const (
+	StatusQueued     Status = "queued"
+	StatusProcessing Status = "processing"
+	StatusDone       Status = "done"
+	StatusFailed     Status = "failed"
+)
+
+// Image is one uploaded source image and, once processed, its variants.
+type Image struct {
+	ID          string
+	UserID      string
+	Status      Status
+	Filename    string
+	ContentType string
+	Bytes       int64
+	Width       int
+	Height      int
+	Variants    []Variant
+	// ErrorCode and ErrorMessage say why the image failed; empty otherwise.
+	ErrorCode    string
+	ErrorMessage string
+	// Attempt counts claims by workers; it fences status updates so that a
+	// worker whose lease expired cannot overwrite a newer worker's result.
+	Attempt    int
+	LeaseUntil *time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// OriginalKey is the object key of the uploaded original.
+func (img *Image) OriginalKey() string {
+	return OriginalKey(img.UserID, img.ID)
+}
+
+// OriginalKey is the object key of an original: originals/{user_id}/{image_id}.
+func OriginalKey(userID, imageID string) string {
+	return "originals/" + userID + "/" + imageID
+}
+
+// VariantPrefix is the key prefix under which every variant of an image lives.
+func VariantPrefix(userID, imageID string) string {
+	return "variants/" + userID + "/" + imageID + "/"
+}
+
+// Variant is one resized rendition of an image stored in S3.
+type Variant struct {
+	Name        string
+	Width       int
+	Height      int
+	Bytes       int64
+	ContentType string
+	Key         string
+	// URL is a presigned GET URL, filled in when the image is read.
+	URL string
+}
+
+// Spec is a named bounding box: a variant is the source scaled to fit inside
+// it, aspect ratio kept, never enlarged.
+type Spec struct {
+	Name   string
+	Width  int
+	Height int
+}
+
+// Fit returns the size of a w x h image scaled to fit inside the box,
+// keeping its aspect ratio and never enlarging it. Neither side goes below 1.
+func (s Spec) Fit(w, h int) (int, int) {
+	if w <= s.Width && h <= s.Height {
+		return w, h
+	}
+	// Compare w/s.Width with h/s.Height without floating point: the side that
+	// overflows the box the most decides the scale.
+	if int64(w)*int64(s.Height) >= int64(h)*int64(s.Width) {
+		nh := roundDiv(int64(h)*int64(s.Width), int64(w))
+		return s.Width, max(1, int(nh))
+	}
+	nw := roundDiv(int64(w)*int64(s.Height), int64(h))
+	return max(1, int(nw)), s.Height
+}
+
+func roundDiv(a, b int64) int64 { return (2*a + b) / (2 * b) }
+
+// ParseSpecs parses a VARIANTS setting such as
+// "small:300x300,medium:1024x1024,large:2048x2048".
+func ParseSpecs(s string) ([]Spec, error) {
+	var specs []Spec
+	seen := map[string]bool{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, box, ok := strings.Cut(item, ":")
+		if !ok || !validName(name) {
+			return nil, fmt.Errorf("variant %q: want name:WIDTHxHEIGHT with a name of a-z, 0-9, _ or -", item)
+		}
+		ws, hs, ok := strings.Cut(box, "x")
+		w, errW := strconv.Atoi(ws)
+		h, errH := strconv.Atoi(hs)
+		if !ok || errW != nil || errH != nil || w < 1 || h < 1 || w > 16384 || h > 16384 {
+			return nil, fmt.Errorf("variant %q: box must be WIDTHxHEIGHT between 1 and 16384", item)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("variant %q: name used twice", name)
+		}
+		seen[name] = true
+		specs = append(specs, Spec{Name: name, Width: w, Height: h})
+	}
+	if len(specs) == 0 {
+		return nil, fmt.Errorf("no variants")
+	}
+	return specs, nil
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Errors the image domain returns to clients.
+var (
+	ErrNotFound      = failure.New(failure.NotFound, "not_found", "image not found")
+	ErrNoFile        = failure.New(failure.Invalid, "file_missing", "multipart field \"file\" is required")
+	ErrEmptyFile     = failure.New(failure.Invalid, "file_empty", "the uploaded file is empty")
+	ErrBadCursor     = failure.New(failure.Invalid, "invalid_cursor", "cursor is malformed")
+	ErrBadLimit      = failure.New(failure.Invalid, "invalid_limit", "limit must be a positive integer")
+	ErrUnsupported   = failure.New(failure.Unsupported, "unsupported_type", "the file is not an image of an accepted type")
+	ErrTooManyPixels = failure.New(failure.Unprocessable, "too_many_pixels", "the image has more pixels than allowed")
+	// ErrUndecodable is returned by a Resizer when the source cannot be
+	// decoded; processing then fails at once, without retries.
+	ErrUndecodable = failure.New(failure.Unprocessable, "undecodable_image", "the image data could not be decoded")
+)
+
+// TooLarge returns the error for an upload over limit bytes.
+func TooLarge(limit int64) error {
+	return failure.New(failure.TooLarge, "file_too_large",
+		fmt.Sprintf("the upload is larger than %d bytes", limit))
+}

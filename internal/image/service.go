@@ -1,0 +1,466 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/imagesvc/imagesvc/internal/failure"
+)
+
+// Config holds the settings of the image service.
+type Config struct {
+	MaxUploadBytes int64
+	MaxPixels      int64
+	AcceptedTypes  []Format
+	Variants       []Spec
+	// URLExpiry is the lifetime of presigned variant URLs.
+	URLExpiry time.Duration
+	// Lease is how long a worker owns an image it claimed before another
+	// may take it over. It must exceed the task timeout.
+	Lease time.Duration
+	// StaleAfter is how long an image may stay queued before the reconciler
+	// enqueues it again.
+	StaleAfter time.Duration
+	// TempDir is where uploads are spooled before they go to S3.
+	TempDir string
+}
+
+// NewDefaultConfig returns the defaults of DESIGN.md.
+func NewDefaultConfig() Config {
+	return Config{
+		MaxUploadBytes: 25 << 20,
+		MaxPixels:      50_000_000,
+		AcceptedTypes:  DefaultAcceptedTypes,
+		Variants: []Spec{
+			{Name: "small", Width: 300, Height: 300},
+			{Name: "medium", Width: 1024, Height: 1024},
+			{Name: "large", Width: 2048, Height: 2048},
+		},
+		URLExpiry:  15 * time.Minute,
+		Lease:      10 * time.Minute,
+		StaleAfter: 2 * time.Minute,
+	}
+}
+
+// Validate reports every invalid setting at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxUploadBytes < 1 {
+		errs = append(errs, errors.New("MAX_UPLOAD_BYTES must be positive"))
+	}
+	if c.MaxPixels < 1 {
+		errs = append(errs, errors.New("MAX_PIXELS must be positive"))
+	}
+	if len(c.AcceptedTypes) == 0 {
+		errs = append(errs, errors.New("ACCEPTED_TYPES must list at least one type"))
+	}
+	if len(c.Variants) == 0 {
+		errs = append(errs, errors.New("VARIANTS must list at least one variant"))
+	}
+	if c.URLExpiry < time.Second || c.URLExpiry > 7*24*time.Hour {
+		errs = append(errs, errors.New("URL expiry must be between 1s and 7 days"))
+	}
+	if c.Lease <= 0 || c.StaleAfter <= 0 {
+		errs = append(errs, errors.New("lease and stale threshold must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Service uploads, reads, deletes and processes images.
+type Service struct {
+	catalog Catalog
+	ledger  Ledger
+	blobs   Blobs
+	queue   Queue
+	resizer Resizer
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// Deps are the adapters a Service works with. Resizer may be nil in a process
+// that only serves the API; Queue may be nil in one that only processes.
+type Deps struct {
+	Catalog Catalog
+	Ledger  Ledger
+	Blobs   Blobs
+	Queue   Queue
+	Resizer Resizer
+}
+
+// NewService returns a Service.
+func NewService(d Deps, cfg Config, log *slog.Logger) *Service {
+	return &Service{
+		catalog: d.Catalog, ledger: d.Ledger, blobs: d.Blobs, queue: d.Queue, resizer: d.Resizer,
+		cfg: cfg, log: log, now: time.Now,
+	}
+}
+
+// Variants returns the configured variant specs.
+func (s *Service) Variants() []Spec { return s.cfg.Variants }
+
+// Upload stores a new image for a user and queues it for processing.
+//
+// The body is spooled to a temporary file first so that an oversized or
+// unsupported upload is rejected before anything is stored. Then the original
+// goes to S3, the row is written, and the task is enqueued; when a step fails
+// the earlier ones are undone, so a rejected upload leaves nothing behind.
+func (s *Service) Upload(ctx context.Context, userID, filename string, body io.Reader) (*Image, error) {
+	f, err := os.CreateTemp(s.cfg.TempDir, "upload-*")
+	if err != nil {
+		return nil, fmt.Errorf("create spool file: %w", err)
+	}
+	defer func() {
+		f.Close()
+		os.Remove(f.Name())
+	}()
+	n, err := io.Copy(f, io.LimitReader(body, s.cfg.MaxUploadBytes+1))
+	if err != nil {
+		return nil, failure.Wrap(failure.Invalid, "bad_request", "the upload could not be read", err)
+	}
+	if n > s.cfg.MaxUploadBytes {
+		return nil, TooLarge(s.cfg.MaxUploadBytes)
+	}
+	if n == 0 {
+		return nil, ErrEmptyFile
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("rewind spool file: %w", err)
+	}
+	hdr, err := Sniff(f)
+	if err != nil {
+		return nil, err
+	}
+	if !s.accepts(hdr.Format) {
+		return nil, ErrUnsupported
+	}
+	if int64(hdr.Width)*int64(hdr.Height) > s.cfg.MaxPixels {
+		return nil, failure.New(failure.Unprocessable, ErrTooManyPixels.Code,
+			fmt.Sprintf("the image is %dx%d, over the limit of %d pixels", hdr.Width, hdr.Height, s.cfg.MaxPixels))
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("rewind spool file: %w", err)
+	}
+
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("new image id: %w", err)
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	img := &Image{
+		ID: id.String(), UserID: userID, Status: StatusQueued,
+		Filename: CleanFilename(filename), ContentType: hdr.Format.ContentType(), Bytes: n,
+		Width: hdr.Width, Height: hdr.Height, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := s.blobs.Put(ctx, img.OriginalKey(), f, n, img.ContentType); err != nil {
+		return nil, unavailable("storage_unavailable", "object storage is unavailable", fmt.Errorf("put original: %w", err))
+	}
+	// Undo work must finish even if the client has gone away.
+	cleanup := context.WithoutCancel(ctx)
+	if err := s.catalog.CreateImage(ctx, img); err != nil {
+		s.undo(cleanup, img, false)
+		return nil, unavailable("database_unavailable", "the database is unavailable", fmt.Errorf("insert image: %w", err))
+	}
+	if err := s.queue.EnqueueProcess(ctx, img.ID); err != nil {
+		s.undo(cleanup, img, true)
+		return nil, unavailable("queue_unavailable", "the job queue is unavailable", fmt.Errorf("enqueue image: %w", err))
+	}
+	return img, nil
+}
+
+// undo removes what a failed upload stored. If removal fails too, the log
+// says so; a row left queued is picked up by the reconciler and processed.
+func (s *Service) undo(ctx context.Context, img *Image, row bool) {
+	if row {
+		if err := s.catalog.DeleteImage(ctx, img.ID); err != nil && !errors.Is(err, ErrNotFound) {
+			s.log.ErrorContext(ctx, "undo upload: delete row", "image_id", img.ID, "err", err)
+			return // keep the original: the reconciler will process the row
+		}
+	}
+	if err := s.blobs.DeletePrefix(ctx, img.OriginalKey()); err != nil {
+		s.log.ErrorContext(ctx, "undo upload: delete original", "image_id", img.ID, "err", err)
+	}
+}
+
+func (s *Service) accepts(f Format) bool {
+	for _, a := range s.cfg.AcceptedTypes {
+		if a == f {
+			return true
+		}
+	}
+	return false
+}
+
+// Get returns a user's image with presigned variant URLs; another user's
+// image is ErrNotFound, so existence does not leak.
+func (s *Service) Get(ctx context.Context, userID, id string) (*Image, error) {
+	img, err := s.owned(ctx, userID, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.presign(ctx, img); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+func (s *Service) owned(ctx context.Context, userID, id string) (*Image, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, ErrNotFound
+	}
+	img, err := s.catalog.Image(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if img.UserID != userID {
+		return nil, ErrNotFound
+	}
+	return img, nil
+}
+
+func (s *Service) presign(ctx context.Context, img *Image) error {
+	if img.Status != StatusDone {
+		img.Variants = nil
+		return nil
+	}
+	for i := range img.Variants {
+		u, err := s.blobs.PresignGet(ctx, img.Variants[i].Key, s.cfg.URLExpiry)
+		if err != nil {
+			return fmt.Errorf("presign %s: %w", img.Variants[i].Key, err)
+		}
+		img.Variants[i].URL = u
+	}
+	return nil
+}
+
+// Cursor is a position in a newest-first listing.
+type Cursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// IsZero reports whether the cursor is the start of the listing.
+func (c Cursor) IsZero() bool { return c.ID == "" }
+
+// Encode returns the opaque string form of the cursor.
+func (c Cursor) Encode() string {
+	raw := strconv.FormatInt(c.CreatedAt.UnixMicro(), 10) + "." + c.ID
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+// DecodeCursor parses a cursor from Encode; "" is the zero Cursor.
+func DecodeCursor(s string) (Cursor, error) {
+	if s == "" {
+		return Cursor{}, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return Cursor{}, ErrBadCursor
+	}
+	ts, id, ok := strings.Cut(string(raw), ".")
+	micros, err := strconv.ParseInt(ts, 10, 64)
+	if !ok || err != nil {
+		return Cursor{}, ErrBadCursor
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		return Cursor{}, ErrBadCursor
+	}
+	return Cursor{CreatedAt: time.UnixMicro(micros).UTC(), ID: id}, nil
+}
+
+// Page is one page of a listing.
+type Page struct {
+	Items []*Image
+	Next  *Cursor
+}
+
+// MaxPageSize caps the limit of a listing; a larger limit gets this many.
+const MaxPageSize = 100
+
+// List returns a page of a user's images, newest first.
+func (s *Service) List(ctx context.Context, userID string, after Cursor, limit int) (Page, error) {
+	if limit < 1 {
+		return Page{}, ErrBadLimit
+	}
+	limit = min(limit, MaxPageSize)
+	items, err := s.catalog.ListImages(ctx, userID, after, limit+1)
+	if err != nil {
+		return Page{}, err
+	}
+	var page Page
+	if len(items) > limit {
+		items = items[:limit]
+		last := items[limit-1]
+		page.Next = &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
+	}
+	for _, img := range items {
+		if err := s.presign(ctx, img); err != nil {
+			return Page{}, err
+		}
+	}
+	page.Items = items
+	return page, nil
+}
+
+// Delete removes a user's image: its objects first, then its row, so that a
+// failure half-way leaves a row the user can delete again rather than
+// objects nobody knows about.
+func (s *Service) Delete(ctx context.Context, userID, id string) error {
+	img, err := s.owned(ctx, userID, id)
+	if err != nil {
+		return err
+	}
+	if err := s.blobs.DeletePrefix(ctx, VariantPrefix(img.UserID, img.ID)); err != nil {
+		return unavailable("storage_unavailable", "object storage is unavailable", fmt.Errorf("delete variants: %w", err))
+	}
+	if err := s.blobs.DeletePrefix(ctx, img.OriginalKey()); err != nil {
+		return unavailable("storage_unavailable", "object storage is unavailable", fmt.Errorf("delete original: %w", err))
+	}
+	if err := s.catalog.DeleteImage(ctx, img.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// Process makes every variant of an image and records them. It is safe to
+// run more than once for one image (at-least-once delivery): keys are
+// deterministic, variant rows are upserted and the final update is fenced.
+//
+// An error wrapping ErrUndecodable is permanent: the image has already been
+// marked failed and the task must not be retried.
+func (s *Service) Process(ctx context.Context, id string) error {
+	img, err := s.ledger.ClaimImage(ctx, id, s.now().Add(s.cfg.Lease))
+	if errors.Is(err, ErrNotClaimable) {
+		s.log.InfoContext(ctx, "image not claimable, nothing to do", "image_id", id)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("claim image: %w", err)
+	}
+	src, err := s.blobs.Get(ctx, img.OriginalKey())
+	if err != nil {
+		return fmt.Errorf("get original: %w", err)
+	}
+	renditions, err := s.resizer.Resize(ctx, src, s.cfg.Variants)
+	src = nil // let the source go before the uploads
+	if errors.Is(err, ErrUndecodable) {
+		fe := failure.As(err)
+		if ferr := s.ledger.FailImage(ctx, id, img.Attempt, fe.Code, fe.Message); ferr != nil && !errors.Is(ferr, ErrLeaseLost) {
+			return fmt.Errorf("mark failed: %w", ferr)
+		}
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("resize: %w", err)
+	}
+	variants, err := s.uploadRenditions(ctx, img, renditions)
+	if err != nil {
+		return err
+	}
+	err = s.ledger.CompleteImage(ctx, id, img.Attempt, variants)
+	switch {
+	case errors.Is(err, ErrLeaseLost):
+		s.log.InfoContext(ctx, "lease lost, a newer attempt owns the image", "image_id", id, "attempt", img.Attempt)
+		return nil
+	case errors.Is(err, ErrNotFound):
+		// Deleted while we worked: remove what we uploaded after the delete.
+		s.log.InfoContext(ctx, "image deleted during processing", "image_id", id)
+		if err := s.blobs.DeletePrefix(ctx, VariantPrefix(img.UserID, img.ID)); err != nil {
+			return fmt.Errorf("remove variants of deleted image: %w", err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("complete image: %w", err)
+	}
+	return nil
+}
+
+func (s *Service) uploadRenditions(ctx context.Context, img *Image, rs []Rendition) ([]Variant, error) {
+	variants := make([]Variant, len(rs))
+	errs := make([]error, len(rs))
+	var wg sync.WaitGroup
+	for i, r := range rs {
+		key := VariantPrefix(img.UserID, img.ID) + r.Name + "." + r.Ext
+		variants[i] = Variant{
+			Name: r.Name, Width: r.Width, Height: r.Height,
+			Bytes: int64(len(r.Data)), ContentType: r.ContentType, Key: key,
+		}
+		wg.Go(func() {
+			if err := s.blobs.Put(ctx, key, bytes.NewReader(r.Data), int64(len(r.Data)), r.ContentType); err != nil {
+				errs[i] = fmt.Errorf("put variant %s: %w", key, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return variants, nil
+}
+
+// GiveUp marks an image failed after its last retry.
+func (s *Service) GiveUp(ctx context.Context, id string, cause error) error {
+	err := s.ledger.FailImage(ctx, id, 0, "processing_failed", "the image could not be processed after several attempts")
+	if err != nil && !errors.Is(err, ErrLeaseLost) && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("mark failed: %w", err)
+	}
+	s.log.WarnContext(ctx, "image failed after last retry", "image_id", id, "err", cause)
+	return nil
+}
+
+// Reconcile enqueues again the images that were left queued (a crash
+// between commit and enqueue) or whose processing lease ran out (a worker
+// that died). It returns how many it enqueued.
+func (s *Service) Reconcile(ctx context.Context) (int, error) {
+	now := s.now()
+	ids, err := s.ledger.StaleImages(ctx, now.Add(-s.cfg.StaleAfter), now, 500)
+	if err != nil {
+		return 0, fmt.Errorf("list stale images: %w", err)
+	}
+	for i, id := range ids {
+		if err := s.queue.EnqueueProcess(ctx, id); err != nil {
+			return i, fmt.Errorf("re-enqueue %s: %w", id, err)
+		}
+	}
+	return len(ids), nil
+}
+
+// CleanFilename keeps the base name of a client-supplied file name, without
+// control characters, at most 255 bytes of valid UTF-8.
+func CleanFilename(name string) string {
+	name = strings.ReplaceAll(name, "\\", "/")
+	name = path.Base(name)
+	if name == "." || name == "/" {
+		name = ""
+	}
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, name)
+	for len(name) > 255 {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	return strings.TrimSpace(name)
+}
+
+func unavailable(code, message string, err error) error {
+	return failure.Wrap(failure.Unavailable, code, message, err)
+}

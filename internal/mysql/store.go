@@ -1,0 +1,415 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/imagesvc/imagesvc/internal/auth"
+	"github.com/imagesvc/imagesvc/internal/image"
+)
+
+// Store implements the image and auth stores on one database.
+type Store struct {
+	db *gorm.DB
+}
+
+var (
+	_ image.Catalog = (*Store)(nil)
+	_ image.Ledger  = (*Store)(nil)
+	_ auth.Users    = (*Store)(nil)
+	_ auth.Sessions = (*Store)(nil)
+)
+
+// NewStore returns a Store on db.
+func NewStore(db *gorm.DB) *Store { return &Store{db: db} }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// Close closes the connection pool.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+type userRow struct {
+	ID           string `gorm:"primaryKey"`
+	Email        string
+	PasswordHash string
+	Role         string
+	CreatedAt    time.Time
+}
+
+func (userRow) TableName() string { return "users" }
+
+type refreshTokenRow struct {
+	TokenHash string `gorm:"primaryKey"`
+	UserID    string
+	ExpiresAt time.Time
+	RevokedAt *time.Time
+	CreatedAt time.Time
+}
+
+func (refreshTokenRow) TableName() string { return "refresh_tokens" }
+
+type imageRow struct {
+	ID           string `gorm:"primaryKey"`
+	UserID       string
+	Status       string
+	Filename     string
+	ContentType  string
+	Bytes        int64
+	Width        int
+	Height       int
+	Attempt      int
+	LeaseUntil   *time.Time
+	ErrorCode    *string
+	ErrorMessage *string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	Variants     []variantRow `gorm:"foreignKey:ImageID"`
+}
+
+func (imageRow) TableName() string { return "images" }
+
+type variantRow struct {
+	ImageID     string `gorm:"primaryKey"`
+	Name        string `gorm:"primaryKey"`
+	Width       int
+	Height      int
+	Bytes       int64
+	ContentType string
+	ObjectKey   string
+}
+
+func (variantRow) TableName() string { return "image_variants" }
+
+// CreateUser implements auth.Users.
+func (s *Store) CreateUser(ctx context.Context, u *auth.User) error {
+	row := userRow{ID: u.ID, Email: u.Email, PasswordHash: u.PasswordHash, Role: u.Role, CreatedAt: u.CreatedAt}
+	err := s.db.WithContext(ctx).Create(&row).Error
+	if isDuplicate(err) {
+		return fmt.Errorf("insert user: %w", auth.ErrEmailTaken)
+	}
+	if err != nil {
+		return fmt.Errorf("insert user: %w", err)
+	}
+	return nil
+}
+
+// UserByEmail implements auth.Users.
+func (s *Store) UserByEmail(ctx context.Context, email string) (*auth.User, error) {
+	return s.user(ctx, "email = ?", email)
+}
+
+// UserByID implements auth.Users.
+func (s *Store) UserByID(ctx context.Context, id string) (*auth.User, error) {
+	return s.user(ctx, "id = ?", id)
+}
+
+func (s *Store) user(ctx context.Context, where string, arg string) (*auth.User, error) {
+	var row userRow
+	err := s.db.WithContext(ctx).Where(where, arg).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, auth.ErrUnknownUser
+	}
+	if err != nil {
+		return nil, fmt.Errorf("select user: %w", err)
+	}
+	return &auth.User{ID: row.ID, Email: row.Email, PasswordHash: row.PasswordHash, Role: row.Role, CreatedAt: row.CreatedAt}, nil
+}
+
+// SetRole changes a user's role.
+func (s *Store) SetRole(ctx context.Context, email, role string) error {
+	res := s.db.WithContext(ctx).Model(&userRow{}).Where("email = ?", email).Update("role", role)
+	if res.Error != nil {
+		return fmt.Errorf("update role: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return auth.ErrUnknownUser
+	}
+	return nil
+}
+
+// CreateRefreshToken implements auth.Sessions.
+func (s *Store) CreateRefreshToken(ctx context.Context, t auth.RefreshToken) error {
+	row := refreshTokenRow{TokenHash: t.Hash, UserID: t.UserID, ExpiresAt: t.ExpiresAt.UTC(), CreatedAt: time.Now().UTC()}
+	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
+		return fmt.Errorf("insert refresh token: %w", err)
+	}
+	return nil
+}
+
+// RotateRefreshToken implements auth.Sessions.
+func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, now time.Time, next auth.RefreshToken) (string, error) {
+	var userID string
+	reused := false
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var old refreshTokenRow
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("token_hash = ?", oldHash).Take(&old).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return auth.ErrUnknownToken
+		}
+		if err != nil {
+			return err
+		}
+		if old.RevokedAt != nil {
+			// Reuse of a rotated token: end every session of the user.
+			reused = true
+			return nil
+		}
+		if !old.ExpiresAt.After(now) {
+			return auth.ErrUnknownToken
+		}
+		at := now.UTC()
+		if err := tx.Model(&refreshTokenRow{}).Where("token_hash = ?", oldHash).Update("revoked_at", at).Error; err != nil {
+			return err
+		}
+		userID = old.UserID
+		row := refreshTokenRow{TokenHash: next.Hash, UserID: old.UserID, ExpiresAt: next.ExpiresAt.UTC(), CreatedAt: at}
+		return tx.Create(&row).Error
+	})
+	if err != nil {
+		if errors.Is(err, auth.ErrUnknownToken) {
+			return "", err
+		}
+		return "", fmt.Errorf("rotate refresh token: %w", err)
+	}
+	if reused {
+		err := s.db.WithContext(ctx).Exec(
+			"UPDATE refresh_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND user_id = (SELECT user_id FROM (SELECT user_id FROM refresh_tokens WHERE token_hash = ?) t)",
+			now.UTC(), oldHash).Error
+		if err != nil {
+			return "", fmt.Errorf("revoke sessions: %w", err)
+		}
+		return "", auth.ErrTokenReused
+	}
+	return userID, nil
+}
+
+// RevokeRefreshToken implements auth.Sessions.
+func (s *Store) RevokeRefreshToken(ctx context.Context, userID, hash string) error {
+	err := s.db.WithContext(ctx).Model(&refreshTokenRow{}).
+		Where("token_hash = ? AND user_id = ? AND revoked_at IS NULL", hash, userID).Update("revoked_at", time.Now().UTC()).Error
+	if err != nil {
+		return fmt.Errorf("revoke refresh token: %w", err)
+	}
+	return nil
+}
+
+// CreateImage implements image.Catalog.
+func (s *Store) CreateImage(ctx context.Context, img *image.Image) error {
+	row := imageRow{
+		ID: img.ID, UserID: img.UserID, Status: string(img.Status), Filename: img.Filename,
+		ContentType: img.ContentType, Bytes: img.Bytes, Width: img.Width, Height: img.Height,
+		CreatedAt: img.CreatedAt, UpdatedAt: img.UpdatedAt,
+	}
+	if err := s.db.WithContext(ctx).Omit("Variants").Create(&row).Error; err != nil {
+		return fmt.Errorf("insert image: %w", err)
+	}
+	return nil
+}
+
+// Image implements image.Catalog.
+func (s *Store) Image(ctx context.Context, id string) (*image.Image, error) {
+	var row imageRow
+	err := s.db.WithContext(ctx).Preload("Variants", func(db *gorm.DB) *gorm.DB {
+		return db.Order("width, name")
+	}).Where("id = ?", id).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, image.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("select image: %w", err)
+	}
+	return row.toDomain(), nil
+}
+
+// ListImages implements image.Catalog.
+func (s *Store) ListImages(ctx context.Context, userID string, after image.Cursor, limit int) ([]*image.Image, error) {
+	q := s.db.WithContext(ctx).Preload("Variants", func(db *gorm.DB) *gorm.DB {
+		return db.Order("width, name")
+	}).Where("user_id = ?", userID)
+	if !after.IsZero() {
+		q = q.Where("(created_at < ?) OR (created_at = ? AND id < ?)", after.CreatedAt, after.CreatedAt, after.ID)
+	}
+	var rows []imageRow
+	if err := q.Order("created_at DESC, id DESC").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	out := make([]*image.Image, len(rows))
+	for i := range rows {
+		out[i] = rows[i].toDomain()
+	}
+	return out, nil
+}
+
+// DeleteImage implements image.Catalog. Variant rows go with it (ON DELETE
+// CASCADE).
+func (s *Store) DeleteImage(ctx context.Context, id string) error {
+	res := s.db.WithContext(ctx).Where("id = ?", id).Delete(&imageRow{})
+	if res.Error != nil {
+		return fmt.Errorf("delete image: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return image.ErrNotFound
+	}
+	return nil
+}
+
+// ClaimImage implements image.Ledger. The row is locked while the attempt
+// is bumped, so two workers never leave holding the same attempt.
+func (s *Store) ClaimImage(ctx context.Context, id string, leaseUntil time.Time) (*image.Image, error) {
+	var row imageRow
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ?", id).Take(&row).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return image.ErrNotClaimable
+		}
+		if err != nil {
+			return err
+		}
+		if row.Status != string(image.StatusQueued) && row.Status != string(image.StatusProcessing) {
+			return image.ErrNotClaimable
+		}
+		lease := leaseUntil.UTC()
+		row.Status = string(image.StatusProcessing)
+		row.Attempt++
+		row.LeaseUntil = &lease
+		row.UpdatedAt = time.Now().UTC()
+		return tx.Model(&imageRow{}).Where("id = ?", id).Updates(map[string]any{
+			"status": row.Status, "attempt": row.Attempt, "lease_until": lease, "updated_at": row.UpdatedAt,
+		}).Error
+	})
+	if errors.Is(err, image.ErrNotClaimable) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim image: %w", err)
+	}
+	return row.toDomain(), nil
+}
+
+// CompleteImage implements image.Ledger.
+func (s *Store) CompleteImage(ctx context.Context, id string, attempt int, variants []image.Variant) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&imageRow{}).
+			Where("id = ? AND status = ? AND attempt = ?", id, string(image.StatusProcessing), attempt).
+			Updates(map[string]any{
+				"status":        string(image.StatusDone),
+				"lease_until":   nil,
+				"error_code":    nil,
+				"error_message": nil,
+				"updated_at":    time.Now().UTC(),
+			})
+		if res.Error != nil {
+			return fmt.Errorf("mark done: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			var n int64
+			if err := tx.Model(&imageRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
+				return fmt.Errorf("check image: %w", err)
+			}
+			if n == 0 {
+				return image.ErrNotFound
+			}
+			return image.ErrLeaseLost
+		}
+		names := make([]string, len(variants))
+		rows := make([]variantRow, len(variants))
+		for i, v := range variants {
+			names[i] = v.Name
+			rows[i] = variantRow{ImageID: id, Name: v.Name, Width: v.Width, Height: v.Height,
+				Bytes: v.Bytes, ContentType: v.ContentType, ObjectKey: v.Key}
+		}
+		// Variants that are no longer configured go; the others are upserted.
+		if err := tx.Where("image_id = ? AND name NOT IN ?", id, names).Delete(&variantRow{}).Error; err != nil {
+			return fmt.Errorf("delete old variants: %w", err)
+		}
+		if len(rows) > 0 {
+			if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&rows).Error; err != nil {
+				return fmt.Errorf("upsert variants: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// FailImage implements image.Ledger.
+func (s *Store) FailImage(ctx context.Context, id string, attempt int, code, message string) error {
+	q := s.db.WithContext(ctx).Model(&imageRow{}).
+		Where("id = ? AND status IN ?", id, []string{string(image.StatusQueued), string(image.StatusProcessing)})
+	if attempt > 0 {
+		q = q.Where("attempt = ?", attempt)
+	}
+	res := q.Updates(map[string]any{
+		"status":        string(image.StatusFailed),
+		"lease_until":   nil,
+		"error_code":    code,
+		"error_message": truncate(message, 512),
+		"updated_at":    time.Now().UTC(),
+	})
+	if res.Error != nil {
+		return fmt.Errorf("mark failed: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return image.ErrLeaseLost
+	}
+	return nil
+}
+
+// StaleImages implements image.Ledger.
+func (s *Store) StaleImages(ctx context.Context, queuedBefore, now time.Time, limit int) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&imageRow{}).
+		Where("(status = ? AND updated_at < ?) OR (status = ? AND lease_until < ?)",
+			string(image.StatusQueued), queuedBefore.UTC(), string(image.StatusProcessing), now.UTC()).
+		Order("updated_at").Limit(limit).Pluck("id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("select stale images: %w", err)
+	}
+	return ids, nil
+}
+
+func (r *imageRow) toDomain() *image.Image {
+	img := &image.Image{
+		ID: r.ID, UserID: r.UserID, Status: image.Status(r.Status), Filename: r.Filename,
+		ContentType: r.ContentType, Bytes: r.Bytes, Width: r.Width, Height: r.Height,
+		Attempt: r.Attempt, LeaseUntil: r.LeaseUntil, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+	if r.ErrorCode != nil {
+		img.ErrorCode = *r.ErrorCode
+	}
+	if r.ErrorMessage != nil {
+		img.ErrorMessage = *r.ErrorMessage
+	}
+	for _, v := range r.Variants {
+		img.Variants = append(img.Variants, image.Variant{
+			Name: v.Name, Width: v.Width, Height: v.Height, Bytes: v.Bytes,
+			ContentType: v.ContentType, Key: v.ObjectKey,
+		})
+	}
+	return img
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n])
+}

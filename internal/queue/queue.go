@@ -1,0 +1,207 @@
+// Package queue carries image work over asynq on Redis: the task types and
+// their payloads, the enqueuer the API uses, and the handlers the worker runs.
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/imagesvc/imagesvc/internal/failure"
+	"github.com/imagesvc/imagesvc/internal/image"
+)
+
+// Queue names. Images are weighted over webhooks so that a delivery backlog
+// never starves processing.
+const (
+	QueueImages   = "images"
+	QueueWebhooks = "webhooks"
+)
+
+// TypeProcessImage is the task type that makes the variants of one image.
+const TypeProcessImage = "image:process"
+
+// ProcessImagePayload is the payload of TypeProcessImage: an id, never bytes.
+type ProcessImagePayload struct {
+	ImageID string `json:"image_id"`
+}
+
+// Config holds the queue settings.
+type Config struct {
+	// MaxRetry is how many times a failed task is retried.
+	MaxRetry int
+	// RetryBase is the first retry delay; each next one doubles, up to
+	// RetryMax, with up to 20% jitter.
+	RetryBase time.Duration
+	RetryMax  time.Duration
+	// TaskTimeout bounds one processing attempt. It must be shorter than the
+	// image lease.
+	TaskTimeout time.Duration
+	// Concurrency is the number of tasks a worker runs at once.
+	Concurrency int
+	// ShutdownTimeout is how long a stopping worker lets running tasks finish.
+	ShutdownTimeout time.Duration
+}
+
+// NewDefaultConfig returns retries over about 40 minutes: long enough to
+// ride out a dependency that is briefly down.
+func NewDefaultConfig() Config {
+	return Config{
+		MaxRetry: 10, RetryBase: 5 * time.Second, RetryMax: 10 * time.Minute,
+		TaskTimeout: 5 * time.Minute, Concurrency: 2, ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// Validate reports every invalid setting at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxRetry < 0 {
+		errs = append(errs, errors.New("max retry must not be negative"))
+	}
+	if c.RetryBase <= 0 || c.RetryMax < c.RetryBase {
+		errs = append(errs, errors.New("retry delays must be positive, base not above max"))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, errors.New("WORKER_CONCURRENCY must be at least 1"))
+	}
+	if c.TaskTimeout <= 0 {
+		errs = append(errs, errors.New("task timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// NewProcessImageTask returns the task for an image. Its TaskID is the image
+// id, so a second enqueue while one is pending is refused by Redis.
+func NewProcessImageTask(imageID string, cfg Config) (*asynq.Task, error) {
+	payload, err := json.Marshal(ProcessImagePayload{ImageID: imageID})
+	if err != nil {
+		return nil, err
+	}
+	return asynq.NewTask(TypeProcessImage, payload,
+		asynq.TaskID(imageID), asynq.Queue(QueueImages),
+		asynq.MaxRetry(cfg.MaxRetry), asynq.Timeout(cfg.TaskTimeout)), nil
+}
+
+// Enqueuer implements image.Queue.
+type Enqueuer struct {
+	client *asynq.Client
+	cfg    Config
+}
+
+var _ image.Queue = (*Enqueuer)(nil)
+
+// NewEnqueuer returns an Enqueuer on a Redis client it does not own.
+func NewEnqueuer(rdb redis.UniversalClient, cfg Config) *Enqueuer {
+	return &Enqueuer{client: asynq.NewClientFromRedisClient(rdb), cfg: cfg}
+}
+
+// EnqueueProcess implements image.Queue.
+func (e *Enqueuer) EnqueueProcess(ctx context.Context, imageID string) error {
+	task, err := NewProcessImageTask(imageID, e.cfg)
+	if err != nil {
+		return err
+	}
+	_, err = e.client.EnqueueContext(ctx, task)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil // already queued, retrying or running
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue %s: %w", TypeProcessImage, err)
+	}
+	return nil
+}
+
+// Processor is what the image handler needs from the domain.
+type Processor interface {
+	Process(ctx context.Context, imageID string) error
+	GiveUp(ctx context.Context, imageID string, cause error) error
+}
+
+// ImageHandler runs TypeProcessImage tasks.
+type ImageHandler struct {
+	proc Processor
+	log  *slog.Logger
+}
+
+// NewImageHandler returns an ImageHandler.
+func NewImageHandler(proc Processor, log *slog.Logger) *ImageHandler {
+	return &ImageHandler{proc: proc, log: log}
+}
+
+// ProcessTask implements asynq.Handler.
+func (h *ImageHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	var p ProcessImagePayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.ImageID == "" {
+		return fmt.Errorf("decode payload: %v: %w", err, asynq.SkipRetry)
+	}
+	retry, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	log := h.log.With("task_id", p.ImageID, "image_id", p.ImageID, "attempt", retry+1)
+	start := time.Now()
+	err := h.proc.Process(ctx, p.ImageID)
+	switch {
+	case err == nil:
+		log.InfoContext(ctx, "image processed", "seconds", time.Since(start).Seconds())
+		return nil
+	case failure.KindOf(err) == failure.Unprocessable:
+		// The image is marked failed already; retrying cannot help.
+		log.InfoContext(ctx, "image failed", "code", failure.CodeOf(err), "err", err)
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	case retry >= maxRetry:
+		if gerr := h.proc.GiveUp(context.WithoutCancel(ctx), p.ImageID, err); gerr != nil {
+			return fmt.Errorf("%w (and %w)", err, gerr)
+		}
+		return err
+	default:
+		log.WarnContext(ctx, "image processing failed, will retry", "err", err)
+		return err
+	}
+}
+
+// RetryDelay returns exponential delays with jitter: base, 2·base, 4·base…
+// capped at max.
+func RetryDelay(base, max time.Duration) asynq.RetryDelayFunc {
+	return func(n int, _ error, _ *asynq.Task) time.Duration {
+		d := base
+		for i := 0; i < n && d < max; i++ {
+			d *= 2
+		}
+		d = min(d, max)
+		return d + time.Duration(rand.Int64N(int64(d)/5+1))
+	}
+}
+
+// NewServer returns an asynq server for the worker, on a Redis client it
+// does not own.
+func NewServer(rdb redis.UniversalClient, cfg Config, log *slog.Logger) *asynq.Server {
+	return asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:     cfg.Concurrency,
+		Queues:          map[string]int{QueueImages: 6, QueueWebhooks: 1},
+		RetryDelayFunc:  RetryDelay(cfg.RetryBase, cfg.RetryMax),
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Logger:          slogAdapter{log},
+		LogLevel:        asynq.WarnLevel,
+	})
+}
+
+// NewMux returns the handler of every task type.
+func NewMux(images *ImageHandler) *asynq.ServeMux {
+	mux := asynq.NewServeMux()
+	mux.Handle(TypeProcessImage, images)
+	return mux
+}
+
+type slogAdapter struct{ log *slog.Logger }
+
+func (a slogAdapter) Debug(args ...any) { a.log.Debug(fmt.Sprint(args...), "component", "asynq") }
+func (a slogAdapter) Info(args ...any)  { a.log.Info(fmt.Sprint(args...), "component", "asynq") }
+func (a slogAdapter) Warn(args ...any)  { a.log.Warn(fmt.Sprint(args...), "component", "asynq") }
+func (a slogAdapter) Error(args ...any) { a.log.Error(fmt.Sprint(args...), "component", "asynq") }
+func (a slogAdapter) Fatal(args ...any) { a.log.Error(fmt.Sprint(args...), "component", "asynq") }

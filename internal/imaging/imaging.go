@@ -11,6 +11,7 @@ package imaging
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/h2non/bimg"
@@ -82,10 +83,8 @@ func (r *Resizer) Resize(_ context.Context, src []byte, specs []image.Spec) ([]i
 	}
 
 	// One decode: the source shrunk to the largest variant, lossless.
-	shrink := bimg.Options{NoAutoRotate: true, Type: bimg.TIFF}
-	if fw != w || fh != h {
-		shrink.Width, shrink.Height, shrink.Force = fw, fh, true
-	}
+	shrink := scaleTo(w, h, fw, fh)
+	shrink.NoAutoRotate, shrink.Type = true, bimg.TIFF
 	inter, err := bimg.Resize(src, shrink)
 	if err != nil {
 		return nil, undecodable(err)
@@ -109,13 +108,9 @@ func (r *Resizer) Resize(_ context.Context, src []byte, specs []image.Spec) ([]i
 	out := make([]image.Rendition, 0, len(specs))
 	for _, s := range specs {
 		vw, vh := s.Fit(isize.Width, isize.Height)
-		opts := bimg.Options{
-			Type: outType, Quality: r.cfg.JPEGQuality, StripMetadata: true, NoAutoRotate: true,
-			Interpretation: bimg.InterpretationSRGB,
-		}
-		if vw != isize.Width || vh != isize.Height {
-			opts.Width, opts.Height, opts.Force = vw, vh, true
-		}
+		opts := scaleTo(isize.Width, isize.Height, vw, vh)
+		opts.Type, opts.Quality, opts.StripMetadata = outType, r.cfg.JPEGQuality, true
+		opts.NoAutoRotate, opts.Interpretation = true, bimg.InterpretationSRGB
 		data, err := bimg.Resize(inter, opts)
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", s.Name, err)
@@ -125,6 +120,26 @@ func (r *Resizer) Resize(_ context.Context, src []byte, specs []image.Spec) ([]i
 		})
 	}
 	return out, nil
+}
+
+// scaleTo returns the options that scale a w x h image to exactly ow x oh
+// (a size that Spec.Fit computed, so the aspect ratio is kept; bimg's own
+// fitting would stretch with both sides set). The empty options when the
+// size does not change.
+//
+// bimg first shrinks both axes by the same integer factor, which collapses
+// the short side of a thin strip (2x3000 to 1x300) to nothing; zooming the
+// strip up first by that factor keeps it at least one pixel wide.
+func scaleTo(w, h, ow, oh int) bimg.Options {
+	if ow == w && oh == h {
+		return bimg.Options{}
+	}
+	o := bimg.Options{Width: ow, Height: oh, Force: true}
+	factor := max(float64(w)/float64(ow), float64(h)/float64(oh))
+	if factor >= 2 && float64(min(w, h)) < factor {
+		o.Zoom = int(math.Ceil(factor))
+	}
+	return o
 }
 
 // orientation maps an EXIF orientation to the clockwise rotation and the

@@ -197,3 +197,9 @@ func (s *Store) Keys(ctx context.Context, prefix string) ([]string, error) {
 	}
 	return keys, nil
 }
+
+// DeleteBucket removes the (empty) bucket; tests use it to clean up.
+func (s *Store) DeleteBucket(ctx context.Context) error {
+	_, err := s.client.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &s.bucket})
+	return err
+}

@@ -1,0 +1,136 @@
+package imaging_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	stdimage "image"
+	"image/color"
+	_ "image/jpeg"
+	_ "image/png"
+	"testing"
+
+	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/imaging"
+	"github.com/imagesvc/imagesvc/internal/testenv"
+)
+
+var specs = []image.Spec{{Name: "small", Width: 300, Height: 300}, {Name: "medium", Width: 1024, Height: 1024}, {Name: "large", Width: 2048, Height: 2048}}
+
+func decode(t *testing.T, data []byte) (stdimage.Image, string) {
+	t.Helper()
+	img, format, err := stdimage.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("decode variant: %v", err)
+	}
+	return img, format
+}
+
+func isMarker(c color.Color) bool {
+	r, g, b, _ := c.RGBA()
+	return r>>8 > 200 && g>>8 < 80 && b>>8 < 80
+}
+
+func TestResizeSizes(t *testing.T) {
+	r := imaging.New(imaging.NewDefaultConfig())
+	tests := []struct {
+		name   string
+		src    []byte
+		want   [3][2]int
+		format string
+		ctype  string
+	}{
+		{"Landscape", testenv.JPEG(t, 2400, 1800, 1), [3][2]int{{300, 225}, {1024, 768}, {2048, 1536}}, "jpeg", "image/jpeg"},
+		{"SmallNeverEnlarged", testenv.JPEG(t, 800, 600, 1), [3][2]int{{300, 225}, {800, 600}, {800, 600}}, "jpeg", "image/jpeg"},
+		{"Strip", testenv.JPEG(t, 2, 3000, 1), [3][2]int{{1, 300}, {1, 1024}, {1, 2048}}, "jpeg", "image/jpeg"},
+		{"StripTall", testenv.JPEG(t, 1, 5000, 1), [3][2]int{{1, 300}, {1, 1024}, {1, 2048}}, "jpeg", "image/jpeg"},
+		{"StripWide", testenv.PNG(t, 5000, 1, 255), [3][2]int{{300, 1}, {1024, 1}, {2048, 1}}, "jpeg", "image/jpeg"},
+		{"AlphaGivesPNG", testenv.PNG(t, 1200, 900, 100), [3][2]int{{300, 225}, {1024, 768}, {1200, 900}}, "png", "image/png"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := r.Resize(context.Background(), tt.src, specs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out) != 3 {
+				t.Fatalf("got %d renditions, want 3", len(out))
+			}
+			for i, rd := range out {
+				img, format := decode(t, rd.Data)
+				b := img.Bounds()
+				if rd.Width != tt.want[i][0] || rd.Height != tt.want[i][1] || b.Dx() != rd.Width || b.Dy() != rd.Height {
+					t.Errorf("%s: reported %dx%d, decoded %dx%d, want %dx%d", rd.Name, rd.Width, rd.Height, b.Dx(), b.Dy(), tt.want[i][0], tt.want[i][1])
+				}
+				if format != tt.format || rd.ContentType != tt.ctype {
+					t.Errorf("%s: format %s (%s), want %s (%s)", rd.Name, format, rd.ContentType, tt.format, tt.ctype)
+				}
+				if tt.format == "png" {
+					if _, _, _, a := img.At(b.Dx()-1, b.Dy()-1).RGBA(); a>>8 > 200 {
+						t.Errorf("%s: alpha %d in a translucent corner, want it kept", rd.Name, a>>8)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestResizeOrientation checks every EXIF orientation comes out upright:
+// the red block that is top-left in the upright picture must be top-left in
+// every variant.
+func TestResizeOrientation(t *testing.T) {
+	r := imaging.New(imaging.NewDefaultConfig())
+	// stored is the pixel layout of an upright 1200x800 picture with the red
+	// block top-left, once transformed the way a camera would store it for
+	// each orientation. Rather than transform pixels in the test, we store
+	// the upright canvas and check that each orientation moves the block
+	// where the EXIF rule says.
+	for o := 1; o <= 8; o++ {
+		t.Run(fmt.Sprintf("Orientation%d", o), func(t *testing.T) {
+			src := testenv.JPEG(t, 1200, 800, o)
+			out, err := r.Resize(context.Background(), src, specs[:1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, _ := decode(t, out[0].Data)
+			b := img.Bounds()
+			wantW, wantH := 300, 200
+			if o >= 5 {
+				wantW, wantH = 200, 300
+			}
+			if b.Dx() != wantW || b.Dy() != wantH {
+				t.Fatalf("size %dx%d, want %dx%d", b.Dx(), b.Dy(), wantW, wantH)
+			}
+			// Where the stored top-left block lands once the orientation is
+			// applied (EXIF 2.3, tag 0x0112).
+			corners := map[string][2]int{
+				"top-left": {5, 5}, "top-right": {b.Dx() - 6, 5},
+				"bottom-left": {5, b.Dy() - 6}, "bottom-right": {b.Dx() - 6, b.Dy() - 6},
+			}
+			want := map[int]string{1: "top-left", 2: "top-right", 3: "bottom-right", 4: "bottom-left",
+				5: "top-left", 6: "top-right", 7: "bottom-right", 8: "bottom-left"}[o]
+			for name, p := range corners {
+				got := isMarker(img.At(p[0], p[1]))
+				if got != (name == want) {
+					t.Errorf("orientation %d: marker at %s = %v, want the marker only at %s", o, name, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestResizeUndecodable(t *testing.T) {
+	r := imaging.New(imaging.NewDefaultConfig())
+	for name, src := range map[string][]byte{
+		"CorruptJPEG": testenv.CorruptJPEG(t, 640, 480),
+		"Garbage":     []byte("not an image"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := r.Resize(context.Background(), src, specs)
+			if !errors.Is(err, image.ErrUndecodable) {
+				t.Errorf("Resize = %v, want ErrUndecodable", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,128 @@
+package testenv
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"testing"
+)
+
+// Marker is the colour of the block that test images carry in their
+// top-left corner, so a test can tell where that corner went.
+var Marker = color.RGBA{R: 255, A: 255}
+
+// Canvas returns a w x h grey image with a red block in the top-left corner
+// (a quarter of each side).
+func Canvas(w, h int, alpha uint8) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			c := color.NRGBA{R: 90, G: 110, B: 130, A: alpha}
+			if x < w/4 && y < h/4 {
+				c = color.NRGBA{R: 255, A: 255}
+			}
+			img.SetNRGBA(x, y, c)
+		}
+	}
+	return img
+}
+
+// JPEG encodes a w x h test canvas as JPEG. With orientation 2 to 8 it adds
+// an EXIF APP1 segment carrying that orientation.
+func JPEG(tb testing.TB, w, h, orientation int) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, Canvas(w, h, 255), &jpeg.Options{Quality: 90}); err != nil {
+		tb.Fatal(err)
+	}
+	if orientation <= 1 {
+		return buf.Bytes()
+	}
+	return WithOrientation(buf.Bytes(), orientation)
+}
+
+// WithOrientation inserts an EXIF segment with the given orientation right
+// after the SOI marker of a JPEG.
+func WithOrientation(jpg []byte, orientation int) []byte {
+	var tiff bytes.Buffer
+	tiff.WriteString("MM\x00\x2a")
+	binary.Write(&tiff, binary.BigEndian, uint32(8)) // offset of IFD0
+	binary.Write(&tiff, binary.BigEndian, uint16(1)) // one entry
+	binary.Write(&tiff, binary.BigEndian, uint16(0x0112))
+	binary.Write(&tiff, binary.BigEndian, uint16(3)) // SHORT
+	binary.Write(&tiff, binary.BigEndian, uint32(1))
+	binary.Write(&tiff, binary.BigEndian, uint16(orientation))
+	binary.Write(&tiff, binary.BigEndian, uint16(0))
+	binary.Write(&tiff, binary.BigEndian, uint32(0)) // no next IFD
+	payload := append([]byte("Exif\x00\x00"), tiff.Bytes()...)
+	seg := []byte{0xFF, 0xE1, 0, 0}
+	binary.BigEndian.PutUint16(seg[2:], uint16(len(payload)+2))
+	out := append([]byte{}, jpg[:2]...)
+	out = append(out, seg...)
+	out = append(out, payload...)
+	return append(out, jpg[2:]...)
+}
+
+// PNG encodes a w x h test canvas as PNG; alpha below 255 makes the
+// background translucent.
+func PNG(tb testing.TB, w, h int, alpha uint8) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, Canvas(w, h, alpha)); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// PNGHeaderOnly returns a tiny PNG whose header claims w x h pixels: a
+// decompression bomb that must be refused before anything decodes it.
+func PNGHeaderOnly(w, h int) []byte {
+	var buf bytes.Buffer
+	buf.WriteString("\x89PNG\r\n\x1a\n")
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], uint32(w))
+	binary.BigEndian.PutUint32(ihdr[4:], uint32(h))
+	ihdr[8], ihdr[9] = 8, 2 // 8-bit RGB
+	chunk(&buf, "IHDR", ihdr)
+	chunk(&buf, "IEND", nil)
+	return buf.Bytes()
+}
+
+func chunk(buf *bytes.Buffer, typ string, data []byte) {
+	binary.Write(buf, binary.BigEndian, uint32(len(data)))
+	crc := crc32.NewIEEE()
+	crc.Write([]byte(typ))
+	crc.Write(data)
+	buf.WriteString(typ)
+	buf.Write(data)
+	binary.Write(buf, binary.BigEndian, crc.Sum32())
+}
+
+// CorruptJPEG returns a JPEG whose header (through the frame header) is
+// valid but whose entropy-coded data is missing: upload accepts it, decoding
+// fails.
+func CorruptJPEG(tb testing.TB, w, h int) []byte {
+	tb.Helper()
+	jpg := JPEG(tb, w, h, 1)
+	// Cut right after the SOF0 segment and end the stream.
+	for i := 2; i+4 < len(jpg); {
+		if jpg[i] != 0xFF {
+			tb.Fatal("malformed test JPEG")
+		}
+		marker := jpg[i+1]
+		n := int(binary.BigEndian.Uint16(jpg[i+2:]))
+		end := i + 2 + n
+		if marker == 0xC0 {
+			out := append([]byte{}, jpg[:end]...)
+			out = append(out, bytes.Repeat([]byte{0x5A}, 512)...)
+			return append(out, 0xFF, 0xD9)
+		}
+		i = end
+	}
+	tb.Fatal("no SOF0 in test JPEG")
+	return nil
+}

@@ -94,12 +94,13 @@ func New(a Authenticator, images Images, checks []Check, cfg Config, log *slog.L
 	v1.POST("/auth/login", s.login)
 	v1.POST("/auth/refresh", s.refresh)
 
-	authed := v1.Group("", s.requireAuth)
-	authed.POST("/auth/logout", s.logout)
-	authed.POST("/images", s.upload)
-	authed.GET("/images", s.listImages)
-	authed.GET("/images/:id", s.getImage)
-	authed.DELETE("/images/:id", s.deleteImage)
+	// Authentication is per route, not on a group: an Echo group with
+	// middleware answers unknown paths through it (401 instead of 404).
+	v1.POST("/auth/logout", s.logout, s.requireAuth)
+	v1.POST("/images", s.upload, s.requireAuth)
+	v1.GET("/images", s.listImages, s.requireAuth)
+	v1.GET("/images/:id", s.getImage, s.requireAuth)
+	v1.DELETE("/images/:id", s.deleteImage, s.requireAuth)
 	return e
 }
 

@@ -102,27 +102,32 @@ func chunk(buf *bytes.Buffer, typ string, data []byte) {
 	binary.Write(buf, binary.BigEndian, crc.Sum32())
 }
 
-// CorruptJPEG returns a JPEG whose header (through the frame header) is
-// valid but whose entropy-coded data is missing: upload accepts it, decoding
-// fails.
+// CorruptJPEG returns a JPEG whose frame header is valid but whose Huffman
+// tables are garbage: the upload sniffer (which reads only the header)
+// accepts it, and libjpeg refuses to decode it.
 func CorruptJPEG(tb testing.TB, w, h int) []byte {
 	tb.Helper()
 	jpg := JPEG(tb, w, h, 1)
-	// Cut right after the SOF0 segment and end the stream.
+	found := false
 	for i := 2; i+4 < len(jpg); {
 		if jpg[i] != 0xFF {
 			tb.Fatal("malformed test JPEG")
 		}
 		marker := jpg[i+1]
-		n := int(binary.BigEndian.Uint16(jpg[i+2:]))
-		end := i + 2 + n
-		if marker == 0xC0 {
-			out := append([]byte{}, jpg[:end]...)
-			out = append(out, bytes.Repeat([]byte{0x5A}, 512)...)
-			return append(out, 0xFF, 0xD9)
+		if marker == 0xDA { // start of scan: entropy-coded data follows
+			break
 		}
-		i = end
+		n := int(binary.BigEndian.Uint16(jpg[i+2:]))
+		if marker == 0xC4 { // DHT: 0xFF symbol counts add up to far over 256
+			for j := i + 4; j < i+2+n; j++ {
+				jpg[j] = 0xFF
+			}
+			found = true
+		}
+		i += 2 + n
 	}
-	tb.Fatal("no SOF0 in test JPEG")
-	return nil
+	if !found {
+		tb.Fatal("no DHT in test JPEG")
+	}
+	return jpg
 }

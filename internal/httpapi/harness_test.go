@@ -1,0 +1,245 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/imagesvc/imagesvc/internal/auth"
+	"github.com/imagesvc/imagesvc/internal/httpapi"
+	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/imaging"
+	"github.com/imagesvc/imagesvc/internal/mysql"
+	"github.com/imagesvc/imagesvc/internal/queue"
+	"github.com/imagesvc/imagesvc/internal/s3store"
+	"github.com/imagesvc/imagesvc/internal/testenv"
+)
+
+// redisDB is this package's Redis database (see testenv.RedisURL).
+const redisDB = 1
+
+// harness is the whole service over real MariaDB, Redis and S3: the API on
+// an httptest server and an asynq worker in the same process.
+type harness struct {
+	t      *testing.T
+	url    string
+	store  *mysql.Store
+	blobs  *s3store.Store
+	images *image.Service
+	queue  *queue.Enqueuer
+	secret []byte
+}
+
+type harnessOption func(*image.Config, *queue.Config)
+
+func newHarness(t *testing.T, opts ...harnessOption) *harness {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	store, _ := testenv.MustStore(t)
+	blobs, _ := testenv.MustBucket(t)
+	rdb := testenv.MustRedis(t, redisDB)
+
+	icfg := image.NewDefaultConfig()
+	qcfg := queue.NewDefaultConfig()
+	qcfg.RetryBase, qcfg.RetryMax, qcfg.MaxRetry = 200*time.Millisecond, time.Second, 2
+	for _, o := range opts {
+		o(&icfg, &qcfg)
+	}
+	acfg := auth.NewDefaultConfig()
+	acfg.JWTSecret = []byte("test-secret-test-secret-test-secret!")
+	acfg.Hasher = auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1} // fast in tests
+	authSvc, err := auth.NewService(store, store, acfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enq := queue.NewEnqueuer(rdb, qcfg)
+	images := image.NewService(image.Deps{
+		Catalog: store, Ledger: store, Blobs: blobs, Queue: enq, Resizer: imaging.New(imaging.NewDefaultConfig()),
+	}, icfg, log)
+
+	srv := queue.NewServer(rdb, qcfg, log)
+	if err := srv.Start(queue.NewMux(queue.NewImageHandler(images, log))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+
+	checks := []httpapi.Check{{Name: "mysql", Ping: store.Ping}, {Name: "s3", Ping: blobs.Ping},
+		{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}}
+	e := httpapi.New(authSvc, images, checks, httpapi.Config{MaxUploadBytes: icfg.MaxUploadBytes}, log)
+	ts := httptest.NewServer(e)
+	t.Cleanup(ts.Close)
+	return &harness{t: t, url: ts.URL, store: store, blobs: blobs, images: images, queue: enq, secret: acfg.JWTSecret}
+}
+
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r response) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// errorCode returns the code of a JSON error body, failing the test if the
+// body is not one.
+func (r response) errorCode(t *testing.T) string {
+	t.Helper()
+	var body struct {
+		Error struct{ Code, Message string }
+	}
+	r.json(t, &body)
+	if body.Error.Code == "" || body.Error.Message == "" {
+		t.Fatalf("status %d body %s: not a JSON error", r.Status, r.Body)
+	}
+	return body.Error.Code
+}
+
+func (h *harness) do(method, path, token, contentType string, body io.Reader) response {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.url+path, body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+func (h *harness) postJSON(path, token string, v any) response {
+	h.t.Helper()
+	b, _ := json.Marshal(v)
+	return h.do(http.MethodPost, path, token, "application/json", bytes.NewReader(b))
+}
+
+// user signs up a fresh account and logs in, returning its access token.
+func (h *harness) user(email string) string {
+	h.t.Helper()
+	creds := map[string]string{"email": email, "password": "correct horse battery"}
+	if r := h.postJSON("/v1/auth/signup", "", creds); r.Status != http.StatusCreated {
+		h.t.Fatalf("signup: %d %s", r.Status, r.Body)
+	}
+	r := h.postJSON("/v1/auth/login", "", creds)
+	if r.Status != http.StatusOK {
+		h.t.Fatalf("login: %d %s", r.Status, r.Body)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	r.json(h.t, &tok)
+	return tok.AccessToken
+}
+
+// multipartBody returns a body with one file part under field.
+func multipartBody(t *testing.T, field, filename string, data []byte) (string, *bytes.Buffer) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	if field != "" {
+		fw, err := mw.CreateFormFile(field, filename)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw.Write(data)
+	} else {
+		mw.WriteField("note", "no file here")
+	}
+	mw.Close()
+	return mw.FormDataContentType(), &buf
+}
+
+func (h *harness) upload(token, filename string, data []byte) response {
+	h.t.Helper()
+	ct, body := multipartBody(h.t, "file", filename, data)
+	return h.do(http.MethodPost, "/v1/images", token, ct, body)
+}
+
+type imageJSON struct {
+	ID          string `json:"id"`
+	Status      string `json:"status"`
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type"`
+	Bytes       int64  `json:"bytes"`
+	Width       int    `json:"width"`
+	Height      int    `json:"height"`
+	Variants    []struct {
+		Name        string `json:"name"`
+		Width       int    `json:"width"`
+		Height      int    `json:"height"`
+		Bytes       int64  `json:"bytes"`
+		ContentType string `json:"content_type"`
+		URL         string `json:"url"`
+	} `json:"variants"`
+	Error *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+// waitFor polls an image until it reaches a final status.
+func (h *harness) waitFor(token, id string) imageJSON {
+	h.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r := h.do(http.MethodGet, "/v1/images/"+id, token, "", nil)
+		if r.Status != http.StatusOK {
+			h.t.Fatalf("get image: %d %s", r.Status, r.Body)
+		}
+		var img imageJSON
+		r.json(h.t, &img)
+		if img.Status == "done" || img.Status == "failed" {
+			return img
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("image %s still %s after 60s", id, img.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// objects lists the keys stored under prefix.
+func (h *harness) objects(prefix string) []string {
+	h.t.Helper()
+	keys, err := h.blobs.Keys(context.Background(), prefix)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return keys
+}
+
+// assertNothingStored checks that a user has no image rows and no objects.
+func (h *harness) assertNothingStored(token string) {
+	h.t.Helper()
+	r := h.do(http.MethodGet, "/v1/images", token, "", nil)
+	var list struct{ Items []imageJSON }
+	r.json(h.t, &list)
+	if len(list.Items) != 0 {
+		h.t.Errorf("%d image rows stored, want none", len(list.Items))
+	}
+	if keys := h.objects(""); len(keys) != 0 {
+		h.t.Errorf("objects stored: %v, want none", keys)
+	}
+}

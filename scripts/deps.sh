@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs and starts what the tests and `make run` need on a Debian machine:
+# libvips (cgo, for bimg), versitygw (an S3-protocol server, posix backend),
+# and checks that MariaDB and Redis answer, starting them if they do not.
+# Idempotent: what is there and running is left alone.
+set -euo pipefail
+
+VGW_VERSION=${VGW_VERSION:-v1.8.0}
+S3_ADDR=${S3_ADDR:-127.0.0.1:7070}
+S3_DIR=${S3_DIR:-${TMPDIR:-/tmp}/imagesvc-s3}
+S3_ACCESS_KEY=${S3_ACCESS_KEY:-testkey}
+S3_SECRET_KEY=${S3_SECRET_KEY:-testsecret}
+GOBIN=$(go env GOPATH)/bin
+
+log() { echo "deps: $*" >&2; }
+
+as_root() {
+	if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+		log "need root for: $*"; return 1; fi
+}
+
+# libvips for bimg.
+if ! pkg-config --exists vips 2>/dev/null; then
+	log "installing libvips-dev"
+	if ! { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvips-dev pkg-config >/dev/null; }; then
+		log "could not install libvips; run: sudo apt-get install -y libvips-dev"
+		exit 1
+	fi
+fi
+
+# versitygw.
+if [ ! -x "$GOBIN/versitygw" ]; then
+	log "installing versitygw $VGW_VERSION"
+	go install "github.com/versity/versitygw/cmd/versitygw@$VGW_VERSION"
+fi
+
+port_open() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
+
+wait_port() {
+	for _ in $(seq 1 100); do port_open "$1" && return 0; sleep 0.1; done
+	return 1
+}
+
+if ! port_open "$S3_ADDR"; then
+	mkdir -p "$S3_DIR"
+	log "starting versitygw on $S3_ADDR over $S3_DIR"
+	nohup "$GOBIN/versitygw" --access "$S3_ACCESS_KEY" --secret "$S3_SECRET_KEY" \
+		--port "$S3_ADDR" --quiet posix "$S3_DIR" >"${S3_DIR}.log" 2>&1 &
+	wait_port "$S3_ADDR" || { log "versitygw did not start; see ${S3_DIR}.log"; exit 1; }
+fi
+
+# MariaDB and Redis: this kind of machine starts them; start them if down.
+if ! port_open 127.0.0.1:3306; then
+	log "starting MariaDB"
+	as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+	wait_port 127.0.0.1:3306 || { log "MariaDB is not answering on 127.0.0.1:3306"; exit 1; }
+fi
+if ! port_open 127.0.0.1:6379; then
+	log "starting Redis"
+	as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+		--dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+	wait_port 127.0.0.1:6379 || { log "Redis is not answering on 127.0.0.1:6379"; exit 1; }
+fi
+log "ready: MariaDB 127.0.0.1:3306, Redis 127.0.0.1:6379, S3 http://$S3_ADDR"

@@ -18,6 +18,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/config"
 	"github.com/imagesvc/imagesvc/internal/httpapi"
 	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/mysql"
 	"github.com/imagesvc/imagesvc/internal/queue"
 )
 
@@ -29,7 +30,13 @@ func main() {
 	}
 	log := wiring.NewLogger(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = run(ctx, cfg, log)
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		// `api migrate` applies the migrations alone, for deployments that
+		// run them as a separate step (MIGRATE_ON_START=false).
+		err = mysql.Migrate(ctx, cfg.DB.URL)
+	} else {
+		err = run(ctx, cfg, log)
+	}
 	stop()
 	if err != nil {
 		log.Error("api stopped", "err", err)

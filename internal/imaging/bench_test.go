@@ -13,7 +13,7 @@ import (
 func BenchmarkResize(b *testing.B) {
 	r := imaging.New(imaging.NewDefaultConfig())
 	for _, tc := range []struct {
-		name        string
+		name         string
 		w, h, orient int
 	}{
 		{"JPEG12MP", 4000, 3000, 1},

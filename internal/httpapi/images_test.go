@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/queue"
@@ -296,5 +297,42 @@ func TestListAndDelete(t *testing.T) {
 	}
 	if r := h.do(http.MethodDelete, "/v1/images/"+id, token, "", nil); r.Status != http.StatusNotFound {
 		t.Errorf("second delete: %d, want 404", r.Status)
+	}
+}
+
+// TestReconcilerRepairsLostEnqueue simulates a crash between the database
+// commit and the enqueue: the row and the original exist, no task does.
+// The reconciler must get the image processed.
+func TestReconcilerRepairsLostEnqueue(t *testing.T) {
+	h := newHarness(t, func(c *image.Config, _ *queue.Config) { c.StaleAfter = time.Millisecond })
+	token := h.user("heidi@example.com")
+	// Upload one image normally to learn the user id from its key.
+	r := h.upload(token, "a.jpg", testenv.JPEG(t, 400, 300, 1))
+	var first imageJSON
+	r.json(t, &first)
+	h.waitFor(token, first.ID)
+	stored, err := h.store.Image(context.Background(), first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := context.Background()
+	src := testenv.JPEG(t, 640, 480, 1)
+	now := time.Now().UTC().Add(-time.Minute).Truncate(time.Microsecond)
+	lost := &image.Image{ID: "01900000-0000-7000-8000-00000000dead", UserID: stored.UserID, Status: image.StatusQueued,
+		Filename: "lost.jpg", ContentType: "image/jpeg", Bytes: int64(len(src)), Width: 640, Height: 480, CreatedAt: now, UpdatedAt: now}
+	if err := h.blobs.Put(ctx, lost.OriginalKey(), bytes.NewReader(src), int64(len(src)), "image/jpeg"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.store.CreateImage(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	n, err := h.images.Reconcile(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("Reconcile = %d, %v; want 1 image re-enqueued", n, err)
+	}
+	img := h.waitFor(token, lost.ID)
+	if img.Status != "done" || len(img.Variants) != 3 {
+		t.Errorf("lost image ended %s with %d variants, want done with 3", img.Status, len(img.Variants))
 	}
 }

@@ -1,0 +1,45 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/imagesvc/imagesvc/internal/config"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestFromEnv(t *testing.T) {
+	good := map[string]string{
+		"DATABASE_URL": "mysql://u:p@db:3306/images", "REDIS_URL": "redis://r:6379/0",
+		"JWT_SECRET": strings.Repeat("s", 32), "S3_ENDPOINT": "http://s3:9000",
+		"VARIANTS": "thumb:100x100", "ACCEPTED_TYPES": "jpeg,png,tiff",
+	}
+	t.Run("OK", func(t *testing.T) {
+		c, err := config.FromEnv(env(good))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.S3.ForcePathStyle || len(c.Image.Variants) != 1 || len(c.Image.AcceptedTypes) != 3 || c.Image.MaxUploadBytes != 25<<20 {
+			t.Errorf("config = %+v", c)
+		}
+		for _, kv := range c.Redacted() {
+			if s, ok := kv.(string); ok && (strings.Contains(s, ":p@") || strings.Contains(s, good["JWT_SECRET"])) {
+				t.Errorf("Redacted leaks a secret: %q", s)
+			}
+		}
+	})
+	t.Run("ErrEveryBadSettingNamed", func(t *testing.T) {
+		_, err := config.FromEnv(env(map[string]string{
+			"JWT_SECRET": "short", "MAX_UPLOAD_BYTES": "lots", "VARIANTS": "bad", "LOG_FORMAT": "xml",
+		}))
+		if err == nil {
+			t.Fatal("FromEnv accepted a bad configuration")
+		}
+		for _, name := range []string{"DATABASE_URL", "REDIS_URL", "JWT_SECRET", "MAX_UPLOAD_BYTES", "VARIANTS", "LOG_FORMAT"} {
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("error does not name %s: %v", name, err)
+			}
+		}
+	})
+}

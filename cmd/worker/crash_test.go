@@ -195,4 +195,3 @@ func noiseJPEG(t *testing.T, w, h int) []byte {
 	}
 	return buf.Bytes()
 }
-

@@ -336,3 +336,36 @@ func TestReconcilerRepairsLostEnqueue(t *testing.T) {
 		t.Errorf("lost image ended %s with %d variants, want done with 3", img.Status, len(img.Variants))
 	}
 }
+
+// TestLastRetryFails: an image whose original cannot be fetched is retried
+// with backoff and, after the last retry, ends failed with a reason.
+func TestLastRetryFails(t *testing.T) {
+	h := newHarness(t) // 2 retries, 200 ms apart at first
+	token := h.user("ivan@example.com")
+	r := h.upload(token, "a.jpg", testenv.JPEG(t, 200, 100, 1))
+	var first imageJSON
+	r.json(t, &first)
+	h.waitFor(token, first.ID)
+	stored, err := h.store.Image(context.Background(), first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	orphan := &image.Image{ID: "01900000-0000-7000-8000-00000000beef", UserID: stored.UserID, Status: image.StatusQueued,
+		Filename: "gone.jpg", ContentType: "image/jpeg", Bytes: 1, Width: 1, Height: 1, CreatedAt: now, UpdatedAt: now}
+	if err := h.store.CreateImage(ctx, orphan); err != nil { // no original in S3
+		t.Fatal(err)
+	}
+	if err := h.queue.EnqueueProcess(ctx, orphan.ID); err != nil {
+		t.Fatal(err)
+	}
+	img := h.waitFor(token, orphan.ID)
+	if img.Status != "failed" || img.Error == nil || img.Error.Code != "processing_failed" {
+		t.Errorf("image ended %s with %+v, want failed with processing_failed", img.Status, img.Error)
+	}
+	got, err := h.store.Image(ctx, orphan.ID)
+	if err != nil || got.Attempt != 3 {
+		t.Errorf("attempts = %d (%v), want 3 (1 + 2 retries)", got.Attempt, err)
+	}
+}

@@ -357,7 +357,6 @@ func (s *Service) Process(ctx context.Context, id string) error {
 		return fmt.Errorf("get original: %w", err)
 	}
 	renditions, err := s.resizer.Resize(ctx, src, s.cfg.Variants)
-	src = nil // let the source go before the uploads
 	if errors.Is(err, ErrUndecodable) {
 		fe := failure.As(err)
 		if ferr := s.ledger.FailImage(ctx, id, img.Attempt, fe.Code, fe.Message); ferr != nil && !errors.Is(ferr, ErrLeaseLost) {

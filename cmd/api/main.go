@@ -18,7 +18,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/config"
 	"github.com/imagesvc/imagesvc/internal/httpapi"
 	"github.com/imagesvc/imagesvc/internal/image"
-	"github.com/imagesvc/imagesvc/internal/mysql"
+	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/queue"
 )
 
@@ -33,7 +33,7 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "migrate" {
 		// `api migrate` applies the migrations alone, for deployments that
 		// run them as a separate step (MIGRATE_ON_START=false).
-		err = mysql.Migrate(ctx, cfg.DB.URL)
+		err = gormstore.Migrate(ctx, cfg.DB.URL)
 	} else {
 		err = run(ctx, cfg, log)
 	}

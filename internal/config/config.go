@@ -18,7 +18,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/imaging"
-	"github.com/imagesvc/imagesvc/internal/mysql"
+	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/queue"
 	"github.com/imagesvc/imagesvc/internal/s3store"
 )
@@ -35,7 +35,7 @@ type Config struct {
 	// RunMigrations makes the API apply migrations at start.
 	RunMigrations bool
 
-	DB      mysql.Config
+	DB      gormstore.Config
 	S3      s3store.Config
 	Auth    auth.Config
 	Image   image.Config
@@ -56,7 +56,7 @@ func Load() (Config, error) {
 func FromEnv(getenv func(string) string) (Config, error) {
 	e := &env{get: getenv}
 	c := Config{
-		DB:      mysql.NewDefaultConfig(),
+		DB:      gormstore.NewDefaultConfig(),
 		S3:      s3store.NewDefaultConfig(),
 		Auth:    auth.NewDefaultConfig(),
 		Image:   image.NewDefaultConfig(),
@@ -81,7 +81,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.DB.MaxOpenConns = e.integer("DB_MAX_OPEN_CONNS", c.DB.MaxOpenConns)
 	c.DB.MaxIdleConns = min(c.DB.MaxIdleConns, c.DB.MaxOpenConns)
 	if c.DB.URL != "" {
-		if _, err := mysql.DSN(c.DB.URL); err != nil {
+		if _, err := gormstore.DSN(c.DB.URL); err != nil {
 			e.errs = append(e.errs, err)
 		}
 	}

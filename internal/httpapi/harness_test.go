@@ -17,7 +17,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/httpapi"
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/imaging"
-	"github.com/imagesvc/imagesvc/internal/mysql"
+	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/queue"
 	"github.com/imagesvc/imagesvc/internal/s3store"
 	"github.com/imagesvc/imagesvc/internal/testenv"
@@ -31,7 +31,7 @@ const redisDB = 1
 type harness struct {
 	t      *testing.T
 	url    string
-	store  *mysql.Store
+	store  *gormstore.Store
 	blobs  *s3store.Store
 	images *image.Service
 	queue  *queue.Enqueuer

@@ -23,7 +23,7 @@ import (
 	_ "github.com/go-sql-driver/mysql" // database/sql driver for setup
 	"github.com/redis/go-redis/v9"
 
-	"github.com/imagesvc/imagesvc/internal/mysql"
+	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/s3store"
 )
 
@@ -50,7 +50,7 @@ func MustDatabaseURL(tb testing.TB) string {
 		tb.Fatalf("TEST_DATABASE_URL: %v", err)
 	}
 	name := "imagesvc_t_" + randomSuffix()
-	dsn, err := mysql.DSN(base)
+	dsn, err := gormstore.DSN(base)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -73,23 +73,23 @@ func MustDatabaseURL(tb testing.TB) string {
 		db.Exec("DROP DATABASE IF EXISTS " + name)
 	})
 	u.Path = "/" + name
-	if err := mysql.Migrate(ctx, u.String()); err != nil {
+	if err := gormstore.Migrate(ctx, u.String()); err != nil {
 		tb.Fatalf("migrate test database: %v", err)
 	}
 	return u.String()
 }
 
 // MustStore returns a Store on a fresh database.
-func MustStore(tb testing.TB) (*mysql.Store, string) {
+func MustStore(tb testing.TB) (*gormstore.Store, string) {
 	tb.Helper()
 	dbURL := MustDatabaseURL(tb)
-	cfg := mysql.NewDefaultConfig()
+	cfg := gormstore.NewDefaultConfig()
 	cfg.URL = dbURL
-	db, err := mysql.Open(context.Background(), cfg)
+	db, err := gormstore.Open(context.Background(), cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	store := mysql.NewStore(db)
+	store := gormstore.NewStore(db)
 	tb.Cleanup(func() { store.Close() })
 	return store, dbURL
 }
@@ -151,4 +151,22 @@ func MustBucket(tb testing.TB) (*s3store.Store, s3store.Config) {
 		_ = store.DeleteBucket(ctx)
 	})
 	return store, cfg
+}
+
+// MustSQLiteStore returns a Store on a fresh SQLite file, the quickstart's
+// database.
+func MustSQLiteStore(tb testing.TB) *gormstore.Store {
+	tb.Helper()
+	cfg := gormstore.NewDefaultConfig()
+	cfg.URL = gormstore.SQLiteURL(tb.TempDir() + "/imagesvc.db")
+	if err := gormstore.Migrate(context.Background(), cfg.URL); err != nil {
+		tb.Fatalf("migrate sqlite: %v", err)
+	}
+	db, err := gormstore.Open(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	store := gormstore.NewStore(db)
+	tb.Cleanup(func() { store.Close() })
+	return store
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/imagesvc/imagesvc/internal/config"
 	"github.com/imagesvc/imagesvc/internal/httpapi"
-	"github.com/imagesvc/imagesvc/internal/mysql"
+	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/s3store"
 )
 
@@ -29,7 +29,7 @@ func NewLogger(cfg config.Config) *slog.Logger {
 
 // Deps are the connections to the outside world a process holds.
 type Deps struct {
-	Store *mysql.Store
+	Store *gormstore.Store
 	Redis *redis.Client
 	Blobs *s3store.Store
 }
@@ -38,15 +38,15 @@ type Deps struct {
 // migrate, it also applies pending migrations (under a database lock).
 func Open(ctx context.Context, cfg config.Config, migrate bool) (*Deps, error) {
 	if migrate {
-		if err := mysql.Migrate(ctx, cfg.DB.URL); err != nil {
+		if err := gormstore.Migrate(ctx, cfg.DB.URL); err != nil {
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
 	}
-	db, err := mysql.Open(ctx, cfg.DB)
+	db, err := gormstore.Open(ctx, cfg.DB)
 	if err != nil {
 		return nil, err
 	}
-	d := &Deps{Store: mysql.NewStore(db)}
+	d := &Deps{Store: gormstore.NewStore(db)}
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		d.Close()

@@ -1,4 +1,4 @@
-package mysql
+package gormstore
 
 import (
 	"context"
@@ -102,7 +102,7 @@ func (variantRow) TableName() string { return "image_variants" }
 func (s *Store) CreateUser(ctx context.Context, u *auth.User) error {
 	row := userRow{ID: u.ID, Email: u.Email, PasswordHash: u.PasswordHash, Role: u.Role, CreatedAt: u.CreatedAt}
 	err := s.db.WithContext(ctx).Create(&row).Error
-	if isDuplicate(err) {
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return fmt.Errorf("insert user: %w", auth.ErrEmailTaken)
 	}
 	if err != nil {

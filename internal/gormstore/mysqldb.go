@@ -1,6 +1,7 @@
-// Package mysql implements the domain's stores on MySQL 8 / MariaDB 10.11
-// with gorm, and applies the schema migrations.
-package mysql
+// Package gormstore implements the domain's stores with gorm: on MySQL 8 /
+// MariaDB 10.11 in production, on an SQLite file in the quickstart. The
+// store code is the same for both; each has its own migrations.
+package gormstore
 
 import (
 	"context"
@@ -13,6 +14,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
 	migratemysql "github.com/golang-migrate/migrate/v4/database/mysql"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	gormmysql "gorm.io/driver/mysql"
@@ -68,15 +70,27 @@ func DSN(rawURL string) (string, error) {
 	return c.FormatDSN(), nil
 }
 
-// Open connects to the database and checks it answers.
+// Open connects to the database named by cfg.URL (mysql:// or sqlite://)
+// and checks it answers.
 func Open(ctx context.Context, cfg Config) (*gorm.DB, error) {
-	dsn, err := DSN(cfg.URL)
-	if err != nil {
-		return nil, err
+	var dialector gorm.Dialector
+	maxOpen := cfg.MaxOpenConns
+	if path, ok := sqlitePath(cfg.URL); ok {
+		dialector = openSQLite(path)
+		// SQLite has one writer; one connection serialises transactions
+		// in Go instead of failing them with "database is locked".
+		maxOpen = 1
+	} else {
+		dsn, err := DSN(cfg.URL)
+		if err != nil {
+			return nil, err
+		}
+		dialector = gormmysql.Open(dsn)
 	}
-	db, err := gorm.Open(gormmysql.Open(dsn), &gorm.Config{
+	db, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
+		TranslateError:         true,
 		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 	})
 	if err != nil {
@@ -86,8 +100,8 @@ func Open(ctx context.Context, cfg Config) (*gorm.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	sqlDB.SetMaxOpenConns(cfg.MaxOpenConns)
-	sqlDB.SetMaxIdleConns(cfg.MaxIdleConns)
+	sqlDB.SetMaxOpenConns(maxOpen)
+	sqlDB.SetMaxIdleConns(min(cfg.MaxIdleConns, maxOpen))
 	sqlDB.SetConnMaxLifetime(5 * time.Minute)
 	if err := sqlDB.PingContext(ctx); err != nil {
 		sqlDB.Close()
@@ -96,10 +110,13 @@ func Open(ctx context.Context, cfg Config) (*gorm.DB, error) {
 	return db, nil
 }
 
-// Migrate applies every pending migration. golang-migrate holds a MySQL
-// advisory lock (GET_LOCK) while it runs, so replicas that start together
+// Migrate applies every pending migration. On MySQL, golang-migrate holds
+// an advisory lock (GET_LOCK) while it runs, so replicas that start together
 // apply each migration once.
 func Migrate(ctx context.Context, rawURL string) error {
+	if path, ok := sqlitePath(rawURL); ok {
+		return migrateSQLite(path)
+	}
 	dsn, err := DSN(rawURL)
 	if err != nil {
 		return err
@@ -116,11 +133,15 @@ func Migrate(ctx context.Context, rawURL string) error {
 	if err != nil {
 		return fmt.Errorf("migration driver: %w", err)
 	}
-	src, err := iofs.New(migrations.MySQL, "mysql")
+	return apply(driver, "mysql")
+}
+
+func apply(driver database.Driver, dir string) error {
+	src, err := iofs.New(migrations.FS, dir)
 	if err != nil {
 		return fmt.Errorf("migration source: %w", err)
 	}
-	m, err := migrate.NewWithInstance("iofs", src, "mysql", driver)
+	m, err := migrate.NewWithInstance("iofs", src, dir, driver)
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
@@ -130,8 +151,3 @@ func Migrate(ctx context.Context, rawURL string) error {
 	return nil
 }
 
-// isDuplicate reports whether err is MySQL's duplicate-key error.
-func isDuplicate(err error) bool {
-	var me *gomysql.MySQLError
-	return errors.As(err, &me) && me.Number == 1062
-}

@@ -1,18 +1,19 @@
-package mysql_test
+package gormstore_test
 
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/image"
-	"github.com/imagesvc/imagesvc/internal/mysql"
+	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 )
 
-func mustUserAndImage(t *testing.T, s *mysql.Store) *image.Image {
+func mustUserAndImage(t *testing.T, s *gormstore.Store) *image.Image {
 	t.Helper()
 	ctx := context.Background()
 	u := &auth.User{ID: "01900000-0000-7000-8000-0000000000aa", Email: "u@example.com", PasswordHash: "x", Role: auth.RoleUser, CreatedAt: time.Now().UTC()}
@@ -28,8 +29,19 @@ func mustUserAndImage(t *testing.T, s *mysql.Store) *image.Image {
 	return img
 }
 
-func TestCreateUser(t *testing.T) {
-	s, _ := testenv.MustStore(t)
+// eachDatabase runs a test on MariaDB and on the quickstart's SQLite: the
+// same store code serves both.
+func eachDatabase(t *testing.T, test func(t *testing.T, s *gormstore.Store)) {
+	t.Run("MariaDB", func(t *testing.T) {
+		s, _ := testenv.MustStore(t)
+		test(t, s)
+	})
+	t.Run("SQLite", func(t *testing.T) { test(t, testenv.MustSQLiteStore(t)) })
+}
+
+func TestCreateUser(t *testing.T) { eachDatabase(t, testCreateUser) }
+
+func testCreateUser(t *testing.T, s *gormstore.Store) {
 	mustUserAndImage(t, s)
 	t.Run("ErrEmailTaken", func(t *testing.T) {
 		err := s.CreateUser(context.Background(), &auth.User{ID: "01900000-0000-7000-8000-0000000000cc", Email: "u@example.com",
@@ -47,8 +59,9 @@ func TestCreateUser(t *testing.T) {
 
 // TestLedgerFencing: a worker whose lease was taken over by a newer attempt
 // cannot complete or fail the image.
-func TestLedgerFencing(t *testing.T) {
-	s, _ := testenv.MustStore(t)
+func TestLedgerFencing(t *testing.T) { eachDatabase(t, testLedgerFencing) }
+
+func testLedgerFencing(t *testing.T, s *gormstore.Store) {
 	img := mustUserAndImage(t, s)
 	ctx := context.Background()
 	lease := time.Now().Add(time.Minute)
@@ -84,8 +97,9 @@ func TestLedgerFencing(t *testing.T) {
 	}
 }
 
-func TestStaleImages(t *testing.T) {
-	s, _ := testenv.MustStore(t)
+func TestStaleImages(t *testing.T) { eachDatabase(t, testStaleImages) }
+
+func testStaleImages(t *testing.T, s *gormstore.Store) {
 	img := mustUserAndImage(t, s)
 	ctx := context.Background()
 	now := time.Now()
@@ -111,5 +125,48 @@ func TestStaleImages(t *testing.T) {
 	ids, _ = s.StaleImages(ctx, now.Add(-time.Hour), now, 10)
 	if len(ids) != 0 {
 		t.Errorf("live lease: stale = %v, want none", ids)
+	}
+}
+
+func TestListImages(t *testing.T) { eachDatabase(t, testListImages) }
+
+// testListImages pages through images newest first, including two created
+// in the same microsecond (the id breaks the tie) and timestamps whose
+// fractions differ in length.
+func testListImages(t *testing.T, s *gormstore.Store) {
+	owner := mustUserAndImage(t, s) // the oldest image
+	ctx := context.Background()
+	base := owner.CreatedAt.Add(time.Second).Truncate(time.Second)
+	times := []time.Time{base, base.Add(100 * time.Millisecond), base.Add(123456 * time.Microsecond), base.Add(123456 * time.Microsecond)}
+	ids := []string{
+		"01900000-0000-7000-8000-000000000001", "01900000-0000-7000-8000-000000000002",
+		"01900000-0000-7000-8000-000000000003", "01900000-0000-7000-8000-000000000004",
+	}
+	for i, id := range ids {
+		img := *owner
+		img.ID, img.CreatedAt, img.UpdatedAt = id, times[i], times[i]
+		if err := s.CreateImage(ctx, &img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{ids[3], ids[2], ids[1], ids[0], owner.ID}
+	var got []string
+	var after image.Cursor
+	for range 10 {
+		page, err := s.ListImages(ctx, owner.UserID, after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, img := range page {
+			got = append(got, img.ID)
+		}
+		if len(page) < 2 {
+			break
+		}
+		last := page[len(page)-1]
+		after = image.Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("listed\n%v\nwant\n%v", got, want)
 	}
 }

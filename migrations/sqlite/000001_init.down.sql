@@ -1,0 +1,4 @@
+DROP TABLE IF EXISTS image_variants;
+DROP TABLE IF EXISTS images;
+DROP TABLE IF EXISTS refresh_tokens;
+DROP TABLE IF EXISTS users;

@@ -16,9 +16,9 @@ import (
 	"github.com/imagesvc/imagesvc/cmd/internal/wiring"
 	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/config"
+	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/httpapi"
 	"github.com/imagesvc/imagesvc/internal/image"
-	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/queue"
 )
 

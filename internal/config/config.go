@@ -16,9 +16,9 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/imagesvc/imagesvc/internal/auth"
+	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/imaging"
-	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/queue"
 	"github.com/imagesvc/imagesvc/internal/s3store"
 )

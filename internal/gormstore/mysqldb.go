@@ -150,4 +150,3 @@ func apply(driver database.Driver, dir string) error {
 	}
 	return nil
 }
-

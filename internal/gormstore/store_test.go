@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/imagesvc/imagesvc/internal/auth"
-	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/gormstore"
+	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 )
 

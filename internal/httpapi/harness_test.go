@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/imagesvc/imagesvc/internal/auth"
+	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/httpapi"
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/imaging"
-	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/queue"
 	"github.com/imagesvc/imagesvc/internal/s3store"
 	"github.com/imagesvc/imagesvc/internal/testenv"

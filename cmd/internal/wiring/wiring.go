@@ -13,8 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/imagesvc/imagesvc/internal/config"
-	"github.com/imagesvc/imagesvc/internal/httpapi"
 	"github.com/imagesvc/imagesvc/internal/gormstore"
+	"github.com/imagesvc/imagesvc/internal/httpapi"
 	"github.com/imagesvc/imagesvc/internal/s3store"
 )
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,11 +31,14 @@ func main() {
 	}
 	log := wiring.NewLogger(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "migrate":
 		// `api migrate` applies the migrations alone, for deployments that
 		// run them as a separate step (MIGRATE_ON_START=false).
 		err = gormstore.Migrate(ctx, cfg.DB.URL)
-	} else {
+	case len(os.Args) > 1:
+		err = fmt.Errorf("unknown command %q; commands: migrate", os.Args[1])
+	default:
 		err = run(ctx, cfg, log)
 	}
 	stop()
@@ -46,11 +50,20 @@ func main() {
 
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	log.InfoContext(ctx, "starting api", cfg.Redacted()...)
-	deps, err := wiring.Open(ctx, cfg, cfg.RunMigrations)
+	deps, err := wiring.Open(ctx, &cfg, cfg.RunMigrations || cfg.Embedded.Database, log)
 	if err != nil {
 		return err
 	}
 	defer deps.Close()
+	if cfg.Embedded.Any() {
+		// Quickstart: nobody else can reach the embedded servers, so this
+		// process is the worker too.
+		stopWorker, err := wiring.StartWorker(ctx, cfg, deps, log)
+		if err != nil {
+			return err
+		}
+		defer stopWorker()
+	}
 
 	authSvc, err := auth.NewService(deps.Store, deps.Store, cfg.Auth)
 	if err != nil {
@@ -74,6 +87,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.InfoContext(ctx, "api listening", "addr", cfg.HTTPAddr)
+	if cfg.Embedded.Any() {
+		fmt.Fprint(os.Stderr, quickstartBanner(cfg.HTTPAddr))
+	}
 
 	select {
 	case err := <-errc:
@@ -87,4 +103,22 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// quickstartBanner tells a newcomer where the service is and how to try it.
+func quickstartBanner(addr string) string {
+	host := addr
+	if strings.HasPrefix(host, ":") {
+		host = "localhost" + host
+	}
+	return fmt.Sprintf(`
+imagesvc is running at http://%[1]s (quickstart: embedded database, Redis and S3 under ./data)
+
+  curl -s http://%[1]s/v1/auth/signup -H 'Content-Type: application/json' \
+    -d '{"email":"me@example.com","password":"correct horse battery"}'
+  TOKEN=$(curl -s http://%[1]s/v1/auth/login -H 'Content-Type: application/json' \
+    -d '{"email":"me@example.com","password":"correct horse battery"}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+  curl -s http://%[1]s/v1/images -H "Authorization: Bearer $TOKEN" -F file=@photo.jpg
+
+`, host)
 }

@@ -18,15 +18,19 @@ import (
 
 	"github.com/imagesvc/imagesvc/cmd/internal/wiring"
 	"github.com/imagesvc/imagesvc/internal/config"
-	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/imaging"
-	"github.com/imagesvc/imagesvc/internal/queue"
 )
 
 func main() {
 	cfg, err := config.Load()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "worker: configuration:\n%v\n", err)
+		os.Exit(2)
+	}
+	if cfg.Embedded.Any() {
+		fmt.Fprintln(os.Stderr, "worker: DATABASE_URL, REDIS_URL and S3_ENDPOINT or S3_BUCKET must all be set:\n"+
+			"a separate worker cannot reach the servers another process embeds.\n"+
+			"For a single-process quickstart, run the api alone: it processes images itself.")
 		os.Exit(2)
 	}
 	log := wiring.NewLogger(cfg)
@@ -42,21 +46,16 @@ func main() {
 func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	log.InfoContext(ctx, "starting worker", append(cfg.Redacted(), "libvips", imaging.VipsVersion())...)
 	// The API owns the schema; a worker only checks it can connect.
-	deps, err := wiring.Open(ctx, cfg, false)
+	deps, err := wiring.Open(ctx, &cfg, false, log)
 	if err != nil {
 		return err
 	}
 	defer deps.Close()
 
-	images := image.NewService(image.Deps{
-		Catalog: deps.Store, Ledger: deps.Store, Blobs: deps.Blobs,
-		Queue: queue.NewEnqueuer(deps.Redis, cfg.Queue), Resizer: imaging.New(cfg.Imaging),
-	}, cfg.Image, log)
-	srv := queue.NewServer(deps.Redis, cfg.Queue, log)
-	if err := srv.Start(queue.NewMux(queue.NewImageHandler(images, log))); err != nil {
-		return fmt.Errorf("start asynq server: %w", err)
+	stopWorker, err := wiring.StartWorker(ctx, cfg, deps, log)
+	if err != nil {
+		return err
 	}
-
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
 	mux.Handle("GET /metrics", promhttp.Handler())
@@ -66,37 +65,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			log.Error("worker http server", "err", err)
 		}
 	}()
-
-	go reconcile(ctx, images, cfg.ReconcileEvery, log)
 	log.InfoContext(ctx, "worker running", "concurrency", cfg.Queue.Concurrency, "http_addr", cfg.WorkerHTTPAddr)
 	<-ctx.Done()
 
 	log.Info("shutting down worker", "timeout", cfg.Queue.ShutdownTimeout)
-	// Shutdown stops dequeuing, waits for running tasks up to the timeout
-	// and leaves the rest to be redelivered.
-	srv.Shutdown()
+	stopWorker()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return ops.Shutdown(shutdownCtx)
-}
-
-// reconcile periodically re-enqueues images left queued or whose lease ran
-// out. Several workers doing it at once is harmless: the task id is the
-// image id, so a second enqueue is refused.
-func reconcile(ctx context.Context, images *image.Service, every time.Duration, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			n, err := images.Reconcile(ctx)
-			if err != nil {
-				log.WarnContext(ctx, "reconcile", "err", err)
-			} else if n > 0 {
-				log.InfoContext(ctx, "re-enqueued stale images", "count", n)
-			}
-		}
-	}
 }

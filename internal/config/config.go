@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -34,6 +35,13 @@ type Config struct {
 	ReconcileEvery time.Duration
 	// RunMigrations makes the API apply migrations at start.
 	RunMigrations bool
+	// DataDir holds the quickstart's database, objects and JWT secret.
+	DataDir string
+	// Embedded says which dependencies run inside the process (quickstart)
+	// because their settings were left unset.
+	Embedded Embedded
+	// EmbeddedS3Addr is where the embedded S3 server listens.
+	EmbeddedS3Addr string
 
 	DB      gormstore.Config
 	S3      s3store.Config
@@ -42,6 +50,17 @@ type Config struct {
 	Queue   queue.Config
 	Imaging imaging.Config
 }
+
+// Embedded lists the dependencies the process runs itself.
+type Embedded struct {
+	Database bool
+	Redis    bool
+	S3       bool
+}
+
+// Any reports whether any dependency is embedded: then the process runs its
+// own worker, since no other process can reach its embedded servers.
+func (e Embedded) Any() bool { return e.Database || e.Redis || e.S3 }
 
 // Load reads the configuration. A .env file in the working directory is
 // read first; variables already set in the environment win over it.
@@ -77,25 +96,40 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.ReconcileEvery = e.duration("RECONCILE_INTERVAL", 30*time.Second)
 	c.RunMigrations = e.boolean("MIGRATE_ON_START", true)
 
-	c.DB.URL = e.required("DATABASE_URL")
+	// Unset DATABASE_URL, REDIS_URL and S3_ENDPOINT/S3_BUCKET mean the
+	// quickstart: the process embeds that dependency.
+	c.DataDir = e.str("DATA_DIR", "data")
+	c.DB.URL = e.str("DATABASE_URL", "")
 	c.DB.MaxOpenConns = e.integer("DB_MAX_OPEN_CONNS", c.DB.MaxOpenConns)
 	c.DB.MaxIdleConns = min(c.DB.MaxIdleConns, c.DB.MaxOpenConns)
-	if c.DB.URL != "" {
-		if _, err := gormstore.DSN(c.DB.URL); err != nil {
-			e.errs = append(e.errs, err)
-		}
+	if c.DB.URL == "" {
+		c.Embedded.Database = true
+		c.DB.URL = gormstore.SQLiteURL(filepath.Join(c.DataDir, "imagesvc.db"))
+	} else if _, err := gormstore.DSN(c.DB.URL); err != nil {
+		e.errs = append(e.errs, err)
 	}
-	c.RedisURL = e.required("REDIS_URL")
+	c.RedisURL = e.str("REDIS_URL", "")
+	c.Embedded.Redis = c.RedisURL == ""
 
 	c.S3.Endpoint = e.str("S3_ENDPOINT", "")
 	c.S3.Region = e.str("S3_REGION", c.S3.Region)
-	c.S3.Bucket = e.str("S3_BUCKET", c.S3.Bucket)
-	c.S3.ForcePathStyle = e.boolean("S3_FORCE_PATH_STYLE", c.S3.Endpoint != "")
+	c.S3.Bucket = e.str("S3_BUCKET", "")
+	c.Embedded.S3 = c.S3.Endpoint == "" && c.S3.Bucket == ""
+	if c.S3.Bucket == "" {
+		c.S3.Bucket = "images"
+	}
+	c.S3.ForcePathStyle = e.boolean("S3_FORCE_PATH_STYLE", c.S3.Endpoint != "" || c.Embedded.S3)
 	c.S3.AccessKeyID = e.str("AWS_ACCESS_KEY_ID", "")
 	c.S3.SecretAccessKey = e.str("AWS_SECRET_ACCESS_KEY", "")
 	c.S3.MaxConns = e.integer("S3_MAX_CONNS", c.S3.MaxConns)
+	c.EmbeddedS3Addr = e.str("EMBEDDED_S3_ADDR", "127.0.0.1:0")
 
-	c.Auth.JWTSecret = []byte(e.required("JWT_SECRET"))
+	// In the quickstart the secret is generated and kept under DATA_DIR.
+	if c.Embedded.Any() {
+		c.Auth.JWTSecret = []byte(e.str("JWT_SECRET", ""))
+	} else {
+		c.Auth.JWTSecret = []byte(e.required("JWT_SECRET"))
+	}
 
 	c.Image.MaxUploadBytes = int64(e.integer("MAX_UPLOAD_BYTES", int(c.Image.MaxUploadBytes)))
 	c.Image.MaxPixels = int64(e.integer("MAX_PIXELS", int(c.Image.MaxPixels)))
@@ -146,6 +180,7 @@ func (c Config) Redacted() []any {
 	return []any{
 		"http_addr", c.HTTPAddr, "worker_http_addr", c.WorkerHTTPAddr,
 		"database_url", redactURL(c.DB.URL), "redis_url", redactURL(c.RedisURL),
+		"embedded_database", c.Embedded.Database, "embedded_redis", c.Embedded.Redis, "embedded_s3", c.Embedded.S3,
 		"s3_endpoint", c.S3.Endpoint, "s3_bucket", c.S3.Bucket, "s3_region", c.S3.Region,
 		"max_upload_bytes", c.Image.MaxUploadBytes, "max_pixels", c.Image.MaxPixels,
 		"accepted_types", c.Image.AcceptedTypes, "variants", len(c.Image.Variants),

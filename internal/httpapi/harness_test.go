@@ -71,7 +71,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	}
 	t.Cleanup(srv.Shutdown)
 
-	checks := []httpapi.Check{{Name: "mysql", Ping: store.Ping}, {Name: "s3", Ping: blobs.Ping},
+	checks := []httpapi.Check{{Name: "database", Ping: store.Ping}, {Name: "s3", Ping: blobs.Ping},
 		{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}}
 	e := httpapi.New(authSvc, images, checks, httpapi.Config{MaxUploadBytes: icfg.MaxUploadBytes}, log)
 	ts := httptest.NewServer(e)

@@ -427,7 +427,19 @@ func (s *Service) GiveUp(ctx context.Context, id string, cause error) error {
 // that died). It returns how many it enqueued.
 func (s *Service) Reconcile(ctx context.Context) (int, error) {
 	now := s.now()
-	ids, err := s.ledger.StaleImages(ctx, now.Add(-s.cfg.StaleAfter), now, 500)
+	return s.requeue(ctx, now.Add(-s.cfg.StaleAfter), now)
+}
+
+// RequeueUnfinished enqueues again every image not done or failed, whatever
+// its age or lease. Only a process that knows it is the sole worker and that
+// the queue lost its tasks (an embedded Redis that restarted) may call it.
+func (s *Service) RequeueUnfinished(ctx context.Context) (int, error) {
+	forever := s.now().Add(100 * 365 * 24 * time.Hour)
+	return s.requeue(ctx, forever, forever)
+}
+
+func (s *Service) requeue(ctx context.Context, queuedBefore, leaseBefore time.Time) (int, error) {
+	ids, err := s.ledger.StaleImages(ctx, queuedBefore, leaseBefore, 500)
 	if err != nil {
 		return 0, fmt.Errorf("list stale images: %w", err)
 	}

@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/imagesvc/imagesvc/internal/config"
 	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/httpapi"
+	"github.com/imagesvc/imagesvc/internal/quickstart"
 	"github.com/imagesvc/imagesvc/internal/s3store"
 )
 
@@ -27,16 +29,33 @@ func NewLogger(cfg config.Config) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 }
 
-// Deps are the connections to the outside world a process holds.
+// Deps are the connections to the outside world a process holds, and the
+// embedded servers it runs in the quickstart.
 type Deps struct {
-	Store *gormstore.Store
-	Redis *redis.Client
-	Blobs *s3store.Store
+	Store   *gormstore.Store
+	Redis   *redis.Client
+	Blobs   *s3store.Store
+	closers []func()
 }
 
-// Open connects to MySQL, Redis and S3 and checks each answers. With
-// migrate, it also applies pending migrations (under a database lock).
-func Open(ctx context.Context, cfg config.Config, migrate bool) (*Deps, error) {
+// Open starts the embedded servers that cfg asks for (filling in their
+// endpoints), connects to MySQL or SQLite, Redis and S3 and checks each
+// answers. With migrate, it also applies pending migrations (under a
+// database lock).
+func Open(ctx context.Context, cfg *config.Config, migrate bool, log *slog.Logger) (_ *Deps, err error) {
+	d := &Deps{}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if err := d.startEmbedded(cfg); err != nil {
+		return nil, err
+	}
+	log.InfoContext(ctx, "dependencies",
+		"database", describe(cfg.Embedded.Database, "embedded SQLite "+cfg.DB.URL, "MySQL"),
+		"redis", describe(cfg.Embedded.Redis, "embedded Redis-protocol server (in memory) "+cfg.RedisURL, "Redis"),
+		"s3", describe(cfg.Embedded.S3, "embedded S3-protocol server "+cfg.S3.Endpoint+" storing under "+filepath.Join(cfg.DataDir, "s3"), "S3 "+cfg.S3.Endpoint))
 	if migrate {
 		if err := gormstore.Migrate(ctx, cfg.DB.URL); err != nil {
 			return nil, fmt.Errorf("migrate: %w", err)
@@ -46,31 +65,68 @@ func Open(ctx context.Context, cfg config.Config, migrate bool) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Deps{Store: gormstore.NewStore(db)}
+	d.Store = gormstore.NewStore(db)
+	d.closers = append(d.closers, func() { d.Store.Close() })
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
-		d.Close()
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	d.Redis = redis.NewClient(opts)
+	d.closers = append(d.closers, func() { d.Redis.Close() })
 	if err := d.Redis.Ping(ctx).Err(); err != nil {
-		d.Close()
 		return nil, fmt.Errorf("ping redis: %w", err)
 	}
-	if err := checkEvictionPolicy(ctx, d.Redis); err != nil {
-		d.Close()
-		return nil, err
+	if !cfg.Embedded.Redis {
+		if err := checkEvictionPolicy(ctx, d.Redis); err != nil {
+			return nil, err
+		}
 	}
 	d.Blobs, err = s3store.New(ctx, cfg.S3)
 	if err != nil {
-		d.Close()
 		return nil, err
 	}
 	if err := d.Blobs.EnsureBucket(ctx); err != nil {
-		d.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+func describe(embedded bool, yes, no string) string {
+	if embedded {
+		return yes
+	}
+	return no
+}
+
+func (d *Deps) startEmbedded(cfg *config.Config) error {
+	if cfg.Embedded.Any() && len(cfg.Auth.JWTSecret) == 0 {
+		secret, err := quickstart.Secret(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		cfg.Auth.JWTSecret = secret
+	}
+	if cfg.Embedded.Redis {
+		r, err := quickstart.StartRedis()
+		if err != nil {
+			return err
+		}
+		d.closers = append(d.closers, r.Close)
+		cfg.RedisURL = r.URL()
+	}
+	if cfg.Embedded.S3 {
+		s, err := quickstart.StartS3(filepath.Join(cfg.DataDir, "s3"), cfg.EmbeddedS3Addr)
+		if err != nil {
+			return err
+		}
+		d.closers = append(d.closers, s.Close)
+		cfg.S3.Endpoint = s.URL()
+		// gofakes3 checks no signature; the SDK still needs some keys.
+		if cfg.S3.AccessKeyID == "" {
+			cfg.S3.AccessKeyID, cfg.S3.SecretAccessKey = "quickstart", "quickstart"
+		}
+	}
+	return nil
 }
 
 // checkEvictionPolicy refuses a Redis that evicts keys: it would silently
@@ -90,18 +146,17 @@ func checkEvictionPolicy(ctx context.Context, rdb *redis.Client) error {
 // Checks returns the readiness probes of the dependencies.
 func (d *Deps) Checks() []httpapi.Check {
 	return []httpapi.Check{
-		{Name: "mysql", Ping: d.Store.Ping},
+		{Name: "database", Ping: d.Store.Ping},
 		{Name: "redis", Ping: func(ctx context.Context) error { return d.Redis.Ping(ctx).Err() }},
 		{Name: "s3", Ping: d.Blobs.Ping},
 	}
 }
 
-// Close releases the connections.
+// Close releases the connections and stops the embedded servers, in the
+// reverse order of their start.
 func (d *Deps) Close() {
-	if d.Redis != nil {
-		d.Redis.Close()
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
 	}
-	if d.Store != nil {
-		d.Store.Close()
-	}
+	d.closers = nil
 }

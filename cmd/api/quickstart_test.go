@@ -1,0 +1,236 @@
+package main_test
+
+import (
+	"bytes"
+	"encoding/json"
+	stdimage "image"
+	"image/jpeg"
+	"io"
+	"math/rand/v2"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestQuickstart runs the api binary as `make run` does, with no
+// DATABASE_URL, REDIS_URL or S3 settings: one process with an embedded
+// database, Redis and S3 under a data directory. It signs up, uploads,
+// waits for done and downloads the variants; stops the process while images
+// are still queued; starts it again and checks that everything is still
+// there and the queued images get processed.
+func TestQuickstart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "api")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	work := t.TempDir() // the data directory is ./data under it
+	addr := freeAddr(t)
+	base := "http://" + addr
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "S3_BUCKET", "JWT_SECRET", "HTTP_ADDR", "DATA_DIR":
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "HTTP_ADDR="+addr, "WORKER_CONCURRENCY=1", "LOG_FORMAT=text", "LOG_LEVEL=warn")
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin)
+		cmd.Dir, cmd.Env, cmd.Stderr = work, env, os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		waitUntil(t, 30*time.Second, "quickstart ready", func() bool {
+			resp, err := http.Get(base + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+		return cmd
+	}
+
+	first := start()
+	creds := `{"email":"new@example.com","password":"correct horse battery"}`
+	call(t, "POST", base+"/v1/auth/signup", "", "application/json", strings.NewReader(creds), 201)
+	token := login(t, base, creds)
+	id := upload(t, base, token, smallJPEG(t))
+	img := waitDone(t, base, token, id)
+	downloads := downloadAll(t, img)
+
+	// Stop while images are queued: a slow source keeps the worker busy.
+	slow := noiseJPEG(t, 3000, 2000)
+	var queued []string
+	for range 3 {
+		queued = append(queued, upload(t, base, token, slow))
+	}
+	unfinished := 0
+	for _, q := range queued {
+		var img imageJSON
+		json.Unmarshal(call(t, "GET", base+"/v1/images/"+q, token, "", nil, 200), &img)
+		if img.Status != "done" {
+			unfinished++
+		}
+	}
+	if unfinished == 0 {
+		t.Fatal("every image was done before the stop; the restart path is not exercised")
+	}
+	first.Process.Signal(syscall.SIGTERM)
+	first.Wait()
+	for _, dir := range []string{"data/imagesvc.db", "data/s3", "data/jwt_secret"} {
+		if _, err := os.Stat(filepath.Join(work, dir)); err != nil {
+			t.Errorf("quickstart left no %s: %v", dir, err)
+		}
+	}
+
+	start()
+	// The old token still works: the JWT secret was kept.
+	again := waitDone(t, base, token, id)
+	if got := downloadAll(t, again); strings.Join(got, ",") != strings.Join(downloads, ",") {
+		t.Errorf("variants after restart differ: %v, were %v", got, downloads)
+	}
+	token = login(t, base, creds) // and logging in still works
+	for _, q := range queued {
+		waitDone(t, base, token, q)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after %s", what, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func call(t *testing.T, method, url, token, contentType string, body io.Reader, want int) []byte {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, body)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: %d %s, want %d", method, url, resp.StatusCode, b, want)
+	}
+	return b
+}
+
+func login(t *testing.T, base, creds string) string {
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.Unmarshal(call(t, "POST", base+"/v1/auth/login", "", "application/json", strings.NewReader(creds), 200), &tok)
+	return tok.AccessToken
+}
+
+func upload(t *testing.T, base, token string, data []byte) string {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fw, _ := mw.CreateFormFile("file", "photo.jpg")
+	fw.Write(data)
+	mw.Close()
+	var img struct{ ID string }
+	json.Unmarshal(call(t, "POST", base+"/v1/images", token, mw.FormDataContentType(), &buf, 202), &img)
+	return img.ID
+}
+
+type imageJSON struct {
+	Status   string
+	Variants []struct {
+		Name          string
+		Width, Height int
+		URL           string
+	}
+}
+
+func waitDone(t *testing.T, base, token, id string) imageJSON {
+	t.Helper()
+	var img imageJSON
+	waitUntil(t, 60*time.Second, "image "+id+" done", func() bool {
+		json.Unmarshal(call(t, "GET", base+"/v1/images/"+id, token, "", nil, 200), &img)
+		if img.Status == "failed" {
+			t.Fatalf("image %s failed", id)
+		}
+		return img.Status == "done"
+	})
+	if len(img.Variants) != 3 {
+		t.Fatalf("image %s done with %d variants", id, len(img.Variants))
+	}
+	return img
+}
+
+// downloadAll fetches every variant through its URL and returns "name WxH
+// bytes" for each, decoded.
+func downloadAll(t *testing.T, img imageJSON) []string {
+	var out []string
+	for _, v := range img.Variants {
+		data := call(t, "GET", v.URL, "", "", nil, 200)
+		cfg, err := jpeg.DecodeConfig(bytes.NewReader(data))
+		if err != nil || cfg.Width != v.Width || cfg.Height != v.Height {
+			t.Fatalf("variant %s: %v, %dx%d, want %dx%d", v.Name, err, cfg.Width, cfg.Height, v.Width, v.Height)
+		}
+		out = append(out, v.Name+" "+itoa(cfg.Width)+"x"+itoa(cfg.Height)+" "+itoa(len(data)))
+	}
+	return out
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func smallJPEG(t *testing.T) []byte {
+	img := stdimage.NewRGBA(stdimage.Rect(0, 0, 1200, 800))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i / 7)
+	}
+	var buf bytes.Buffer
+	jpeg.Encode(&buf, img, nil)
+	return buf.Bytes()
+}
+
+func noiseJPEG(t *testing.T, w, h int) []byte {
+	img := stdimage.NewRGBA(stdimage.Rect(0, 0, w, h))
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range img.Pix {
+		img.Pix[i] = byte(r.Uint32())
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 95}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}

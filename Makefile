@@ -3,35 +3,40 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin
 
-# `make run` talks to the local MariaDB, Redis and versitygw that
+# `make run-services` talks to the local MariaDB, Redis and versitygw that
 # scripts/deps.sh installs and starts.
-RUN_ENV := DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/imagesvc} \
+SERVICES_ENV := DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/imagesvc} \
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
 	S3_ENDPOINT=$${S3_ENDPOINT:-http://127.0.0.1:7070} S3_BUCKET=$${S3_BUCKET:-images} \
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-testkey} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-testsecret} \
 	JWT_SECRET=$${JWT_SECRET:-$$(cat data/jwt_secret)} LOG_FORMAT=$${LOG_FORMAT:-text}
 
-.PHONY: help deps build run test bench lint migrate clean
+.PHONY: help vips deps build run run-services test bench lint migrate clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+
+vips: ## install libvips (Debian package libvips-dev) if it is missing
+	@bash scripts/deps.sh vips
 
 deps: ## install libvips and versitygw, start versitygw, check MariaDB and Redis
 	@bash scripts/deps.sh
 
-build: ## build bin/api and bin/worker
-	@pkg-config --exists vips || bash scripts/deps.sh
+build: vips ## build bin/api and bin/worker
 	$(GO) build -o $(BIN)/api ./cmd/api
 	$(GO) build -o $(BIN)/worker ./cmd/worker
+
+run: build ## quickstart: one process with embedded database, Redis and S3 under ./data, on :8080
+	@$(BIN)/api
 
 data/jwt_secret:
 	@mkdir -p data && head -c 48 /dev/urandom | base64 | tr -d '\n' > $@ && chmod 600 $@
 
-run: deps build data/jwt_secret ## run the API (:8080) and one worker (:9090) against local services
+run-services: deps build data/jwt_secret ## the API (:8080) and a separate worker (:9090) on local MariaDB, Redis and versitygw
 	@mysql -uroot -h127.0.0.1 -e 'CREATE DATABASE IF NOT EXISTS imagesvc CHARACTER SET utf8mb4' 2>/dev/null || true
-	@$(RUN_ENV) WORKER_HTTP_ADDR=$${WORKER_HTTP_ADDR:-127.0.0.1:9090} $(BIN)/worker & worker=$$!; \
+	@$(SERVICES_ENV) WORKER_HTTP_ADDR=$${WORKER_HTTP_ADDR:-127.0.0.1:9090} $(BIN)/worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
-	$(RUN_ENV) $(BIN)/api
+	$(SERVICES_ENV) $(BIN)/api
 
 test: deps ## install and start what the tests need, then run every test with -race
 	$(GO) vet ./...
@@ -45,9 +50,9 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-migrate: build data/jwt_secret ## apply the database migrations and exit
+migrate: build data/jwt_secret ## apply the database migrations to DATABASE_URL (default: local MariaDB) and exit
 	@mysql -uroot -h127.0.0.1 -e 'CREATE DATABASE IF NOT EXISTS imagesvc CHARACTER SET utf8mb4' 2>/dev/null || true
-	@$(RUN_ENV) $(BIN)/api migrate
+	@$(SERVICES_ENV) $(BIN)/api migrate
 
 clean: ## remove build output and local data
 	rm -rf $(BIN) data

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs and starts what the tests and `make run` need on a Debian machine:
-# libvips (cgo, for bimg), versitygw (an S3-protocol server, posix backend),
-# and checks that MariaDB and Redis answer, starting them if they do not.
+# Installs and starts what the tests need on a Debian machine: libvips (cgo,
+# for bimg), versitygw (an S3-protocol server, posix backend), and checks
+# that MariaDB and Redis answer, starting them if they do not. With the
+# argument "vips" it installs libvips only (all that `make run` needs).
 # Idempotent: what is there and running is left alone.
 set -euo pipefail
 
@@ -27,6 +28,8 @@ if ! pkg-config --exists vips 2>/dev/null; then
 		exit 1
 	fi
 fi
+
+[ "${1:-}" = vips ] && exit 0
 
 # versitygw.
 if [ ! -x "$GOBIN/versitygw" ]; then

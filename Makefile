@@ -27,7 +27,7 @@ build: vips ## build bin/api and bin/worker
 	$(GO) build -o $(BIN)/worker ./cmd/worker
 
 run: build ## quickstart: one process with embedded database, Redis and S3 under ./data, on :8080
-	@$(BIN)/api
+	@LOG_FORMAT=$${LOG_FORMAT:-text} $(BIN)/api
 
 data/jwt_secret:
 	@mkdir -p data && head -c 48 /dev/urandom | base64 | tr -d '\n' > $@ && chmod 600 $@

@@ -31,6 +31,14 @@ fi
 
 [ "${1:-}" = vips ] && exit 0
 
+# docker-compose validates the compose file in the tests (no engine needed).
+if ! command -v docker-compose >/dev/null; then
+	log "installing docker-compose"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null ||
+		{ as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; } ||
+		{ log "could not install docker-compose; run: sudo apt-get install -y docker-compose"; exit 1; }
+fi
+
 # versitygw.
 if [ ! -x "$GOBIN/versitygw" ]; then
 	log "installing versitygw $VGW_VERSION"

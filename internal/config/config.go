@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -263,4 +264,20 @@ func (e *env) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// Names lists every environment variable the binaries read, so that
+// deployment files can be checked against it.
+func Names() []string {
+	seen := map[string]bool{}
+	FromEnv(func(name string) string {
+		seen[name] = true
+		return ""
+	})
+	names := make([]string, 0, len(seen))
+	for name := range seen {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }

@@ -1,5 +1,10 @@
 // Command api serves the imagesvc REST API: it stores uploads in S3, records
-// them in MySQL and enqueues their processing on Redis.
+// them in MySQL and enqueues their processing on Redis. With no
+// DATABASE_URL, REDIS_URL or S3 settings it is the whole service in one
+// process (the quickstart).
+//
+// Commands: `api` serves; `api migrate` applies the migrations and exits;
+// `api promote EMAIL` gives a user the admin role.
 package main
 
 import (
@@ -14,13 +19,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+
 	"github.com/imagesvc/imagesvc/cmd/internal/wiring"
 	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/config"
 	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/httpapi"
 	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/metrics"
 	"github.com/imagesvc/imagesvc/internal/queue"
+	"github.com/imagesvc/imagesvc/internal/ratelimit"
 )
 
 func main() {
@@ -31,15 +41,19 @@ func main() {
 	}
 	log := wiring.NewLogger(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	args := os.Args[1:]
 	switch {
-	case len(os.Args) > 1 && os.Args[1] == "migrate":
-		// `api migrate` applies the migrations alone, for deployments that
-		// run them as a separate step (MIGRATE_ON_START=false).
-		err = gormstore.Migrate(ctx, cfg.DB.URL)
-	case len(os.Args) > 1:
-		err = fmt.Errorf("unknown command %q; commands: migrate", os.Args[1])
-	default:
+	case len(args) == 0:
 		err = run(ctx, cfg, log)
+	case args[0] == "migrate" && len(args) == 1:
+		err = gormstore.Migrate(ctx, cfg.DB.URL)
+	case args[0] == "promote" && len(args) == 2:
+		err = promote(ctx, cfg, args[1])
+		if err == nil {
+			fmt.Printf("%s is an admin now; the role is in tokens issued from the next login or refresh\n", args[1])
+		}
+	default:
+		err = errors.New("usage: api [migrate | promote EMAIL]")
 	}
 	stop()
 	if err != nil {
@@ -55,10 +69,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer deps.Close()
+	reg := metrics.NewRegistry()
 	if cfg.Embedded.Any() {
 		// Quickstart: nobody else can reach the embedded servers, so this
 		// process is the worker too.
-		stopWorker, err := wiring.StartWorker(ctx, cfg, deps, log)
+		stopWorker, err := wiring.StartWorker(ctx, cfg, deps, reg, log)
 		if err != nil {
 			return err
 		}
@@ -69,11 +84,26 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	enqueuer := queue.NewEnqueuer(deps.Redis, cfg.Queue)
+	metrics.RegisterQueues(reg, enqueuer.Inspector())
 	images := image.NewService(image.Deps{
-		Catalog: deps.Store, Ledger: deps.Store, Blobs: deps.Blobs,
-		Queue: queue.NewEnqueuer(deps.Redis, cfg.Queue),
+		Catalog: deps.Store, Ledger: deps.Store, Blobs: deps.Blobs, Queue: enqueuer,
+		Inventory: deps.Store, QueueStats: enqueuer,
 	}, cfg.Image, log)
-	e := httpapi.New(authSvc, images, deps.Checks(), httpapi.Config{MaxUploadBytes: cfg.Image.MaxUploadBytes}, log)
+	var monitor http.Handler
+	if cfg.API.AdminUser != "" {
+		redisOpt, err := asynq.ParseRedisURI(cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+		mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redisOpt})
+		defer mon.Close()
+		monitor = mon
+	}
+	e := httpapi.New(httpapi.Deps{
+		Auth: authSvc, Images: images, Operations: images, Checks: deps.Checks(),
+		Limiter: ratelimit.New(deps.Redis, "imagesvc:ratelimit:"), Monitor: monitor, Registry: reg,
+	}, cfg.API, log)
 
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
@@ -103,6 +133,24 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// promote gives a user the admin role. It needs only the database.
+func promote(ctx context.Context, cfg config.Config, email string) error {
+	if err := gormstore.Migrate(ctx, cfg.DB.URL); err != nil {
+		return err
+	}
+	db, err := gormstore.Open(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	store := gormstore.NewStore(db)
+	defer store.Close()
+	err = store.SetRole(ctx, strings.ToLower(strings.TrimSpace(email)), auth.RoleAdmin)
+	if errors.Is(err, auth.ErrUnknownUser) {
+		return fmt.Errorf("no user with email %s", email)
+	}
+	return err
 }
 
 // quickstartBanner tells a newcomer where the service is and how to try it.

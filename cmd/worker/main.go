@@ -18,7 +18,9 @@ import (
 
 	"github.com/imagesvc/imagesvc/cmd/internal/wiring"
 	"github.com/imagesvc/imagesvc/internal/config"
+	"github.com/imagesvc/imagesvc/internal/health"
 	"github.com/imagesvc/imagesvc/internal/imaging"
+	"github.com/imagesvc/imagesvc/internal/metrics"
 )
 
 func main() {
@@ -52,13 +54,15 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer deps.Close()
 
-	stopWorker, err := wiring.StartWorker(ctx, cfg, deps, log)
+	reg := metrics.NewRegistry()
+	stopWorker, err := wiring.StartWorker(ctx, cfg, deps, reg, log)
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
-	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.Handle("GET /healthz", health.Live())
+	mux.Handle("GET /readyz", health.Ready(deps.Checks(), log))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	ops := &http.Server{Addr: cfg.WorkerHTTPAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := ops.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {

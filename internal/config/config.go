@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/gormstore"
+	"github.com/imagesvc/imagesvc/internal/httpapi"
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/imaging"
 	"github.com/imagesvc/imagesvc/internal/queue"
@@ -44,6 +46,7 @@ type Config struct {
 	// EmbeddedS3Addr is where the embedded S3 server listens.
 	EmbeddedS3Addr string
 
+	API     httpapi.Config
 	DB      gormstore.Config
 	S3      s3store.Config
 	Auth    auth.Config
@@ -160,6 +163,26 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.Queue.TaskTimeout = e.duration("WORKER_TASK_TIMEOUT", c.Queue.TaskTimeout)
 	c.Queue.ShutdownTimeout = e.duration("WORKER_SHUTDOWN_TIMEOUT", c.Queue.ShutdownTimeout)
 
+	c.API.MaxUploadBytes = c.Image.MaxUploadBytes
+	c.API.UploadRatePerMinute = e.integer("UPLOAD_RATE_PER_MINUTE", 60)
+	c.API.LoginRatePerMinute = e.integer("LOGIN_RATE_PER_MINUTE", 10)
+	c.API.LoginRatePerMinutePerAddress = e.integer("LOGIN_RATE_PER_MINUTE_PER_ADDRESS", 30)
+	c.API.AdminUser = e.str("ADMIN_USER", "")
+	c.API.AdminPassword = e.str("ADMIN_PASSWORD", "")
+	if (c.API.AdminUser == "") != (c.API.AdminPassword == "") {
+		e.fail("ADMIN_USER and ADMIN_PASSWORD", "must be set together")
+	}
+	if v := e.get("TRUSTED_PROXIES"); v != "" {
+		for _, cidr := range strings.Split(v, ",") {
+			_, n, err := net.ParseCIDR(strings.TrimSpace(cidr))
+			if err != nil {
+				e.fail("TRUSTED_PROXIES", "must be a comma-separated list of CIDRs")
+				break
+			}
+			c.API.TrustedProxies = append(c.API.TrustedProxies, n)
+		}
+	}
+
 	c.Imaging.JPEGQuality = e.integer("JPEG_QUALITY", c.Imaging.JPEGQuality)
 	if c.Imaging.JPEGQuality < 1 || c.Imaging.JPEGQuality > 100 {
 		e.fail("JPEG_QUALITY", "must be between 1 and 100")
@@ -186,6 +209,8 @@ func (c Config) Redacted() []any {
 		"max_upload_bytes", c.Image.MaxUploadBytes, "max_pixels", c.Image.MaxPixels,
 		"accepted_types", c.Image.AcceptedTypes, "variants", len(c.Image.Variants),
 		"worker_concurrency", c.Queue.Concurrency, "jwt_secret", "[set]",
+		"upload_rate_per_minute", c.API.UploadRatePerMinute, "login_rate_per_minute", c.API.LoginRatePerMinute,
+		"dashboard", c.API.AdminUser != "",
 	}
 }
 

@@ -20,7 +20,8 @@ type Store struct {
 
 var (
 	_ image.Catalog = (*Store)(nil)
-	_ image.Ledger  = (*Store)(nil)
+	_ image.Ledger    = (*Store)(nil)
+	_ image.Inventory = (*Store)(nil)
 	_ auth.Users    = (*Store)(nil)
 	_ auth.Sessions = (*Store)(nil)
 )
@@ -241,9 +242,39 @@ func (s *Store) Image(ctx context.Context, id string) (*image.Image, error) {
 
 // ListImages implements image.Catalog.
 func (s *Store) ListImages(ctx context.Context, userID string, after image.Cursor, limit int) ([]*image.Image, error) {
-	q := s.db.WithContext(ctx).Preload("Variants", func(db *gorm.DB) *gorm.DB {
+	return s.list(ctx, s.db.WithContext(ctx).Where("user_id = ?", userID), after, limit)
+}
+
+// ListAllImages implements image.Inventory.
+func (s *Store) ListAllImages(ctx context.Context, status image.Status, after image.Cursor, limit int) ([]*image.Image, error) {
+	q := s.db.WithContext(ctx)
+	if status != "" {
+		q = q.Where("status = ?", string(status))
+	}
+	return s.list(ctx, q, after, limit)
+}
+
+// CountByStatus implements image.Inventory.
+func (s *Store) CountByStatus(ctx context.Context) (map[image.Status]int64, error) {
+	var rows []struct {
+		Status string
+		N      int64
+	}
+	if err := s.db.WithContext(ctx).Model(&imageRow{}).Select("status, COUNT(*) AS n").Group("status").Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("count images: %w", err)
+	}
+	out := map[image.Status]int64{}
+	for _, r := range rows {
+		out[image.Status(r.Status)] = r.N
+	}
+	return out, nil
+}
+
+// list runs a newest-first page query with variants.
+func (s *Store) list(_ context.Context, q *gorm.DB, after image.Cursor, limit int) ([]*image.Image, error) {
+	q = q.Preload("Variants", func(db *gorm.DB) *gorm.DB {
 		return db.Order("width, name")
-	}).Where("user_id = ?", userID)
+	})
 	if !after.IsZero() {
 		q = q.Where("(created_at < ?) OR (created_at = ? AND id < ?)", after.CreatedAt, after.CreatedAt, after.ID)
 	}
@@ -383,6 +414,21 @@ func (s *Store) StaleImages(ctx context.Context, queuedBefore, now time.Time, li
 		return nil, fmt.Errorf("select stale images: %w", err)
 	}
 	return ids, nil
+}
+
+// RequeueImage implements image.Ledger.
+func (s *Store) RequeueImage(ctx context.Context, id string) error {
+	res := s.db.WithContext(ctx).Model(&imageRow{}).Where("id = ?", id).Updates(map[string]any{
+		"status": string(image.StatusQueued), "lease_until": nil, "error_code": nil, "error_message": nil,
+		"updated_at": time.Now().UTC(),
+	})
+	if res.Error != nil {
+		return fmt.Errorf("requeue image: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return image.ErrNotFound
+	}
+	return nil
 }
 
 func (r *imageRow) toDomain() *image.Image {

@@ -3,7 +3,9 @@ package httpapi
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -62,6 +64,10 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if status == http.StatusServiceUnavailable {
 			c.Response().Header().Set("Retry-After", "5")
 		}
+		var rl rateLimited
+		if errors.As(err, &rl) {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(rl.retryAfter.Seconds(), 1)))))
+		}
 		if status == http.StatusUnauthorized {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="imagesvc"`)
 		}
@@ -74,6 +80,10 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 }
 
 func describe(err error) (int, errorBody) {
+	var rl rateLimited
+	if errors.As(err, &rl) {
+		return http.StatusTooManyRequests, errorBody{errorDetail{"rate_limited", "too many requests; retry after the time in Retry-After"}}
+	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return http.StatusRequestEntityTooLarge, errorBody{errorDetail{"file_too_large", "the request body is larger than allowed"}}

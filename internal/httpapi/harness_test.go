@@ -13,12 +13,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+
 	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/gormstore"
+	"github.com/imagesvc/imagesvc/internal/health"
 	"github.com/imagesvc/imagesvc/internal/httpapi"
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/imaging"
+	"github.com/imagesvc/imagesvc/internal/logctx"
+	"github.com/imagesvc/imagesvc/internal/metrics"
 	"github.com/imagesvc/imagesvc/internal/queue"
+	"github.com/imagesvc/imagesvc/internal/ratelimit"
 	"github.com/imagesvc/imagesvc/internal/s3store"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 )
@@ -38,21 +45,28 @@ type harness struct {
 	secret []byte
 }
 
-type harnessOption func(*image.Config, *queue.Config)
+// settings are what a test may change before the harness starts.
+type settings struct {
+	Image image.Config
+	Queue queue.Config
+	API   httpapi.Config
+}
+
+type harnessOption func(*settings)
 
 func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(logctx.NewHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	store, _ := testenv.MustStore(t)
 	blobs, _ := testenv.MustBucket(t)
 	rdb := testenv.MustRedis(t, redisDB)
 
-	icfg := image.NewDefaultConfig()
-	qcfg := queue.NewDefaultConfig()
-	qcfg.RetryBase, qcfg.RetryMax, qcfg.MaxRetry = 200*time.Millisecond, time.Second, 2
+	set := settings{Image: image.NewDefaultConfig(), Queue: queue.NewDefaultConfig()}
+	set.Queue.RetryBase, set.Queue.RetryMax, set.Queue.MaxRetry = 200*time.Millisecond, time.Second, 2
 	for _, o := range opts {
-		o(&icfg, &qcfg)
+		o(&set)
 	}
+	set.API.MaxUploadBytes = set.Image.MaxUploadBytes
 	acfg := auth.NewDefaultConfig()
 	acfg.JWTSecret = []byte("test-secret-test-secret-test-secret!")
 	acfg.Hasher = auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1} // fast in tests
@@ -60,20 +74,28 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enq := queue.NewEnqueuer(rdb, qcfg)
+	reg := metrics.NewRegistry()
+	enq := queue.NewEnqueuer(rdb, set.Queue)
+	metrics.RegisterQueues(reg, enq.Inspector())
 	images := image.NewService(image.Deps{
 		Catalog: store, Ledger: store, Blobs: blobs, Queue: enq, Resizer: imaging.New(imaging.NewDefaultConfig()),
-	}, icfg, log)
+		Inventory: store, QueueStats: enq, Observer: metrics.NewProcessing(reg),
+	}, set.Image, log)
 
-	srv := queue.NewServer(rdb, qcfg, log)
+	srv := queue.NewServer(rdb, set.Queue, log)
 	if err := srv.Start(queue.NewMux(queue.NewImageHandler(images, log))); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
 
-	checks := []httpapi.Check{{Name: "database", Ping: store.Ping}, {Name: "s3", Ping: blobs.Ping},
+	checks := []health.Check{{Name: "database", Ping: store.Ping}, {Name: "s3", Ping: blobs.Ping},
 		{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}}
-	e := httpapi.New(authSvc, images, checks, httpapi.Config{MaxUploadBytes: icfg.MaxUploadBytes}, log)
+	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: asynq.RedisClientOpt{Addr: rdb.Options().Addr, DB: redisDB}})
+	t.Cleanup(func() { mon.Close() })
+	e := httpapi.New(httpapi.Deps{
+		Auth: authSvc, Images: images, Operations: images, Checks: checks,
+		Limiter: ratelimit.New(rdb, "t:ratelimit:"), Monitor: mon, Registry: reg,
+	}, set.API, log)
 	ts := httptest.NewServer(e)
 	t.Cleanup(ts.Close)
 	return &harness{t: t, url: ts.URL, store: store, blobs: blobs, images: images, queue: enq, secret: acfg.JWTSecret}

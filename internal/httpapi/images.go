@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/failure"
 	"github.com/imagesvc/imagesvc/internal/image"
 )
@@ -64,36 +65,45 @@ var errBadMultipart = failure.New(failure.Invalid, "invalid_multipart", "the req
 // The body is capped while it is read, so an oversized upload is stopped
 // at the limit, not after buffering it.
 func (s *Server) upload(c echo.Context) error {
+	img, err := s.receiveUpload(c)
+	if err != nil {
+		s.metrics.rejectedUpload(err)
+		return err
+	}
+	s.metrics.uploadBytes.Observe(float64(img.Bytes))
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/images/"+img.ID)
+	return c.JSON(http.StatusAccepted, toImageResponse(img))
+}
+
+func (s *Server) receiveUpload(c echo.Context) (*image.Image, error) {
+	if err := s.limit(c, "upload:"+principal(c).UserID, s.cfg.UploadRatePerMinute); err != nil {
+		return nil, err
+	}
 	req := c.Request()
 	mt, params, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		return errBadMultipart
+		return nil, errBadMultipart
 	}
 	if req.ContentLength > s.cfg.MaxUploadBytes+multipartOverhead {
-		return image.TooLarge(s.cfg.MaxUploadBytes)
+		return nil, image.TooLarge(s.cfg.MaxUploadBytes)
 	}
 	body := http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxUploadBytes+multipartOverhead)
 	mr := multipart.NewReader(body, params["boundary"])
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
-			return image.ErrNoFile
+			return nil, image.ErrNoFile
 		}
 		if err != nil {
-			return multipartError(err)
+			return nil, multipartError(err)
 		}
 		if part.FormName() != "file" {
 			if _, err := io.Copy(io.Discard, part); err != nil {
-				return multipartError(err)
+				return nil, multipartError(err)
 			}
 			continue
 		}
-		img, err := s.images.Upload(req.Context(), principal(c).UserID, part.FileName(), part)
-		if err != nil {
-			return err
-		}
-		c.Response().Header().Set(echo.HeaderLocation, "/v1/images/"+img.ID)
-		return c.JSON(http.StatusAccepted, toImageResponse(img))
+		return s.Images.Upload(req.Context(), principal(c).UserID, part.FileName(), part)
 	}
 }
 
@@ -106,7 +116,7 @@ func multipartError(err error) error {
 }
 
 func (s *Server) getImage(c echo.Context) error {
-	img, err := s.images.Get(c.Request().Context(), principal(c).UserID, c.Param("id"))
+	img, err := s.Images.Get(c.Request().Context(), principal(c).UserID, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -114,35 +124,96 @@ func (s *Server) getImage(c echo.Context) error {
 }
 
 func (s *Server) listImages(c echo.Context) error {
-	limit := 20
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return image.ErrBadLimit
-		}
-		limit = n
-	}
-	cursor, err := image.DecodeCursor(c.QueryParam("cursor"))
+	limit, cursor, err := pageParams(c)
 	if err != nil {
 		return err
 	}
-	page, err := s.images.List(c.Request().Context(), principal(c).UserID, cursor, limit)
+	page, err := s.Images.List(c.Request().Context(), principal(c).UserID, cursor, limit)
 	if err != nil {
 		return err
 	}
-	resp := imageListResponse{Items: make([]imageResponse, 0, len(page.Items))}
+	resp := imageListResponse{Items: make([]imageResponse, 0, len(page.Items)), NextCursor: nextCursor(page)}
 	for _, img := range page.Items {
 		resp.Items = append(resp.Items, toImageResponse(img))
-	}
-	if page.Next != nil {
-		next := page.Next.Encode()
-		resp.NextCursor = &next
 	}
 	return c.JSON(http.StatusOK, resp)
 }
 
+// pageParams reads limit (default 20) and cursor.
+func pageParams(c echo.Context) (int, image.Cursor, error) {
+	limit := 20
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, image.Cursor{}, image.ErrBadLimit
+		}
+		limit = n
+	}
+	cursor, err := image.DecodeCursor(c.QueryParam("cursor"))
+	return limit, cursor, err
+}
+
+func nextCursor(p image.Page) *string {
+	if p.Next == nil {
+		return nil
+	}
+	next := p.Next.Encode()
+	return &next
+}
+
+func (s *Server) reprocess(c echo.Context) error {
+	p := principal(c)
+	img, err := s.Operations.Reprocess(c.Request().Context(), p.UserID, p.Role == auth.RoleAdmin, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/images/"+img.ID)
+	return c.JSON(http.StatusAccepted, toImageResponse(img))
+}
+
+type adminImageResponse struct {
+	imageResponse
+	UserID string `json:"user_id"`
+}
+
+func (s *Server) adminImages(c echo.Context) error {
+	limit, cursor, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.Operations.AdminList(c.Request().Context(), image.Status(c.QueryParam("status")), cursor, limit)
+	if err != nil {
+		return err
+	}
+	items := make([]adminImageResponse, 0, len(page.Items))
+	for _, img := range page.Items {
+		items = append(items, adminImageResponse{toImageResponse(img), img.UserID})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"items": items, "next_cursor": nextCursor(page)})
+}
+
+type queueDepthResponse struct {
+	Pending   int `json:"pending"`
+	Active    int `json:"active"`
+	Scheduled int `json:"scheduled"`
+	Retry     int `json:"retry"`
+	Archived  int `json:"archived"`
+}
+
+func (s *Server) adminStats(c echo.Context) error {
+	st, err := s.Operations.Stats(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	queues := map[string]queueDepthResponse{}
+	for name, q := range st.Queues {
+		queues[name] = queueDepthResponse(q)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"images": st.Images, "queues": queues})
+}
+
 func (s *Server) deleteImage(c echo.Context) error {
-	if err := s.images.Delete(c.Request().Context(), principal(c).UserID, c.Param("id")); err != nil {
+	if err := s.Images.Delete(c.Request().Context(), principal(c).UserID, c.Param("id")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/imagesvc/imagesvc/internal/image"
-	"github.com/imagesvc/imagesvc/internal/queue"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 )
 
@@ -89,9 +88,9 @@ func red(c color.Color) bool {
 }
 
 func TestUploadRejected(t *testing.T) {
-	h := newHarness(t, func(c *image.Config, _ *queue.Config) {
-		c.MaxUploadBytes = 200 << 10
-		c.MaxPixels = 4_000_000
+	h := newHarness(t, func(s *settings) {
+		s.Image.MaxUploadBytes = 200 << 10
+		s.Image.MaxPixels = 4_000_000
 	})
 	token := h.user("bob@example.com")
 	big := bytes.Repeat([]byte{0xAB}, 300<<10)
@@ -304,7 +303,7 @@ func TestListAndDelete(t *testing.T) {
 // commit and the enqueue: the row and the original exist, no task does.
 // The reconciler must get the image processed.
 func TestReconcilerRepairsLostEnqueue(t *testing.T) {
-	h := newHarness(t, func(c *image.Config, _ *queue.Config) { c.StaleAfter = time.Millisecond })
+	h := newHarness(t, func(s *settings) { s.Image.StaleAfter = time.Millisecond })
 	token := h.user("heidi@example.com")
 	// Upload one image normally to learn the user id from its key.
 	r := h.upload(token, "a.jpg", testenv.JPEG(t, 400, 300, 1))

@@ -4,23 +4,29 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/failure"
+	"github.com/imagesvc/imagesvc/internal/health"
 	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/logctx"
 )
 
 // Authenticator is what the API needs from the auth domain.
@@ -40,10 +46,16 @@ type Images interface {
 	Delete(ctx context.Context, userID, id string) error
 }
 
-// Check is one readiness probe: a dependency and how to ping it.
-type Check struct {
-	Name string
-	Ping func(ctx context.Context) error
+// Operations is what the operators' endpoints need from the image domain.
+type Operations interface {
+	Reprocess(ctx context.Context, userID string, admin bool, id string) (*image.Image, error)
+	AdminList(ctx context.Context, status image.Status, after image.Cursor, limit int) (image.Page, error)
+	Stats(ctx context.Context) (image.Stats, error)
+}
+
+// Limiter counts events per key (rate limits shared by every replica).
+type Limiter interface {
+	Allow(ctx context.Context, key string, limit int, window time.Duration) (bool, time.Duration, error)
 }
 
 // Config holds the API settings.
@@ -51,6 +63,32 @@ type Config struct {
 	// MaxUploadBytes is the largest file; the whole multipart body may
 	// exceed it by multipartOverhead.
 	MaxUploadBytes int64
+	// UploadRatePerMinute bounds uploads per user; 0 turns it off.
+	UploadRatePerMinute int
+	// LoginRatePerMinute bounds login attempts per email, and
+	// LoginRatePerMinutePerAddress per client address; 0 turns one off.
+	LoginRatePerMinute           int
+	LoginRatePerMinutePerAddress int
+	// AdminUser and AdminPassword guard /monitoring (HTTP Basic auth).
+	AdminUser, AdminPassword string
+	// TrustedProxies are the networks whose X-Forwarded-For is believed
+	// when finding the client address; empty means the peer address.
+	TrustedProxies []*net.IPNet
+}
+
+// Deps are the API's collaborators.
+type Deps struct {
+	Auth       Authenticator
+	Images     Images
+	Operations Operations
+	Checks     []health.Check
+	// Limiter enforces the rate limits; nil turns them off.
+	Limiter Limiter
+	// Monitor is the asynqmon handler, rooted at /monitoring; nil (or no
+	// AdminUser) answers 404 there.
+	Monitor http.Handler
+	// Registry receives the API's metrics and is served at /metrics.
+	Registry *prometheus.Registry
 }
 
 // multipartOverhead is the room left for multipart headers and other small
@@ -62,32 +100,48 @@ const maxJSONBytes = 64 << 10
 
 // Server holds the handlers' dependencies.
 type Server struct {
-	auth   Authenticator
-	images Images
-	checks []Check
-	cfg    Config
-	log    *slog.Logger
+	Deps
+	cfg     Config
+	log     *slog.Logger
+	metrics *httpMetrics
 }
 
 // New returns the Echo instance with every route.
-func New(a Authenticator, images Images, checks []Check, cfg Config, log *slog.Logger) *echo.Echo {
-	s := &Server{auth: a, images: images, checks: checks, cfg: cfg, log: log}
+func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{Deps: d, cfg: cfg, log: log, metrics: newHTTPMetrics(d.Registry)}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(log)
+	e.IPExtractor = echo.ExtractIPDirect()
+	if len(cfg.TrustedProxies) > 0 {
+		var opts []echo.TrustOption
+		for _, n := range cfg.TrustedProxies {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
+	}
 	e.Use(middleware.RequestID())
+	e.Use(s.observe)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			log.ErrorContext(c.Request().Context(), "panic", "err", err, "stack", string(stack))
 			return err
 		},
 	}))
-	e.Use(s.logRequests)
 
-	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
-	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.Handler()))
+	e.GET("/healthz", echo.WrapHandler(health.Live()))
+	e.GET("/readyz", echo.WrapHandler(health.Ready(d.Checks, log)))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})))
+	if d.Monitor != nil && cfg.AdminUser != "" && cfg.AdminPassword != "" {
+		mon := echo.WrapHandler(d.Monitor)
+		guard := s.basicAuth(cfg.AdminUser, cfg.AdminPassword)
+		e.Any("/monitoring", mon, guard)
+		e.Any("/monitoring/*", mon, guard)
+	}
 
 	v1 := e.Group("/v1")
 	v1.POST("/auth/signup", s.signup)
@@ -101,26 +155,33 @@ func New(a Authenticator, images Images, checks []Check, cfg Config, log *slog.L
 	v1.GET("/images", s.listImages, s.requireAuth)
 	v1.GET("/images/:id", s.getImage, s.requireAuth)
 	v1.DELETE("/images/:id", s.deleteImage, s.requireAuth)
+	v1.POST("/images/:id/reprocess", s.reprocess, s.requireAuth)
+	v1.GET("/admin/images", s.adminImages, s.requireAuth, s.requireAdmin)
+	v1.GET("/admin/stats", s.adminStats, s.requireAuth, s.requireAdmin)
 	return e
 }
 
-func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+// observe gives the request a log context, then logs and measures it.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
+		req := c.Request()
+		rid := c.Response().Header().Get(echo.HeaderXRequestID)
+		c.SetRequest(req.WithContext(logctx.With(req.Context(), "request_id", rid)))
 		err := next(c)
 		if err != nil {
 			c.Error(err)
 		}
-		req := c.Request()
-		attrs := []any{
-			"request_id", c.Response().Header().Get(echo.HeaderXRequestID),
-			"method", req.Method, "route", c.Path(), "status", c.Response().Status,
-			"bytes_in", req.ContentLength, "seconds", time.Since(start).Seconds(),
+		req = c.Request()
+		route := c.Path() // the template, such as /v1/images/:id
+		if route == "" || route == req.URL.Path && c.Response().Status == http.StatusNotFound {
+			route = "unmatched" // never a raw path: it would explode the label set
 		}
-		if p, ok := c.Get(principalKey).(auth.Principal); ok {
-			attrs = append(attrs, "user_id", p.UserID)
-		}
-		s.log.InfoContext(req.Context(), "request", attrs...)
+		elapsed := time.Since(start)
+		s.metrics.observe(route, req.Method, c.Response().Status, elapsed)
+		s.log.InfoContext(req.Context(), "request",
+			"method", req.Method, "route", route, "status", c.Response().Status,
+			"bytes_in", req.ContentLength, "seconds", elapsed.Seconds())
 		return nil
 	}
 }
@@ -134,12 +195,44 @@ func (s *Server) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 			return auth.ErrBadToken
 		}
-		p, err := s.auth.Verify(strings.TrimSpace(token))
+		p, err := s.Auth.Verify(strings.TrimSpace(token))
 		if err != nil {
 			return err
 		}
 		c.Set(principalKey, p)
+		req := c.Request()
+		c.SetRequest(req.WithContext(logctx.With(req.Context(), "user_id", p.UserID)))
 		return next(c)
+	}
+}
+
+var errForbidden = failure.New(failure.Forbidden, "forbidden", "this needs the admin role")
+
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if principal(c).Role != auth.RoleAdmin {
+			return errForbidden
+		}
+		return next(c)
+	}
+}
+
+// basicAuth guards the dashboard. Both values are compared in constant time
+// (through fixed-length digests, so their lengths do not leak either).
+func (s *Server) basicAuth(user, password string) echo.MiddlewareFunc {
+	wantUser, wantPass := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(password))
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			u, p, ok := c.Request().BasicAuth()
+			gotUser, gotPass := sha256.Sum256([]byte(u)), sha256.Sum256([]byte(p))
+			userOK := subtle.ConstantTimeCompare(gotUser[:], wantUser[:])
+			passOK := subtle.ConstantTimeCompare(gotPass[:], wantPass[:])
+			if !ok || userOK&passOK != 1 {
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="imagesvc monitoring"`)
+				return c.JSON(http.StatusUnauthorized, errorBody{errorDetail{"unauthorized", "admin credentials required"}})
+			}
+			return next(c)
+		}
 	}
 }
 
@@ -148,37 +241,29 @@ func principal(c echo.Context) auth.Principal {
 	return p
 }
 
-func (s *Server) readyz(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	type result struct {
-		name string
-		err  error
+// rateLimited is a 429 with the time until the client may try again.
+type rateLimited struct {
+	retryAfter time.Duration
+}
+
+func (e rateLimited) Error() string { return "rate limited" }
+
+// limit counts one event against a limit per minute; it answers 429 when
+// the limit is reached. A rate limiter that cannot reach Redis lets the
+// request through: refusing every login while Redis is down would be worse.
+func (s *Server) limit(c echo.Context, key string, perMinute int) error {
+	if s.Limiter == nil || perMinute <= 0 {
+		return nil
 	}
-	results := make(chan result, len(s.checks))
-	for _, ch := range s.checks {
-		go func() { results <- result{ch.Name, ch.Ping(ctx)} }()
+	ok, wait, err := s.Limiter.Allow(c.Request().Context(), key, perMinute, time.Minute)
+	if err != nil {
+		s.log.WarnContext(c.Request().Context(), "rate limiter unavailable, letting the request through", "err", err)
+		return nil
 	}
-	status := map[string]string{}
-	var failed []string
-	for range s.checks {
-		r := <-results
-		status[r.name] = "ok"
-		if r.err != nil {
-			status[r.name] = "unavailable"
-			failed = append(failed, r.name)
-			s.log.WarnContext(ctx, "readiness check failed", "dependency", r.name, "err", r.err)
-		}
+	if !ok {
+		return rateLimited{retryAfter: wait}
 	}
-	if len(failed) > 0 {
-		sort.Strings(failed)
-		c.Response().Header().Set("Retry-After", "5")
-		return c.JSON(http.StatusServiceUnavailable, map[string]any{
-			"error":  errorDetail{"not_ready", "unavailable: " + strings.Join(failed, ", ")},
-			"checks": status,
-		})
-	}
-	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "checks": status})
+	return nil
 }
 
 type credentialsRequest struct {
@@ -233,7 +318,7 @@ func (s *Server) signup(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	u, err := s.auth.Signup(c.Request().Context(), req.Email, req.Password)
+	u, err := s.Auth.Signup(c.Request().Context(), req.Email, req.Password)
 	if err != nil {
 		return err
 	}
@@ -245,7 +330,15 @@ func (s *Server) login(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	t, err := s.auth.Login(c.Request().Context(), req.Email, req.Password)
+	if err := s.limit(c, "login:addr:"+c.RealIP(), s.cfg.LoginRatePerMinutePerAddress); err != nil {
+		return err
+	}
+	// Hashed, so that Redis holds no email addresses.
+	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(req.Email))))
+	if err := s.limit(c, "login:email:"+hex.EncodeToString(sum[:16]), s.cfg.LoginRatePerMinute); err != nil {
+		return err
+	}
+	t, err := s.Auth.Login(c.Request().Context(), req.Email, req.Password)
 	if err != nil {
 		return err
 	}
@@ -257,7 +350,7 @@ func (s *Server) refresh(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	t, err := s.auth.Refresh(c.Request().Context(), req.RefreshToken)
+	t, err := s.Auth.Refresh(c.Request().Context(), req.RefreshToken)
 	if err != nil {
 		return err
 	}
@@ -269,7 +362,7 @@ func (s *Server) logout(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if err := s.auth.Logout(c.Request().Context(), principal(c).UserID, req.RefreshToken); err != nil {
+	if err := s.Auth.Logout(c.Request().Context(), principal(c).UserID, req.RefreshToken); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -35,6 +35,27 @@ type Ledger interface {
 	// StaleImages lists images queued before queuedBefore, or processing
 	// with a lease that ended before now.
 	StaleImages(ctx context.Context, queuedBefore, now time.Time, limit int) ([]string, error)
+	// RequeueImage puts an image back to queued, clearing its error and
+	// lease; ErrNotFound if absent.
+	RequeueImage(ctx context.Context, id string) error
+}
+
+// Inventory answers operators' questions across all users.
+type Inventory interface {
+	// ListAllImages lists images of every user, newest first, optionally of
+	// one status ("" for all).
+	ListAllImages(ctx context.Context, status Status, after Cursor, limit int) ([]*Image, error)
+	CountByStatus(ctx context.Context) (map[Status]int64, error)
+}
+
+// QueueDepth is the number of tasks of a queue in each state.
+type QueueDepth struct {
+	Pending, Active, Scheduled, Retry, Archived int
+}
+
+// QueueStats reports the depth of every queue.
+type QueueStats interface {
+	Depths(ctx context.Context) (map[string]QueueDepth, error)
 }
 
 // Errors a Ledger returns.
@@ -67,6 +88,9 @@ type Rendition struct {
 	ContentType string
 	Ext         string
 	Data        []byte
+	// EncodeTime is the time spent deriving and encoding this rendition
+	// from the shared intermediate.
+	EncodeTime time.Duration
 }
 
 // Resizer turns a source image into one rendition per spec. It returns an
@@ -74,3 +98,39 @@ type Rendition struct {
 type Resizer interface {
 	Resize(ctx context.Context, src []byte, specs []Spec) ([]Rendition, error)
 }
+
+// Observer receives the measurements of processing: the metrics adapter
+// implements it.
+type Observer interface {
+	// Stage records the time one stage of processing took: fetch,
+	// decode_resize, encode, upload or database.
+	Stage(stage string, d time.Duration)
+	// Finished records the end of one processing attempt with its result
+	// (done, failed, retry or skipped) and, when known, the source's pixels.
+	Finished(result string, sourcePixels int64)
+	// DependencyError records a failed call to s3 or the database.
+	DependencyError(dependency string)
+	// InFlight adds delta to the number of images being processed.
+	InFlight(delta int)
+}
+
+// Processing results and stages, as the Observer receives them.
+const (
+	ResultDone    = "done"
+	ResultFailed  = "failed"
+	ResultRetry   = "retry"
+	ResultSkipped = "skipped"
+
+	StageFetch        = "fetch"
+	StageDecodeResize = "decode_resize"
+	StageEncode       = "encode"
+	StageUpload       = "upload"
+	StageDatabase     = "database"
+)
+
+type nopObserver struct{}
+
+func (nopObserver) Stage(string, time.Duration) {}
+func (nopObserver) Finished(string, int64)      {}
+func (nopObserver) DependencyError(string)      {}
+func (nopObserver) InFlight(int)                {}

@@ -83,11 +83,14 @@ func (c Config) Validate() error {
 
 // Service uploads, reads, deletes and processes images.
 type Service struct {
-	catalog Catalog
-	ledger  Ledger
+	catalog   Catalog
+	ledger    Ledger
+	inventory Inventory
+	stats     QueueStats
 	blobs   Blobs
 	queue   Queue
 	resizer Resizer
+	obs     Observer
 	cfg     Config
 	log     *slog.Logger
 	now     func() time.Time
@@ -101,13 +104,22 @@ type Deps struct {
 	Blobs   Blobs
 	Queue   Queue
 	Resizer Resizer
+	// Inventory and QueueStats serve the admin endpoints; nil in a worker.
+	Inventory  Inventory
+	QueueStats QueueStats
+	// Observer receives processing measurements; nil means none.
+	Observer Observer
 }
 
 // NewService returns a Service.
 func NewService(d Deps, cfg Config, log *slog.Logger) *Service {
+	obs := d.Observer
+	if obs == nil {
+		obs = nopObserver{}
+	}
 	return &Service{
 		catalog: d.Catalog, ledger: d.Ledger, blobs: d.Blobs, queue: d.Queue, resizer: d.Resizer,
-		cfg: cfg, log: log, now: time.Now,
+		inventory: d.Inventory, stats: d.QueueStats, obs: obs, cfg: cfg, log: log, now: time.Now,
 	}
 }
 
@@ -248,6 +260,85 @@ func (s *Service) presign(ctx context.Context, img *Image) error {
 	return nil
 }
 
+// ErrNotReprocessable is returned when a user asks to reprocess an image
+// that has not failed.
+var ErrNotReprocessable = failure.New(failure.Conflict, "not_reprocessable", "only failed images can be reprocessed")
+
+// Reprocess runs processing again, with the current variant settings, for a
+// failed image of the user's, or for any image when admin is set. Its old
+// variants are removed and it goes back to queued.
+func (s *Service) Reprocess(ctx context.Context, userID string, admin bool, id string) (*Image, error) {
+	var img *Image
+	var err error
+	if admin {
+		if _, perr := uuid.Parse(id); perr != nil {
+			return nil, ErrNotFound
+		}
+		img, err = s.catalog.Image(ctx, id)
+	} else {
+		img, err = s.owned(ctx, userID, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !admin && img.Status != StatusFailed {
+		return nil, ErrNotReprocessable
+	}
+	if err := s.ledger.RequeueImage(ctx, id); err != nil {
+		return nil, err
+	}
+	// The image is queued now, so no URL points at these any more.
+	if err := s.blobs.DeletePrefix(ctx, VariantPrefix(img.UserID, img.ID)); err != nil {
+		return nil, unavailable("storage_unavailable", "object storage is unavailable", fmt.Errorf("delete old variants: %w", err))
+	}
+	if err := s.queue.EnqueueProcess(ctx, id); err != nil {
+		// The row is queued: the reconciler will enqueue it.
+		return nil, unavailable("queue_unavailable", "the job queue is unavailable", fmt.Errorf("enqueue image: %w", err))
+	}
+	return s.catalog.Image(ctx, id)
+}
+
+// AdminList lists the images of every user, newest first, optionally of one
+// status.
+func (s *Service) AdminList(ctx context.Context, status Status, after Cursor, limit int) (Page, error) {
+	switch status {
+	case "", StatusQueued, StatusProcessing, StatusDone, StatusFailed:
+	default:
+		return Page{}, failure.New(failure.Invalid, "invalid_status", "status must be queued, processing, done or failed")
+	}
+	if limit < 1 {
+		return Page{}, ErrBadLimit
+	}
+	limit = min(limit, MaxPageSize)
+	items, err := s.inventory.ListAllImages(ctx, status, after, limit+1)
+	if err != nil {
+		return Page{}, err
+	}
+	return s.page(ctx, items, limit)
+}
+
+// Stats are the counts an operator looks at first.
+type Stats struct {
+	Images map[Status]int64
+	Queues map[string]QueueDepth
+}
+
+// Stats counts images by status and tasks by queue and state.
+func (s *Service) Stats(ctx context.Context) (Stats, error) {
+	counts, err := s.inventory.CountByStatus(ctx)
+	if err != nil {
+		return Stats{}, err
+	}
+	for _, st := range []Status{StatusQueued, StatusProcessing, StatusDone, StatusFailed} {
+		counts[st] += 0
+	}
+	depths, err := s.stats.Depths(ctx)
+	if err != nil {
+		return Stats{}, unavailable("queue_unavailable", "the job queue is unavailable", err)
+	}
+	return Stats{Images: counts, Queues: depths}, nil
+}
+
 // Cursor is a position in a newest-first listing.
 type Cursor struct {
 	CreatedAt time.Time
@@ -302,6 +393,12 @@ func (s *Service) List(ctx context.Context, userID string, after Cursor, limit i
 	if err != nil {
 		return Page{}, err
 	}
+	return s.page(ctx, items, limit)
+}
+
+// page cuts a listing fetched with limit+1 rows into a page and presigns its
+// variant URLs.
+func (s *Service) page(ctx context.Context, items []*Image, limit int) (Page, error) {
 	var page Page
 	if len(items) > limit {
 		items = items[:limit]
@@ -344,49 +441,85 @@ func (s *Service) Delete(ctx context.Context, userID, id string) error {
 // An error wrapping ErrUndecodable is permanent: the image has already been
 // marked failed and the task must not be retried.
 func (s *Service) Process(ctx context.Context, id string) error {
+	s.obs.InFlight(1)
+	defer s.obs.InFlight(-1)
+	result, pixels, err := s.process(ctx, id)
+	s.obs.Finished(result, pixels)
+	return err
+}
+
+func (s *Service) process(ctx context.Context, id string) (result string, pixels int64, err error) {
+	start := time.Now()
 	img, err := s.ledger.ClaimImage(ctx, id, s.now().Add(s.cfg.Lease))
 	if errors.Is(err, ErrNotClaimable) {
-		s.log.InfoContext(ctx, "image not claimable, nothing to do", "image_id", id)
-		return nil
+		s.log.InfoContext(ctx, "image not claimable, nothing to do")
+		return ResultSkipped, 0, nil
 	}
 	if err != nil {
-		return fmt.Errorf("claim image: %w", err)
+		s.obs.DependencyError(StageDatabase)
+		return ResultRetry, 0, fmt.Errorf("claim image: %w", err)
 	}
+	pixels = int64(img.Width) * int64(img.Height)
 	src, err := s.blobs.Get(ctx, img.OriginalKey())
 	if err != nil {
-		return fmt.Errorf("get original: %w", err)
+		s.obs.DependencyError("s3")
+		return ResultRetry, pixels, fmt.Errorf("get original: %w", err)
 	}
+	start = s.stage(StageFetch, start)
+
 	renditions, err := s.resizer.Resize(ctx, src, s.cfg.Variants)
 	if errors.Is(err, ErrUndecodable) {
 		fe := failure.As(err)
 		if ferr := s.ledger.FailImage(ctx, id, img.Attempt, fe.Code, fe.Message); ferr != nil && !errors.Is(ferr, ErrLeaseLost) {
-			return fmt.Errorf("mark failed: %w", ferr)
+			s.obs.DependencyError(StageDatabase)
+			return ResultRetry, pixels, fmt.Errorf("mark failed: %w", ferr)
 		}
-		return err
+		return ResultFailed, pixels, err
 	}
 	if err != nil {
-		return fmt.Errorf("resize: %w", err)
+		return ResultRetry, pixels, fmt.Errorf("resize: %w", err)
 	}
+	var encode time.Duration
+	for _, r := range renditions {
+		encode += r.EncodeTime
+	}
+	s.obs.Stage(StageDecodeResize, time.Since(start)-encode)
+	s.obs.Stage(StageEncode, encode)
+	start = time.Now()
+
 	variants, err := s.uploadRenditions(ctx, img, renditions)
 	if err != nil {
-		return err
+		s.obs.DependencyError("s3")
+		return ResultRetry, pixels, err
 	}
+	start = s.stage(StageUpload, start)
+
 	err = s.ledger.CompleteImage(ctx, id, img.Attempt, variants)
+	s.stage(StageDatabase, start)
 	switch {
 	case errors.Is(err, ErrLeaseLost):
-		s.log.InfoContext(ctx, "lease lost, a newer attempt owns the image", "image_id", id, "attempt", img.Attempt)
-		return nil
+		s.log.InfoContext(ctx, "lease lost, a newer attempt owns the image", "claimed_attempt", img.Attempt)
+		return ResultSkipped, pixels, nil
 	case errors.Is(err, ErrNotFound):
 		// Deleted while we worked: remove what we uploaded after the delete.
-		s.log.InfoContext(ctx, "image deleted during processing", "image_id", id)
+		s.log.InfoContext(ctx, "image deleted during processing")
 		if err := s.blobs.DeletePrefix(ctx, VariantPrefix(img.UserID, img.ID)); err != nil {
-			return fmt.Errorf("remove variants of deleted image: %w", err)
+			s.obs.DependencyError("s3")
+			return ResultRetry, pixels, fmt.Errorf("remove variants of deleted image: %w", err)
 		}
-		return nil
+		return ResultSkipped, pixels, nil
 	case err != nil:
-		return fmt.Errorf("complete image: %w", err)
+		s.obs.DependencyError(StageDatabase)
+		return ResultRetry, pixels, fmt.Errorf("complete image: %w", err)
 	}
-	return nil
+	return ResultDone, pixels, nil
+}
+
+// stage records the time since start for a stage and returns now.
+func (s *Service) stage(name string, start time.Time) time.Time {
+	now := time.Now()
+	s.obs.Stage(name, now.Sub(start))
+	return now
 }
 
 func (s *Service) uploadRenditions(ctx context.Context, img *Image, rs []Rendition) ([]Variant, error) {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"time"
 
 	"github.com/h2non/bimg"
 
@@ -111,12 +112,14 @@ func (r *Resizer) Resize(_ context.Context, src []byte, specs []image.Spec) ([]i
 		opts := scaleTo(isize.Width, isize.Height, vw, vh)
 		opts.Type, opts.Quality, opts.StripMetadata = outType, r.cfg.JPEGQuality, true
 		opts.NoAutoRotate, opts.Interpretation = true, bimg.InterpretationSRGB
+		start := time.Now()
 		data, err := bimg.Resize(inter, opts)
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", s.Name, err)
 		}
 		out = append(out, image.Rendition{
 			Name: s.Name, Width: vw, Height: vh, ContentType: contentType, Ext: ext, Data: data,
+			EncodeTime: time.Since(start),
 		})
 	}
 	return out, nil

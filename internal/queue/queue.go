@@ -16,6 +16,7 @@ import (
 
 	"github.com/imagesvc/imagesvc/internal/failure"
 	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/logctx"
 )
 
 // Queue names. Images are weighted over webhooks so that a delivery backlog
@@ -91,32 +92,70 @@ func NewProcessImageTask(imageID string, cfg Config) (*asynq.Task, error) {
 
 // Enqueuer implements image.Queue.
 type Enqueuer struct {
-	client *asynq.Client
-	cfg    Config
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	cfg       Config
 }
 
 var _ image.Queue = (*Enqueuer)(nil)
 
 // NewEnqueuer returns an Enqueuer on a Redis client it does not own.
 func NewEnqueuer(rdb redis.UniversalClient, cfg Config) *Enqueuer {
-	return &Enqueuer{client: asynq.NewClientFromRedisClient(rdb), cfg: cfg}
+	return &Enqueuer{client: asynq.NewClientFromRedisClient(rdb), inspector: asynq.NewInspectorFromRedisClient(rdb), cfg: cfg}
 }
 
-// EnqueueProcess implements image.Queue.
+// EnqueueProcess implements image.Queue. A task id that is taken by a
+// pending, scheduled, retrying or running task means the image is queued
+// already. One taken by an archived task (retries exhausted, or skipped as
+// undecodable) is a finished attempt: it is deleted so that the image can be
+// processed again, which is what a caller enqueueing it wants (reprocess,
+// reconciler).
 func (e *Enqueuer) EnqueueProcess(ctx context.Context, imageID string) error {
 	task, err := NewProcessImageTask(imageID, e.cfg)
 	if err != nil {
 		return err
 	}
-	_, err = e.client.EnqueueContext(ctx, task)
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return nil // already queued, retrying or running
+	for range 2 {
+		_, err = e.client.EnqueueContext(ctx, task)
+		if !errors.Is(err, asynq.ErrTaskIDConflict) {
+			break
+		}
+		info, ierr := e.inspector.GetTaskInfo(QueueImages, imageID)
+		if ierr != nil || (info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted) {
+			return nil // already queued, retrying or running (or gone meanwhile)
+		}
+		if derr := e.inspector.DeleteTask(QueueImages, imageID); derr != nil && !errors.Is(derr, asynq.ErrTaskNotFound) {
+			return fmt.Errorf("delete finished task %s: %w", imageID, derr)
+		}
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue %s: %w", TypeProcessImage, err)
 	}
 	return nil
 }
+
+var _ image.QueueStats = (*Enqueuer)(nil)
+
+// Depths implements image.QueueStats for the images and webhooks queues.
+func (e *Enqueuer) Depths(ctx context.Context) (map[string]image.QueueDepth, error) {
+	out := map[string]image.QueueDepth{}
+	for _, q := range []string{QueueImages, QueueWebhooks} {
+		info, err := e.inspector.GetQueueInfo(q)
+		if errors.Is(err, asynq.ErrQueueNotFound) {
+			out[q] = image.QueueDepth{}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("queue %s: %w", q, err)
+		}
+		out[q] = image.QueueDepth{Pending: info.Pending, Active: info.Active, Scheduled: info.Scheduled,
+			Retry: info.Retry, Archived: info.Archived}
+	}
+	return out, nil
+}
+
+// Inspector returns the asynq inspector on the same Redis, for metrics.
+func (e *Enqueuer) Inspector() *asynq.Inspector { return e.inspector }
 
 // Processor is what the image handler needs from the domain.
 type Processor interface {
@@ -143,16 +182,18 @@ func (h *ImageHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	retry, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	log := h.log.With("task_id", p.ImageID, "image_id", p.ImageID, "attempt", retry+1)
+	taskID, _ := asynq.GetTaskID(ctx)
+	// Every log line of this task, here and in the domain, carries these.
+	ctx = logctx.With(ctx, "task_id", taskID, "image_id", p.ImageID, "attempt", retry+1)
 	start := time.Now()
 	err := h.proc.Process(ctx, p.ImageID)
 	switch {
 	case err == nil:
-		log.InfoContext(ctx, "image processed", "seconds", time.Since(start).Seconds())
+		h.log.InfoContext(ctx, "image task finished", "seconds", time.Since(start).Seconds())
 		return nil
 	case failure.KindOf(err) == failure.Unprocessable:
 		// The image is marked failed already; retrying cannot help.
-		log.InfoContext(ctx, "image failed", "code", failure.CodeOf(err), "err", err)
+		h.log.InfoContext(ctx, "image failed", "code", failure.CodeOf(err), "err", err)
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	case retry >= maxRetry:
 		if gerr := h.proc.GiveUp(context.WithoutCancel(ctx), p.ImageID, err); gerr != nil {
@@ -160,7 +201,7 @@ func (h *ImageHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 		return err
 	default:
-		log.WarnContext(ctx, "image processing failed, will retry", "err", err)
+		h.log.WarnContext(ctx, "image processing failed, will retry", "err", err)
 		return err
 	}
 }

@@ -15,18 +15,20 @@ import (
 
 	"github.com/imagesvc/imagesvc/internal/config"
 	"github.com/imagesvc/imagesvc/internal/gormstore"
-	"github.com/imagesvc/imagesvc/internal/httpapi"
+	"github.com/imagesvc/imagesvc/internal/health"
+	"github.com/imagesvc/imagesvc/internal/logctx"
 	"github.com/imagesvc/imagesvc/internal/quickstart"
 	"github.com/imagesvc/imagesvc/internal/s3store"
 )
 
-// NewLogger returns the process logger: JSON unless LOG_FORMAT=text.
+// NewLogger returns the process logger: JSON unless LOG_FORMAT=text, with
+// the attributes that logctx put in a context on every line.
 func NewLogger(cfg config.Config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+		return slog.New(logctx.NewHandler(slog.NewTextHandler(os.Stderr, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	return slog.New(logctx.NewHandler(slog.NewJSONHandler(os.Stderr, opts)))
 }
 
 // Deps are the connections to the outside world a process holds, and the
@@ -144,8 +146,8 @@ func checkEvictionPolicy(ctx context.Context, rdb *redis.Client) error {
 }
 
 // Checks returns the readiness probes of the dependencies.
-func (d *Deps) Checks() []httpapi.Check {
-	return []httpapi.Check{
+func (d *Deps) Checks() []health.Check {
+	return []health.Check{
 		{Name: "database", Ping: d.Store.Ping},
 		{Name: "redis", Ping: func(ctx context.Context) error { return d.Redis.Ping(ctx).Err() }},
 		{Name: "s3", Ping: d.Blobs.Ping},

@@ -6,9 +6,12 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/imagesvc/imagesvc/internal/config"
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/imaging"
+	"github.com/imagesvc/imagesvc/internal/metrics"
 	"github.com/imagesvc/imagesvc/internal/queue"
 )
 
@@ -16,10 +19,11 @@ import (
 // reconciler. cmd/worker runs it alone; the quickstart API runs it in its
 // own process. The returned function stops dequeuing, lets running tasks
 // finish within the shutdown timeout, and returns.
-func StartWorker(ctx context.Context, cfg config.Config, deps *Deps, log *slog.Logger) (stop func(), err error) {
+func StartWorker(ctx context.Context, cfg config.Config, deps *Deps, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
 	images := image.NewService(image.Deps{
 		Catalog: deps.Store, Ledger: deps.Store, Blobs: deps.Blobs,
 		Queue: queue.NewEnqueuer(deps.Redis, cfg.Queue), Resizer: imaging.New(cfg.Imaging),
+		Observer: metrics.NewProcessing(reg),
 	}, cfg.Image, log)
 	if cfg.Embedded.Redis {
 		// An embedded Redis starts empty: every unfinished image lost its

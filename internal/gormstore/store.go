@@ -19,11 +19,11 @@ type Store struct {
 }
 
 var (
-	_ image.Catalog = (*Store)(nil)
+	_ image.Catalog   = (*Store)(nil)
 	_ image.Ledger    = (*Store)(nil)
 	_ image.Inventory = (*Store)(nil)
-	_ auth.Users    = (*Store)(nil)
-	_ auth.Sessions = (*Store)(nil)
+	_ auth.Users      = (*Store)(nil)
+	_ auth.Sessions   = (*Store)(nil)
 )
 
 // NewStore returns a Store on db.

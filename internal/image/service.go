@@ -87,13 +87,13 @@ type Service struct {
 	ledger    Ledger
 	inventory Inventory
 	stats     QueueStats
-	blobs   Blobs
-	queue   Queue
-	resizer Resizer
-	obs     Observer
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
+	blobs     Blobs
+	queue     Queue
+	resizer   Resizer
+	obs       Observer
+	cfg       Config
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 // Deps are the adapters a Service works with. Resizer may be nil in a process

@@ -78,7 +78,9 @@ func NewProcessing(reg prometheus.Registerer) *Processing {
 }
 
 // Stage implements image.Observer.
-func (p *Processing) Stage(stage string, d time.Duration) { p.stages.WithLabelValues(stage).Observe(d.Seconds()) }
+func (p *Processing) Stage(stage string, d time.Duration) {
+	p.stages.WithLabelValues(stage).Observe(d.Seconds())
+}
 
 // Finished implements image.Observer.
 func (p *Processing) Finished(result string, pixels int64) {

@@ -11,7 +11,7 @@ SERVICES_ENV := DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/images
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-testkey} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-testsecret} \
 	JWT_SECRET=$${JWT_SECRET:-$$(cat data/jwt_secret)} LOG_FORMAT=$${LOG_FORMAT:-text}
 
-.PHONY: help vips deps build run run-services test bench lint migrate clean
+.PHONY: help vips deps build run run-services test bench lint migrate admin clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -53,6 +53,10 @@ lint: ## gofmt, go vet and staticcheck
 migrate: build data/jwt_secret ## apply the database migrations to DATABASE_URL (default: local MariaDB) and exit
 	@mysql -uroot -h127.0.0.1 -e 'CREATE DATABASE IF NOT EXISTS imagesvc CHARACTER SET utf8mb4' 2>/dev/null || true
 	@$(SERVICES_ENV) $(BIN)/api migrate
+
+admin: build ## give a user the admin role: make admin EMAIL=me@example.com (uses DATABASE_URL, else the quickstart's ./data)
+	@test -n "$(EMAIL)" || { echo "usage: make admin EMAIL=user@example.com"; exit 2; }
+	@$(BIN)/api promote "$(EMAIL)"
 
 clean: ## remove build output and local data
 	rm -rf $(BIN) data

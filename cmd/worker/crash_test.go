@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/imagesvc/imagesvc/internal/testenv"
 )
 
@@ -27,65 +30,9 @@ import (
 // SIGKILL while it processes an image; a second worker must finish every
 // image, none left queued or processing.
 func TestWorkerKilledMidTask(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binaries")
-	}
-	bin := t.TempDir()
-	for _, name := range []string{"api", "worker"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(bin, name), "../"+name).CombinedOutput()
-		if err != nil {
-			t.Fatalf("build %s: %v\n%s", name, err, out)
-		}
-	}
-	dbURL := testenv.MustDatabaseURL(t)
-	_, s3cfg := testenv.MustBucket(t)
-	testenv.MustRedis(t, 3)
-	apiAddr, workerAddr := freeAddr(t), freeAddr(t)
-	env := append(os.Environ(),
-		"DATABASE_URL="+dbURL, "REDIS_URL="+testenv.RedisURL(3),
-		"S3_ENDPOINT="+s3cfg.Endpoint, "S3_BUCKET="+s3cfg.Bucket,
-		"AWS_ACCESS_KEY_ID="+s3cfg.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+s3cfg.SecretAccessKey,
-		"JWT_SECRET=crash-test-secret-crash-test-secret",
-		"HTTP_ADDR="+apiAddr, "WORKER_HTTP_ADDR="+workerAddr,
-		"WORKER_CONCURRENCY=1", "RECONCILE_INTERVAL=1s", "WORKER_RETRY_BASE=500ms", "LOG_FORMAT=text", "LOG_LEVEL=warn",
-	)
-	start := func(name string) *exec.Cmd {
-		cmd := exec.Command(filepath.Join(bin, name))
-		cmd.Env = env
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd
-	}
-	start("api")
-	base := "http://" + apiAddr
-	waitUntil(t, 30*time.Second, "api ready", func() bool {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-
-	token := login(t, base)
-	src := noiseJPEG(t, 3000, 2000)
-	var ids []string
-	for i := 0; i < 4; i++ {
-		ids = append(ids, upload(t, base, token, src))
-	}
-
-	first := start("worker")
-	waitUntil(t, 60*time.Second, "an image in processing", func() bool {
-		for _, id := range ids {
-			if status(t, base, token, id) == "processing" {
-				return true
-			}
-		}
-		return false
-	})
+	f := startFleet(t)
+	first := f.start("worker")
+	f.waitProcessing()
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -93,10 +40,154 @@ func TestWorkerKilledMidTask(t *testing.T) {
 
 	// asynq hands the orphaned task on when its 30 s lease runs out (its
 	// recoverer looks every minute).
-	start("worker")
-	waitUntil(t, 150*time.Second, "every image done", func() bool {
-		for _, id := range ids {
-			if status(t, base, token, id) != "done" {
+	f.start("worker")
+	f.waitAllDone(150 * time.Second)
+}
+
+// TestWorkerStoppedMidTask: SIGTERM while an image is processing lets the
+// worker finish it before it exits (graceful shutdown), with no other
+// worker around; the worker's /metrics and /readyz answer while it runs.
+func TestWorkerStoppedMidTask(t *testing.T) {
+	f := startFleet(t)
+	w := f.start("worker")
+	waitUntil(t, 30*time.Second, "worker ready", func() bool {
+		resp, err := http.Get("http://" + f.workerAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	processing := f.waitProcessing()
+	if err := w.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Wait(); err != nil {
+		t.Fatalf("worker exited with %v after SIGTERM", err)
+	}
+	if st := status(t, f.base, f.token, processing); st != "done" {
+		t.Errorf("the image being processed at SIGTERM is %s after the worker exited, want done", st)
+	}
+}
+
+// TestWorkerMetrics: the worker's /metrics parses and carries the
+// processing families once an image is done.
+func TestWorkerMetrics(t *testing.T) {
+	f := startFleet(t)
+	f.start("worker")
+	f.waitAllDone(60 * time.Second)
+	resp, err := http.Get("http://" + f.workerAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("worker metrics do not parse: %v", err)
+	}
+	for _, name := range []string{"imagesvc_images_processed_total", "imagesvc_processing_stage_seconds",
+		"imagesvc_source_megapixels", "imagesvc_dependency_errors_total", "imagesvc_images_in_flight", "go_goroutines"} {
+		if families[name] == nil {
+			t.Errorf("no %s in the worker's /metrics", name)
+		}
+	}
+	done := 0.0
+	for _, m := range families["imagesvc_images_processed_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "result" && l.GetValue() == "done" {
+				done = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if int(done) != len(f.ids) {
+		t.Errorf("processed done = %v, want %d", done, len(f.ids))
+	}
+}
+
+// fleet is the API and workers as separate processes against MariaDB,
+// Redis and the S3 server, with images uploaded and waiting.
+type fleet struct {
+	t                *testing.T
+	bin              string
+	env              []string
+	base, workerAddr string
+	token            string
+	ids              []string
+}
+
+func startFleet(t *testing.T) *fleet {
+	if testing.Short() {
+		t.Skip("builds and runs the binaries")
+	}
+	f := &fleet{t: t, bin: t.TempDir()}
+	for _, name := range []string{"api", "worker"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(f.bin, name), "../"+name).CombinedOutput()
+		if err != nil {
+			t.Fatalf("build %s: %v\n%s", name, err, out)
+		}
+	}
+	dbURL := testenv.MustDatabaseURL(t)
+	_, s3cfg := testenv.MustBucket(t)
+	testenv.MustRedis(t, 3)
+	apiAddr := freeAddr(t)
+	f.workerAddr = freeAddr(t)
+	f.base = "http://" + apiAddr
+	f.env = append(os.Environ(),
+		"DATABASE_URL="+dbURL, "REDIS_URL="+testenv.RedisURL(3),
+		"S3_ENDPOINT="+s3cfg.Endpoint, "S3_BUCKET="+s3cfg.Bucket,
+		"AWS_ACCESS_KEY_ID="+s3cfg.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+s3cfg.SecretAccessKey,
+		"JWT_SECRET=crash-test-secret-crash-test-secret",
+		"HTTP_ADDR="+apiAddr, "WORKER_HTTP_ADDR="+f.workerAddr,
+		"WORKER_CONCURRENCY=1", "RECONCILE_INTERVAL=1s", "WORKER_RETRY_BASE=500ms", "LOG_FORMAT=text", "LOG_LEVEL=warn",
+	)
+	f.start("api")
+	waitUntil(t, 30*time.Second, "api ready", func() bool {
+		resp, err := http.Get(f.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	f.token = login(t, f.base)
+	src := noiseJPEG(t, 3000, 2000)
+	for range 4 {
+		f.ids = append(f.ids, upload(t, f.base, f.token, src))
+	}
+	return f
+}
+
+func (f *fleet) start(name string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(f.bin, name))
+	cmd.Env = f.env
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// waitProcessing waits until an image is being processed and returns it.
+func (f *fleet) waitProcessing() string {
+	var id string
+	waitUntil(f.t, 60*time.Second, "an image in processing", func() bool {
+		for _, i := range f.ids {
+			if status(f.t, f.base, f.token, i) == "processing" {
+				id = i
+				return true
+			}
+		}
+		return false
+	})
+	return id
+}
+
+func (f *fleet) waitAllDone(d time.Duration) {
+	waitUntil(f.t, d, "every image done", func() bool {
+		for _, id := range f.ids {
+			if status(f.t, f.base, f.token, id) != "done" {
 				return false
 			}
 		}

@@ -43,6 +43,9 @@ type harness struct {
 	images *image.Service
 	queue  *queue.Enqueuer
 	secret []byte
+	// replica starts another API instance sharing every dependency and
+	// returns its URL.
+	replica func() string
 }
 
 // settings are what a test may change before the harness starts.
@@ -98,7 +101,18 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	}, set.API, log)
 	ts := httptest.NewServer(e)
 	t.Cleanup(ts.Close)
-	return &harness{t: t, url: ts.URL, store: store, blobs: blobs, images: images, queue: enq, secret: acfg.JWTSecret}
+	h := &harness{t: t, url: ts.URL, store: store, blobs: blobs, images: images, queue: enq, secret: acfg.JWTSecret}
+	// A second API replica on the same database, Redis and bucket.
+	h.replica = func() string {
+		e := httpapi.New(httpapi.Deps{
+			Auth: authSvc, Images: images, Operations: images, Checks: checks,
+			Limiter: ratelimit.New(rdb, "t:ratelimit:"), Registry: metrics.NewRegistry(),
+		}, set.API, log)
+		ts := httptest.NewServer(e)
+		t.Cleanup(ts.Close)
+		return ts.URL
+	}
+	return h
 }
 
 type response struct {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -138,13 +139,18 @@ var _ image.QueueStats = (*Enqueuer)(nil)
 
 // Depths implements image.QueueStats for the images and webhooks queues.
 func (e *Enqueuer) Depths(ctx context.Context) (map[string]image.QueueDepth, error) {
+	// A queue exists in Redis only once a task has been enqueued to it.
+	existing, err := e.inspector.Queues()
+	if err != nil {
+		return nil, fmt.Errorf("list queues: %w", err)
+	}
 	out := map[string]image.QueueDepth{}
 	for _, q := range []string{QueueImages, QueueWebhooks} {
-		info, err := e.inspector.GetQueueInfo(q)
-		if errors.Is(err, asynq.ErrQueueNotFound) {
+		if !slices.Contains(existing, q) {
 			out[q] = image.QueueDepth{}
 			continue
 		}
+		info, err := e.inspector.GetQueueInfo(q)
 		if err != nil {
 			return nil, fmt.Errorf("queue %s: %w", q, err)
 		}

@@ -360,4 +360,3 @@ func mustImage(t *testing.T, h *harness, id string) *image.Image {
 	}
 	return img
 }
-

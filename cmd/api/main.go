@@ -100,8 +100,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		defer mon.Close()
 		monitor = mon
 	}
+	// The webhook service here manages subscriptions; the worker delivers.
+	hooks := wiring.NewWebhooks(cfg, deps, enqueuer, nil, log)
 	e := httpapi.New(httpapi.Deps{
-		Auth: authSvc, Images: images, Operations: images, Checks: deps.Checks(),
+		Auth: authSvc, Images: images, Operations: images, Webhooks: hooks, Checks: deps.Checks(),
 		Limiter: ratelimit.New(deps.Redis, "imagesvc:ratelimit:"), Monitor: monitor, Registry: reg,
 	}, cfg.API, log)
 

@@ -25,6 +25,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/imaging"
 	"github.com/imagesvc/imagesvc/internal/queue"
 	"github.com/imagesvc/imagesvc/internal/s3store"
+	"github.com/imagesvc/imagesvc/internal/webhook"
 )
 
 // Config is the whole configuration of a process.
@@ -53,6 +54,7 @@ type Config struct {
 	Image   image.Config
 	Queue   queue.Config
 	Imaging imaging.Config
+	Webhook webhook.Config
 }
 
 // Embedded lists the dependencies the process runs itself.
@@ -85,6 +87,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		Image:   image.NewDefaultConfig(),
 		Queue:   queue.NewDefaultConfig(),
 		Imaging: imaging.NewDefaultConfig(),
+		Webhook: webhook.NewDefaultConfig(),
 	}
 	c.Queue.Concurrency = runtime.NumCPU()
 
@@ -183,6 +186,18 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 
+	c.Webhook.AllowPrivate = e.boolean("WEBHOOK_ALLOW_PRIVATE", false)
+	c.Webhook.MaxPerUser = e.integer("WEBHOOK_MAX_PER_USER", c.Webhook.MaxPerUser)
+	c.Webhook.DisableAfter = e.duration("WEBHOOK_DISABLE_AFTER", c.Webhook.DisableAfter)
+	if v := e.get("WEBHOOK_RETRY_SCHEDULE"); v != "" {
+		sched, err := webhook.ParseSchedule(v)
+		if err != nil {
+			e.fail("WEBHOOK_RETRY_SCHEDULE", err.Error())
+		} else {
+			c.Webhook.Schedule = sched
+		}
+	}
+
 	c.Imaging.JPEGQuality = e.integer("JPEG_QUALITY", c.Imaging.JPEGQuality)
 	if c.Imaging.JPEGQuality < 1 || c.Imaging.JPEGQuality > 100 {
 		e.fail("JPEG_QUALITY", "must be between 1 and 100")
@@ -210,7 +225,7 @@ func (c Config) Redacted() []any {
 		"accepted_types", c.Image.AcceptedTypes, "variants", len(c.Image.Variants),
 		"worker_concurrency", c.Queue.Concurrency, "jwt_secret", "[set]",
 		"upload_rate_per_minute", c.API.UploadRatePerMinute, "login_rate_per_minute", c.API.LoginRatePerMinute,
-		"dashboard", c.API.AdminUser != "",
+		"dashboard", c.API.AdminUser != "", "webhook_allow_private", c.Webhook.AllowPrivate,
 	}
 }
 

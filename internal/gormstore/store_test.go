@@ -11,6 +11,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/testenv"
+	"github.com/imagesvc/imagesvc/internal/webhook"
 )
 
 func mustUserAndImage(t *testing.T, s *gormstore.Store) *image.Image {
@@ -168,5 +169,52 @@ func testListImages(t *testing.T, s *gormstore.Store) {
 	}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("listed\n%v\nwant\n%v", got, want)
+	}
+}
+
+func TestOutbox(t *testing.T) { eachDatabase(t, testOutbox) }
+
+// testOutbox: an event is recorded once, with its deliveries, however many
+// times it is added; deliveries list newest first and come due.
+func testOutbox(t *testing.T, s *gormstore.Store) {
+	img := mustUserAndImage(t, s)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	sub := &webhook.Subscription{ID: "01900000-0000-7000-8000-0000000000dd", UserID: img.UserID, URL: "http://example.com/h",
+		Events: []string{webhook.EventImageProcessed}, Secret: "whsec_x", CreatedAt: now}
+	if err := s.CreateSubscription(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	ev := &webhook.Event{ID: "msg_1", UserID: img.UserID, ImageID: img.ID, Type: webhook.EventImageProcessed, Payload: []byte(`{}`), CreatedAt: now}
+	d := &webhook.Delivery{ID: "dlv_1", EventID: ev.ID, SubscriptionID: sub.ID, EventType: ev.Type, State: webhook.StatePending, NextAttemptAt: &now, CreatedAt: now}
+	for i := range 3 {
+		got, err := s.AddEvent(ctx, ev, []*webhook.Delivery{d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].ID != "dlv_1" || got[0].State != webhook.StatePending {
+			t.Fatalf("AddEvent #%d returned %+v, want the one pending delivery", i+1, got)
+		}
+	}
+	due, err := s.DueDeliveries(ctx, now.Add(time.Second), 10)
+	if err != nil || len(due) != 1 {
+		t.Errorf("due deliveries = %v, %v; want [dlv_1]", due, err)
+	}
+	d.State, d.Attempts, d.LastStatus, d.NextAttemptAt = webhook.StateDelivered, 2, 200, nil
+	if err := s.SaveDelivery(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	got, gotEv, err := s.Delivery(ctx, "dlv_1")
+	if err != nil || got.State != webhook.StateDelivered || got.Attempts != 2 || string(gotEv.Payload) != "{}" {
+		t.Errorf("Delivery = %+v, %+v, %v", got, gotEv, err)
+	}
+	if due, _ := s.DueDeliveries(ctx, now.Add(time.Second), 10); len(due) != 0 {
+		t.Errorf("a delivered delivery is still due: %v", due)
+	}
+	if err := s.DeleteSubscription(ctx, sub.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Delivery(ctx, "dlv_1"); !errors.Is(err, webhook.ErrNotFound) {
+		t.Errorf("delivery of a deleted subscription: %v, want ErrNotFound (cascade)", err)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/ratelimit"
 	"github.com/imagesvc/imagesvc/internal/s3store"
 	"github.com/imagesvc/imagesvc/internal/testenv"
+	"github.com/imagesvc/imagesvc/internal/webhook"
 )
 
 // redisDB is this package's Redis database (see testenv.RedisURL).
@@ -42,6 +43,7 @@ type harness struct {
 	blobs  *s3store.Store
 	images *image.Service
 	queue  *queue.Enqueuer
+	hooks  *webhook.Service
 	secret []byte
 	// replica starts another API instance sharing every dependency and
 	// returns its URL.
@@ -50,9 +52,10 @@ type harness struct {
 
 // settings are what a test may change before the harness starts.
 type settings struct {
-	Image image.Config
-	Queue queue.Config
-	API   httpapi.Config
+	Image   image.Config
+	Queue   queue.Config
+	API     httpapi.Config
+	Webhook webhook.Config
 }
 
 type harnessOption func(*settings)
@@ -64,8 +67,11 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	blobs, _ := testenv.MustBucket(t)
 	rdb := testenv.MustRedis(t, redisDB)
 
-	set := settings{Image: image.NewDefaultConfig(), Queue: queue.NewDefaultConfig()}
+	set := settings{Image: image.NewDefaultConfig(), Queue: queue.NewDefaultConfig(), Webhook: webhook.NewDefaultConfig()}
 	set.Queue.RetryBase, set.Queue.RetryMax, set.Queue.MaxRetry = 200*time.Millisecond, time.Second, 2
+	// Receivers are httptest servers on loopback; retries come quickly.
+	set.Webhook.AllowPrivate = true
+	set.Webhook.Schedule = []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}
 	for _, o := range opts {
 		o(&set)
 	}
@@ -80,13 +86,14 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	reg := metrics.NewRegistry()
 	enq := queue.NewEnqueuer(rdb, set.Queue)
 	metrics.RegisterQueues(reg, enq.Inspector())
+	hooks := webhook.NewService(store, store, enq, set.Webhook, metrics.NewWebhooks(reg), log)
 	images := image.NewService(image.Deps{
 		Catalog: store, Ledger: store, Blobs: blobs, Queue: enq, Resizer: imaging.New(imaging.NewDefaultConfig()),
-		Inventory: store, QueueStats: enq, Observer: metrics.NewProcessing(reg),
+		Inventory: store, QueueStats: enq, Observer: metrics.NewProcessing(reg), Notifier: hooks,
 	}, set.Image, log)
 
 	srv := queue.NewServer(rdb, set.Queue, log)
-	if err := srv.Start(queue.NewMux(queue.NewImageHandler(images, log))); err != nil {
+	if err := srv.Start(queue.NewMux(queue.NewImageHandler(images, log), queue.NewWebhookHandler(hooks, log))); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
@@ -96,12 +103,12 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: asynq.RedisClientOpt{Addr: rdb.Options().Addr, DB: redisDB}})
 	t.Cleanup(func() { mon.Close() })
 	e := httpapi.New(httpapi.Deps{
-		Auth: authSvc, Images: images, Operations: images, Checks: checks,
+		Auth: authSvc, Images: images, Operations: images, Webhooks: hooks, Checks: checks,
 		Limiter: ratelimit.New(rdb, "t:ratelimit:"), Monitor: mon, Registry: reg,
 	}, set.API, log)
 	ts := httptest.NewServer(e)
 	t.Cleanup(ts.Close)
-	h := &harness{t: t, url: ts.URL, store: store, blobs: blobs, images: images, queue: enq, secret: acfg.JWTSecret}
+	h := &harness{t: t, url: ts.URL, store: store, blobs: blobs, images: images, queue: enq, hooks: hooks, secret: acfg.JWTSecret}
 	// A second API replica on the same database, Redis and bucket.
 	h.replica = func() string {
 		e := httpapi.New(httpapi.Deps{

@@ -15,49 +15,12 @@ import (
 	"github.com/imagesvc/imagesvc/internal/image"
 )
 
-type imageResponse struct {
-	ID          string            `json:"id"`
-	Status      string            `json:"status"`
-	Filename    string            `json:"filename"`
-	ContentType string            `json:"content_type"`
-	Bytes       int64             `json:"bytes"`
-	Width       int               `json:"width"`
-	Height      int               `json:"height"`
-	Variants    []variantResponse `json:"variants"`
-	Error       *errorDetail      `json:"error"`
-	CreatedAt   string            `json:"created_at"`
-	UpdatedAt   string            `json:"updated_at"`
-}
-
-type variantResponse struct {
-	Name        string `json:"name"`
-	Width       int    `json:"width"`
-	Height      int    `json:"height"`
-	Bytes       int64  `json:"bytes"`
-	ContentType string `json:"content_type"`
-	URL         string `json:"url"`
-}
-
 type imageListResponse struct {
-	Items      []imageResponse `json:"items"`
-	NextCursor *string         `json:"next_cursor"`
+	Items      []image.Document `json:"items"`
+	NextCursor *string          `json:"next_cursor"`
 }
 
-func toImageResponse(img *image.Image) imageResponse {
-	r := imageResponse{
-		ID: img.ID, Status: string(img.Status), Filename: img.Filename, ContentType: img.ContentType,
-		Bytes: img.Bytes, Width: img.Width, Height: img.Height, Variants: []variantResponse{},
-		CreatedAt: rfc3339(img.CreatedAt), UpdatedAt: rfc3339(img.UpdatedAt),
-	}
-	for _, v := range img.Variants {
-		r.Variants = append(r.Variants, variantResponse{Name: v.Name, Width: v.Width, Height: v.Height,
-			Bytes: v.Bytes, ContentType: v.ContentType, URL: v.URL})
-	}
-	if img.Status == image.StatusFailed {
-		r.Error = &errorDetail{Code: img.ErrorCode, Message: img.ErrorMessage}
-	}
-	return r
-}
+func toImageResponse(img *image.Image) image.Document { return image.NewDocument(img) }
 
 var errBadMultipart = failure.New(failure.Invalid, "invalid_multipart", "the request body must be multipart/form-data with a \"file\" field")
 
@@ -132,7 +95,7 @@ func (s *Server) listImages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	resp := imageListResponse{Items: make([]imageResponse, 0, len(page.Items)), NextCursor: nextCursor(page)}
+	resp := imageListResponse{Items: make([]image.Document, 0, len(page.Items)), NextCursor: nextCursor(page)}
 	for _, img := range page.Items {
 		resp.Items = append(resp.Items, toImageResponse(img))
 	}
@@ -172,7 +135,7 @@ func (s *Server) reprocess(c echo.Context) error {
 }
 
 type adminImageResponse struct {
-	imageResponse
+	image.Document
 	UserID string `json:"user_id"`
 }
 

@@ -81,7 +81,9 @@ type Deps struct {
 	Auth       Authenticator
 	Images     Images
 	Operations Operations
-	Checks     []health.Check
+	// Webhooks serves /v1/webhooks; nil answers 404 there.
+	Webhooks Webhooks
+	Checks   []health.Check
 	// Limiter enforces the rate limits; nil turns them off.
 	Limiter Limiter
 	// Monitor is the asynqmon handler, rooted at /monitoring; nil (or no
@@ -158,6 +160,15 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 	v1.POST("/images/:id/reprocess", s.reprocess, s.requireAuth)
 	v1.GET("/admin/images", s.adminImages, s.requireAuth, s.requireAdmin)
 	v1.GET("/admin/stats", s.adminStats, s.requireAuth, s.requireAdmin)
+	if d.Webhooks != nil {
+		v1.POST("/webhooks", s.createWebhook, s.requireAuth)
+		v1.GET("/webhooks", s.listWebhooks, s.requireAuth)
+		v1.DELETE("/webhooks/:id", s.deleteWebhook, s.requireAuth)
+		v1.POST("/webhooks/:id/rotate-secret", s.rotateWebhookSecret, s.requireAuth)
+		v1.POST("/webhooks/:id/ping", s.pingWebhook, s.requireAuth)
+		v1.GET("/webhooks/:id/deliveries", s.webhookDeliveries, s.requireAuth)
+		v1.POST("/webhooks/:id/deliveries/:delivery_id/redeliver", s.redeliverWebhook, s.requireAuth)
+	}
 	return e
 }
 

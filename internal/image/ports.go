@@ -134,3 +134,10 @@ func (nopObserver) Stage(string, time.Duration) {}
 func (nopObserver) Finished(string, int64)      {}
 func (nopObserver) DependencyError(string)      {}
 func (nopObserver) InFlight(int)                {}
+
+// Notifier is told when an image reaches done or failed (the webhook
+// subscriptions). It is called at least once per state change, so it must be
+// idempotent: the image's attempt number identifies the change.
+type Notifier interface {
+	ImageFinished(ctx context.Context, img *Image) error
+}

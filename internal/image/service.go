@@ -90,6 +90,7 @@ type Service struct {
 	blobs     Blobs
 	queue     Queue
 	resizer   Resizer
+	notifier  Notifier
 	obs       Observer
 	cfg       Config
 	log       *slog.Logger
@@ -109,6 +110,8 @@ type Deps struct {
 	QueueStats QueueStats
 	// Observer receives processing measurements; nil means none.
 	Observer Observer
+	// Notifier is told of finished images; nil means nobody.
+	Notifier Notifier
 }
 
 // NewService returns a Service.
@@ -119,7 +122,7 @@ func NewService(d Deps, cfg Config, log *slog.Logger) *Service {
 	}
 	return &Service{
 		catalog: d.Catalog, ledger: d.Ledger, blobs: d.Blobs, queue: d.Queue, resizer: d.Resizer,
-		inventory: d.Inventory, stats: d.QueueStats, obs: obs, cfg: cfg, log: log, now: time.Now,
+		inventory: d.Inventory, stats: d.QueueStats, notifier: d.Notifier, obs: obs, cfg: cfg, log: log, now: time.Now,
 	}
 }
 
@@ -452,7 +455,13 @@ func (s *Service) process(ctx context.Context, id string) (result string, pixels
 	start := time.Now()
 	img, err := s.ledger.ClaimImage(ctx, id, s.now().Add(s.cfg.Lease))
 	if errors.Is(err, ErrNotClaimable) {
-		s.log.InfoContext(ctx, "image not claimable, nothing to do")
+		// Already finished (or deleted). Notify again: a worker may have died
+		// between the final update and the notification, and notifying is
+		// idempotent.
+		s.log.InfoContext(ctx, "image not claimable, nothing to process")
+		if err := s.notifyFinished(ctx, id); err != nil {
+			return ResultRetry, 0, err
+		}
 		return ResultSkipped, 0, nil
 	}
 	if err != nil {
@@ -473,6 +482,9 @@ func (s *Service) process(ctx context.Context, id string) (result string, pixels
 		if ferr := s.ledger.FailImage(ctx, id, img.Attempt, fe.Code, fe.Message); ferr != nil && !errors.Is(ferr, ErrLeaseLost) {
 			s.obs.DependencyError(StageDatabase)
 			return ResultRetry, pixels, fmt.Errorf("mark failed: %w", ferr)
+		}
+		if nerr := s.notifyFinished(ctx, id); nerr != nil {
+			return ResultRetry, pixels, nerr // retried: the next attempt notifies again
 		}
 		return ResultFailed, pixels, err
 	}
@@ -512,7 +524,36 @@ func (s *Service) process(ctx context.Context, id string) (result string, pixels
 		s.obs.DependencyError(StageDatabase)
 		return ResultRetry, pixels, fmt.Errorf("complete image: %w", err)
 	}
+	if err := s.notifyFinished(ctx, id); err != nil {
+		return ResultRetry, pixels, err
+	}
 	return ResultDone, pixels, nil
+}
+
+// notifyFinished tells the notifier about an image that is done or failed,
+// with presigned variant URLs. Any other state, or a missing image, is
+// nothing to tell.
+func (s *Service) notifyFinished(ctx context.Context, id string) error {
+	if s.notifier == nil {
+		return nil
+	}
+	img, err := s.catalog.Image(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read finished image: %w", err)
+	}
+	if img.Status != StatusDone && img.Status != StatusFailed {
+		return nil
+	}
+	if err := s.presign(ctx, img); err != nil {
+		return err
+	}
+	if err := s.notifier.ImageFinished(ctx, img); err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	return nil
 }
 
 // stage records the time since start for a stage and returns now.
@@ -551,8 +592,8 @@ func (s *Service) GiveUp(ctx context.Context, id string, cause error) error {
 	if err != nil && !errors.Is(err, ErrLeaseLost) && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("mark failed: %w", err)
 	}
-	s.log.WarnContext(ctx, "image failed after last retry", "image_id", id, "err", cause)
-	return nil
+	s.log.WarnContext(ctx, "image failed after last retry", "err", cause)
+	return s.notifyFinished(ctx, id)
 }
 
 // Reconcile enqueues again the images that were left queued (a crash

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/webhook"
 )
 
 // NewRegistry returns a registry with the Go runtime and process collectors.
@@ -95,3 +96,37 @@ func (p *Processing) DependencyError(dep string) { p.depErrors.WithLabelValues(d
 
 // InFlight implements image.Observer.
 func (p *Processing) InFlight(delta int) { p.inFlight.Add(float64(delta)) }
+
+// Webhooks implements webhook.Observer.
+type Webhooks struct {
+	deliveries *prometheus.CounterVec
+	latency    prometheus.Histogram
+}
+
+var _ webhook.Observer = (*Webhooks)(nil)
+
+// NewWebhooks registers the webhook delivery metrics on reg.
+func NewWebhooks(reg prometheus.Registerer) *Webhooks {
+	w := &Webhooks{
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imagesvc_webhook_deliveries_total",
+			Help: "Webhook delivery attempts by result: success, retry, failed (given up), gone (410, subscription disabled).",
+		}, []string{"result"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "imagesvc_webhook_delivery_seconds",
+			Help:    "Time from sending a webhook to its answer (or error).",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 11),
+		}),
+	}
+	reg.MustRegister(w.deliveries, w.latency)
+	for _, r := range []string{webhook.ResultSuccess, webhook.ResultRetry, webhook.ResultFailed, webhook.ResultGone} {
+		w.deliveries.WithLabelValues(r)
+	}
+	return w
+}
+
+// Delivered implements webhook.Observer.
+func (w *Webhooks) Delivered(result string, d time.Duration) {
+	w.deliveries.WithLabelValues(result).Inc()
+	w.latency.Observe(d.Seconds())
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/failure"
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/logctx"
+	"github.com/imagesvc/imagesvc/internal/webhook"
 )
 
 // Queue names. Images are weighted over webhooks so that a delivery backlog
@@ -27,8 +28,18 @@ const (
 	QueueWebhooks = "webhooks"
 )
 
-// TypeProcessImage is the task type that makes the variants of one image.
-const TypeProcessImage = "image:process"
+// Task types.
+const (
+	// TypeProcessImage makes the variants of one image.
+	TypeProcessImage = "image:process"
+	// TypeDeliverWebhook makes one attempt of one webhook delivery.
+	TypeDeliverWebhook = "webhook:deliver"
+)
+
+// DeliverWebhookPayload is the payload of TypeDeliverWebhook.
+type DeliverWebhookPayload struct {
+	DeliveryID string `json:"delivery_id"`
+}
 
 // ProcessImagePayload is the payload of TypeProcessImage: an id, never bytes.
 type ProcessImagePayload struct {
@@ -105,32 +116,37 @@ func NewEnqueuer(rdb redis.UniversalClient, cfg Config) *Enqueuer {
 	return &Enqueuer{client: asynq.NewClientFromRedisClient(rdb), inspector: asynq.NewInspectorFromRedisClient(rdb), cfg: cfg}
 }
 
-// EnqueueProcess implements image.Queue. A task id that is taken by a
-// pending, scheduled, retrying or running task means the image is queued
-// already. One taken by an archived task (retries exhausted, or skipped as
-// undecodable) is a finished attempt: it is deleted so that the image can be
-// processed again, which is what a caller enqueueing it wants (reprocess,
-// reconciler).
+// EnqueueProcess implements image.Queue.
 func (e *Enqueuer) EnqueueProcess(ctx context.Context, imageID string) error {
 	task, err := NewProcessImageTask(imageID, e.cfg)
 	if err != nil {
 		return err
 	}
+	return e.enqueueUnique(ctx, task, QueueImages, imageID)
+}
+
+// enqueueUnique enqueues a task whose id names what it works on. An id taken
+// by a pending, scheduled, retrying or running task means the work is queued
+// already. One taken by an archived or completed task is a finished attempt:
+// it is deleted so that the work can run again, which is what a caller
+// enqueueing it wants (reprocess, reconciler, redeliver).
+func (e *Enqueuer) enqueueUnique(ctx context.Context, task *asynq.Task, queue, id string) error {
+	var err error
 	for range 2 {
 		_, err = e.client.EnqueueContext(ctx, task)
 		if !errors.Is(err, asynq.ErrTaskIDConflict) {
 			break
 		}
-		info, ierr := e.inspector.GetTaskInfo(QueueImages, imageID)
+		info, ierr := e.inspector.GetTaskInfo(queue, id)
 		if ierr != nil || (info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted) {
 			return nil // already queued, retrying or running (or gone meanwhile)
 		}
-		if derr := e.inspector.DeleteTask(QueueImages, imageID); derr != nil && !errors.Is(derr, asynq.ErrTaskNotFound) {
-			return fmt.Errorf("delete finished task %s: %w", imageID, derr)
+		if derr := e.inspector.DeleteTask(queue, id); derr != nil && !errors.Is(derr, asynq.ErrTaskNotFound) {
+			return fmt.Errorf("delete finished task %s: %w", id, derr)
 		}
 	}
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue %s: %w", TypeProcessImage, err)
+		return fmt.Errorf("enqueue %s: %w", task.Type(), err)
 	}
 	return nil
 }
@@ -162,6 +178,22 @@ func (e *Enqueuer) Depths(ctx context.Context) (map[string]image.QueueDepth, err
 
 // Inspector returns the asynq inspector on the same Redis, for metrics.
 func (e *Enqueuer) Inspector() *asynq.Inspector { return e.inspector }
+
+// EnqueueDelivery implements webhook.Queue. The task id is the delivery id:
+// a delivery has at most one attempt scheduled at a time.
+func (e *Enqueuer) EnqueueDelivery(ctx context.Context, deliveryID string, delay time.Duration) error {
+	payload, err := json.Marshal(DeliverWebhookPayload{DeliveryID: deliveryID})
+	if err != nil {
+		return err
+	}
+	// The webhook service keeps its own schedule and attempt count; asynq's
+	// retries only carry it out (see RetryDelay), so allow plenty.
+	task := asynq.NewTask(TypeDeliverWebhook, payload, asynq.TaskID(deliveryID), asynq.Queue(QueueWebhooks),
+		asynq.MaxRetry(100), asynq.Timeout(webhook.TotalTimeout+5*time.Second), asynq.ProcessIn(delay))
+	return e.enqueueUnique(ctx, task, QueueWebhooks, deliveryID)
+}
+
+var _ webhook.Queue = (*Enqueuer)(nil)
 
 // Processor is what the image handler needs from the domain.
 type Processor interface {
@@ -212,10 +244,42 @@ func (h *ImageHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 }
 
-// RetryDelay returns exponential delays with jitter: base, 2·base, 4·base…
-// capped at max.
+// WebhookHandler runs TypeDeliverWebhook tasks.
+type WebhookHandler struct {
+	deliverer Deliverer
+	log       *slog.Logger
+}
+
+// Deliverer is what the webhook handler needs from the webhook service.
+type Deliverer interface {
+	Deliver(ctx context.Context, deliveryID string) error
+}
+
+// NewWebhookHandler returns a WebhookHandler.
+func NewWebhookHandler(d Deliverer, log *slog.Logger) *WebhookHandler {
+	return &WebhookHandler{deliverer: d, log: log}
+}
+
+// ProcessTask implements asynq.Handler. A *webhook.RetryError carries the
+// delay the webhook schedule wants; RetryDelay honours it.
+func (h *WebhookHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	var p DeliverWebhookPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.DeliveryID == "" {
+		return fmt.Errorf("decode payload: %v: %w", err, asynq.SkipRetry)
+	}
+	ctx = logctx.With(ctx, "task_id", p.DeliveryID, "delivery_id", p.DeliveryID)
+	return h.deliverer.Deliver(ctx, p.DeliveryID)
+}
+
+// RetryDelay returns the delay before a task's next attempt: the one a
+// webhook delivery asks for, or else exponential delays with jitter, base,
+// 2·base, 4·base… capped at max.
 func RetryDelay(base, max time.Duration) asynq.RetryDelayFunc {
-	return func(n int, _ error, _ *asynq.Task) time.Duration {
+	return func(n int, err error, _ *asynq.Task) time.Duration {
+		var re *webhook.RetryError
+		if errors.As(err, &re) {
+			return re.After
+		}
 		d := base
 		for i := 0; i < n && d < max; i++ {
 			d *= 2
@@ -238,10 +302,13 @@ func NewServer(rdb redis.UniversalClient, cfg Config, log *slog.Logger) *asynq.S
 	})
 }
 
-// NewMux returns the handler of every task type.
-func NewMux(images *ImageHandler) *asynq.ServeMux {
+// NewMux returns the handler of every task type; webhooks may be nil.
+func NewMux(images *ImageHandler, webhooks *WebhookHandler) *asynq.ServeMux {
 	mux := asynq.NewServeMux()
 	mux.Handle(TypeProcessImage, images)
+	if webhooks != nil {
+		mux.Handle(TypeDeliverWebhook, webhooks)
+	}
 	return mux
 }
 

@@ -11,7 +11,7 @@ SERVICES_ENV := DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/images
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-testkey} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-testsecret} \
 	JWT_SECRET=$${JWT_SECRET:-$$(cat data/jwt_secret)} LOG_FORMAT=$${LOG_FORMAT:-text}
 
-.PHONY: help vips deps build run run-services test bench lint migrate admin clean
+.PHONY: help vips deps build run run-services test fuzz bench lint migrate admin clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -38,12 +38,19 @@ run-services: deps build data/jwt_secret ## the API (:8080) and a separate worke
 	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(SERVICES_ENV) $(BIN)/api
 
-test: deps ## install and start what the tests need, then run every test with -race
+test: deps ## install and start what the tests need, then run every test with -race, and a short fuzz run
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -run '^$$' -fuzz FuzzInspect -fuzztime 10s ./internal/image/
 
-bench: deps ## run the processing benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5x ./internal/imaging/
+fuzz: ## fuzz the upload header checks for 5 minutes (FUZZTIME=…)
+	$(GO) test -run '^$$' -fuzz FuzzInspect -fuzztime $${FUZZTIME:-5m} ./internal/image/
+
+bench: vips ## F/N/P table on a generated corpus, then a worker's memory over 500 24 MP images (BENCH_SOAK=…)
+	$(GO) build -o $(BIN)/imagebench ./cmd/imagebench
+	$(BIN)/imagebench -soak 0 2>/dev/null
+	$(BIN)/imagebench -table=false -soak $${BENCH_SOAK:-500} 2>/dev/null
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5x ./internal/imaging/ 2>/dev/null
 
 lint: ## gofmt, go vet and staticcheck
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }

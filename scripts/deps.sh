@@ -21,9 +21,9 @@ as_root() {
 }
 
 # libvips for bimg.
-if ! pkg-config --exists vips 2>/dev/null; then
+if ! pkg-config --exists vips 2>/dev/null || ! command -v vips >/dev/null; then
 	log "installing libvips-dev"
-	if ! { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvips-dev pkg-config >/dev/null; }; then
+	if ! { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvips-dev libvips-tools pkg-config >/dev/null; }; then
 		log "could not install libvips; run: sudo apt-get install -y libvips-dev"
 		exit 1
 	fi

@@ -199,9 +199,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 
 	c.Imaging.JPEGQuality = e.integer("JPEG_QUALITY", c.Imaging.JPEGQuality)
-	if c.Imaging.JPEGQuality < 1 || c.Imaging.JPEGQuality > 100 {
-		e.fail("JPEG_QUALITY", "must be between 1 and 100")
-	}
+	c.Imaging.OutputFormat = strings.ToLower(e.str("OUTPUT_FORMAT", c.Imaging.OutputFormat))
 
 	errs := e.errs
 	if len(c.Auth.JWTSecret) > 0 {
@@ -210,7 +208,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if c.Queue.TaskTimeout >= c.Image.Lease {
 		errs = append(errs, errors.New("PROCESSING_LEASE must be longer than WORKER_TASK_TIMEOUT"))
 	}
-	errs = append(errs, c.S3.Validate(), c.Image.Validate(), c.Queue.Validate())
+	errs = append(errs, c.S3.Validate(), c.Image.Validate(), c.Queue.Validate(), c.Imaging.Validate())
 	return c, errors.Join(errs...)
 }
 

@@ -157,16 +157,9 @@ func (s *Service) Upload(ctx context.Context, userID, filename string, body io.R
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("rewind spool file: %w", err)
 	}
-	hdr, err := Sniff(f)
+	hdr, err := Inspect(f, s.cfg.AcceptedTypes, s.cfg.MaxPixels)
 	if err != nil {
 		return nil, err
-	}
-	if !s.accepts(hdr.Format) {
-		return nil, ErrUnsupported
-	}
-	if int64(hdr.Width)*int64(hdr.Height) > s.cfg.MaxPixels {
-		return nil, failure.New(failure.Unprocessable, ErrTooManyPixels.Code,
-			fmt.Sprintf("the image is %dx%d, over the limit of %d pixels", hdr.Width, hdr.Height, s.cfg.MaxPixels))
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("rewind spool file: %w", err)
@@ -210,15 +203,6 @@ func (s *Service) undo(ctx context.Context, img *Image, row bool) {
 	if err := s.blobs.DeletePrefix(ctx, img.OriginalKey()); err != nil {
 		s.log.ErrorContext(ctx, "undo upload: delete original", "image_id", img.ID, "err", err)
 	}
-}
-
-func (s *Service) accepts(f Format) bool {
-	for _, a := range s.cfg.AcceptedTypes {
-		if a == f {
-			return true
-		}
-	}
-	return false
 }
 
 // Get returns a user's image with presigned variant URLs; another user's

@@ -1,11 +1,16 @@
 package image
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"strings"
+
+	"github.com/imagesvc/imagesvc/internal/failure"
 
 	stdimage "image"
 	_ "image/gif"  // registers the GIF header reader
@@ -73,6 +78,21 @@ type Header struct {
 	Format Format
 	Width  int
 	Height int
+	// Frames is the number of frames of an animation (GIF, APNG, WebP),
+	// 1 for a still image.
+	Frames int
+}
+
+// Pixels is the number of pixels of every frame together: what a decoder
+// reading the whole file would produce.
+// It saturates rather than overflows on absurd headers.
+func (h Header) Pixels() int64 {
+	wh := int64(h.Width) * int64(h.Height) // each side is below 2^32
+	frames := int64(max(h.Frames, 1))
+	if wh > math.MaxInt64/frames {
+		return math.MaxInt64
+	}
+	return wh * frames
 }
 
 // headerLimit bounds how much of a file Sniff reads. JPEG headers can carry
@@ -113,7 +133,176 @@ func Sniff(r io.Reader) (Header, error) {
 	if w <= 0 || h <= 0 {
 		return Header{}, ErrUnsupported
 	}
-	return Header{Format: f, Width: w, Height: h}, nil
+	hdr := Header{Format: f, Width: w, Height: h, Frames: 1}
+	// Animations: count the frames without decoding any, when the file can
+	// be read again from the start.
+	if rs, ok := r.(io.ReadSeeker); ok && (f == GIF || f == WebP || f == PNG) {
+		if _, err := rs.Seek(0, io.SeekStart); err != nil {
+			return Header{}, err
+		}
+		n, err := countFrames(f, bufio.NewReader(rs))
+		if err != nil {
+			return Header{}, ErrUnsupported
+		}
+		hdr.Frames = max(n, 1)
+	}
+	return hdr, nil
+}
+
+// countFrames walks the container of an animation and counts its frames.
+func countFrames(f Format, r *bufio.Reader) (int, error) {
+	switch f {
+	case GIF:
+		return gifFrames(r)
+	case WebP:
+		return webpFrames(r)
+	case PNG:
+		return apngFrames(r)
+	}
+	return 1, nil
+}
+
+// gifFrames counts the image descriptors of a GIF, skipping every data
+// sub-block.
+func gifFrames(r *bufio.Reader) (int, error) {
+	hdr := make([]byte, 13)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return 0, err
+	}
+	if hdr[10]&0x80 != 0 { // global colour table
+		if _, err := r.Discard(3 << (hdr[10]&7 + 1)); err != nil {
+			return 0, err
+		}
+	}
+	frames := 0
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			return frames, nil // a truncated trailer still counts what was seen
+		}
+		switch b {
+		case 0x3B: // trailer
+			return frames, nil
+		case 0x21: // extension: label, then sub-blocks
+			if _, err := r.ReadByte(); err != nil {
+				return frames, nil
+			}
+			if err := skipSubBlocks(r); err != nil {
+				return frames, nil
+			}
+		case 0x2C: // image descriptor
+			frames++
+			desc := make([]byte, 9)
+			if _, err := io.ReadFull(r, desc); err != nil {
+				return frames, nil
+			}
+			if desc[8]&0x80 != 0 { // local colour table
+				if _, err := r.Discard(3 << (desc[8]&7 + 1)); err != nil {
+					return frames, nil
+				}
+			}
+			if _, err := r.ReadByte(); err != nil { // LZW minimum code size
+				return frames, nil
+			}
+			if err := skipSubBlocks(r); err != nil {
+				return frames, nil
+			}
+		default:
+			return frames, errors.New("malformed GIF block")
+		}
+	}
+}
+
+func skipSubBlocks(r *bufio.Reader) error {
+	for {
+		n, err := r.ReadByte()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		if _, err := r.Discard(int(n)); err != nil {
+			return err
+		}
+	}
+}
+
+// webpFrames counts the ANMF chunks of an animated WebP (1 for a still).
+func webpFrames(r *bufio.Reader) (int, error) {
+	if _, err := r.Discard(12); err != nil { // RIFF, size, WEBP
+		return 0, err
+	}
+	frames := 0
+	hdr := make([]byte, 8)
+	for {
+		if _, err := io.ReadFull(r, hdr); err != nil {
+			return max(frames, 1), nil
+		}
+		size := int(binary.LittleEndian.Uint32(hdr[4:]))
+		if string(hdr[:4]) == "ANMF" {
+			frames++
+		}
+		if _, err := r.Discard(size + size&1); err != nil {
+			return max(frames, 1), nil
+		}
+	}
+}
+
+// apngFrames reads num_frames from the acTL chunk of an animated PNG (1 for
+// a still), which comes before the image data.
+func apngFrames(r *bufio.Reader) (int, error) {
+	if _, err := r.Discard(8); err != nil {
+		return 0, err
+	}
+	hdr := make([]byte, 8)
+	for {
+		if _, err := io.ReadFull(r, hdr); err != nil {
+			return 1, nil
+		}
+		size := int(binary.BigEndian.Uint32(hdr[:4]))
+		switch string(hdr[4:]) {
+		case "acTL":
+			body := make([]byte, 4)
+			if _, err := io.ReadFull(r, body); err != nil {
+				return 1, nil
+			}
+			return int(min(binary.BigEndian.Uint32(body), 1<<20)), nil
+		case "IDAT", "IEND":
+			return 1, nil
+		}
+		if size < 0 || size > 1<<30 {
+			return 1, nil
+		}
+		if _, err := r.Discard(size + 4); err != nil {
+			return 1, nil
+		}
+	}
+}
+
+// Inspect reads the header of an upload and checks it: a format in
+// accepted, and no more than maxPixels pixels over all frames. Nothing is
+// decoded.
+func Inspect(r io.Reader, accepted []Format, maxPixels int64) (Header, error) {
+	hdr, err := Sniff(r)
+	if err != nil {
+		return Header{}, err
+	}
+	ok := false
+	for _, a := range accepted {
+		ok = ok || a == hdr.Format
+	}
+	if !ok {
+		return Header{}, ErrUnsupported
+	}
+	if hdr.Pixels() > maxPixels {
+		msg := fmt.Sprintf("the image is %dx%d, over the limit of %d pixels", hdr.Width, hdr.Height, maxPixels)
+		if hdr.Frames > 1 {
+			msg = fmt.Sprintf("the animation is %d frames of %dx%d, over the limit of %d pixels in all", hdr.Frames, hdr.Width, hdr.Height, maxPixels)
+		}
+		return Header{}, failure.New(failure.Unprocessable, ErrTooManyPixels.Code, msg)
+	}
+	return hdr, nil
 }
 
 func magic(b []byte) (Format, bool) {

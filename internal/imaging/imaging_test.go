@@ -9,7 +9,10 @@ import (
 	"image/color"
 	_ "image/jpeg"
 	_ "image/png"
+	"strings"
 	"testing"
+
+	"github.com/h2non/bimg"
 
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/imaging"
@@ -132,5 +135,46 @@ func TestResizeUndecodable(t *testing.T) {
 				t.Errorf("Resize = %v, want ErrUndecodable", err)
 			}
 		})
+	}
+}
+
+func TestOutputFormats(t *testing.T) {
+	rgba := testenv.PNG(t, 800, 600, 100)
+	opaque := testenv.JPEG(t, 800, 600, 1)
+	for _, tt := range []struct {
+		format, ctype string
+		src           []byte
+		alpha         bool
+	}{
+		{"auto", "image/png", rgba, true},
+		{"auto", "image/jpeg", opaque, false},
+		{"jpeg", "image/jpeg", rgba, false},
+		{"webp", "image/webp", rgba, true},
+		{"avif", "image/avif", rgba, true},
+	} {
+		t.Run(tt.format+"_"+tt.ctype, func(t *testing.T) {
+			cfg := imaging.NewDefaultConfig()
+			cfg.OutputFormat = tt.format
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			out, err := imaging.New(cfg).Resize(context.Background(), tt.src, specs[:1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := bimg.NewImage(out[0].Data).Metadata()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out[0].ContentType != tt.ctype || "image/"+m.Type != strings.Replace(tt.ctype, "avif", "heif", 1) && "image/"+m.Type != tt.ctype {
+				t.Errorf("content type %s, file %s; want %s", out[0].ContentType, m.Type, tt.ctype)
+			}
+			if m.Alpha != tt.alpha || m.Size.Width != 300 || m.Size.Height != 225 {
+				t.Errorf("alpha %v, size %dx%d; want alpha %v, 300x225", m.Alpha, m.Size.Width, m.Size.Height, tt.alpha)
+			}
+		})
+	}
+	if err := (imaging.Config{OutputFormat: "gif", JPEGQuality: 82}).Validate(); err == nil {
+		t.Error("OUTPUT_FORMAT=gif accepted")
 	}
 }

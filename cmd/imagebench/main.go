@@ -1,0 +1,307 @@
+// Command imagebench measures the variant pipeline against its floor and
+// against the naive way, side by side in one process, on a corpus it
+// generates, and then the memory of a worker-like run. `make bench` runs it.
+//
+// For each kind of source it prints:
+//
+//	F  one full decode of the source (the floor)
+//	N  the naive pipeline: three independent bimg resizes of the source
+//	P  our pipeline (imaging.Resizer)
+//
+// as CPU seconds per image, with the ratios P/N and P/F and the output bytes.
+// It reports; it never fails on a time.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	stdimage "image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/h2non/bimg"
+
+	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/imaging"
+	"github.com/imagesvc/imagesvc/internal/testenv"
+)
+
+var specs = []image.Spec{{Name: "small", Width: 300, Height: 300}, {Name: "medium", Width: 1024, Height: 1024}, {Name: "large", Width: 2048, Height: 2048}}
+
+func main() {
+	iters := flag.Int("n", 5, "iterations per measurement of a large source (small sources run 4x as many)")
+	soak := flag.Int("soak", 500, "24 MP images processed at concurrency 2 for the memory run (0 to skip)")
+	dir := flag.String("corpus", "", "also write the generated sources into this directory")
+	table := flag.Bool("table", true, "print the F/N/P table (false: only the memory run, in a fresh process)")
+	flag.Parse()
+	corpusDir = *dir
+	var err error
+	if *table {
+		err = run(*iters)
+	}
+	if err == nil && *soak > 0 {
+		err = soakRun(imaging.New(imaging.NewDefaultConfig()), photoJPEG(6000, 4000), *soak)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "imagebench:", err)
+		os.Exit(1)
+	}
+}
+
+var corpusDir string
+
+type source struct {
+	name string
+	data []byte
+}
+
+func run(iters int) error {
+	resizer := imaging.New(imaging.NewDefaultConfig())
+	fmt.Printf("libvips %s, %d CPUs, Go %s\n\n", imaging.VipsVersion(), runtime.NumCPU(), runtime.Version())
+	fmt.Println("generating the corpus…")
+	j12 := photoJPEG(4000, 3000)
+	j24 := photoJPEG(6000, 4000)
+	corpus := []source{
+		{"JPEG 12 MP 4000x3000", j12},
+		{"JPEG 12 MP, EXIF orientation 6", testenv.WithOrientation(j12, 6)},
+		{"JPEG 12 MP progressive", progressive(j12)},
+		{"JPEG 24 MP 6000x4000", j24},
+		{"JPEG 24 MP, EXIF orientation 6", testenv.WithOrientation(j24, 6)},
+		{"JPEG 24 MP progressive", progressive(j24)},
+		{"PNG RGBA 4000x3000", photoPNG(4000, 3000)},
+		{"WebP 4096x4096", toWebP(photoJPEG(4096, 4096))},
+		{"JPEG 800x600", photoJPEG(800, 600)},
+	}
+
+	if corpusDir != "" {
+		for i, src := range corpus {
+			os.MkdirAll(corpusDir, 0o755)
+			os.WriteFile(fmt.Sprintf("%s/%d.img", corpusDir, i), src.data, 0o644)
+		}
+	}
+	fmt.Printf("\n%-32s %9s %9s %9s %7s %7s %12s %6s\n", "source (bytes)", "F cpu s", "N cpu s", "P cpu s", "P/N", "P/F", "P out bytes", "iters")
+	for _, src := range corpus {
+		n := iters
+		if len(src.data) < 1<<20 {
+			n = iters * 4
+		}
+		f := measure(n, func() error { return imaging.DecodeFull(src.data) })
+		nv := measure(n, func() error { _, err := naive(src.data); return err })
+		var outBytes int
+		p := measure(n, func() error {
+			rs, err := resizer.Resize(context.Background(), src.data, specs)
+			outBytes = 0
+			for _, r := range rs {
+				outBytes += len(r.Data)
+			}
+			return err
+		})
+		if f.err != nil || nv.err != nil || p.err != nil {
+			return fmt.Errorf("%s: F %v, N %v, P %v", src.name, f.err, nv.err, p.err)
+		}
+		fmt.Printf("%-44s %9.3f %9.3f %9.3f %7.2f %7.2f %12d %6d\n", fmt.Sprintf("%s (%d)", src.name, len(src.data)),
+			f.cpu, nv.cpu, p.cpu, p.cpu/nv.cpu, p.cpu/f.cpu, outBytes, n)
+	}
+	fmt.Printf("\npeak RSS of this process (corpus generation included): %d MB\n", maxRSS()>>20)
+	return nil
+}
+
+type result struct {
+	cpu  float64 // CPU seconds (all threads) per iteration
+	wall float64
+	err  error
+}
+
+// measure runs fn n times after one warm-up run and returns the CPU time
+// per run, libvips' worker threads included.
+func measure(n int, fn func() error) result {
+	if err := fn(); err != nil {
+		return result{err: err}
+	}
+	c0, t0 := cpuTime(), time.Now()
+	for range n {
+		if err := fn(); err != nil {
+			return result{err: err}
+		}
+	}
+	return result{cpu: (cpuTime() - c0) / float64(n), wall: time.Since(t0).Seconds() / float64(n)}
+}
+
+// naive makes the three variants as most code does: three independent bimg
+// resizes of the source, each decoding it (bimg rotating at full size).
+func naive(src []byte) (int, error) {
+	size, err := bimg.NewImage(src).Size()
+	if err != nil {
+		return 0, err
+	}
+	meta, _ := bimg.NewImage(src).Metadata()
+	w, h := size.Width, size.Height
+	if meta.Orientation >= 5 {
+		w, h = h, w
+	}
+	total := 0
+	for _, s := range specs {
+		fw, fh := s.Fit(w, h)
+		out, err := bimg.Resize(src, bimg.Options{Width: fw, Height: fh, Force: true, Quality: 82, StripMetadata: true})
+		if err != nil {
+			return 0, err
+		}
+		total += len(out)
+	}
+	return total, nil
+}
+
+// soakRun processes n copies of a 24 MP JPEG at concurrency 2, like a worker
+// with WORKER_CONCURRENCY=2, and prints the peak RSS of each hundred.
+func soakRun(r *imaging.Resizer, src []byte, n int) error {
+	fmt.Printf("\nmemory: %d images of 24 MP at concurrency 2, as a worker with WORKER_CONCURRENCY=2 (RSS sampled after every image; starts at %d MB with the source in memory)\n", n, currentRSS()>>20)
+	var next, done atomic.Int64
+	var mu sync.Mutex
+	peaks := make([]int64, (n+99)/100)
+	var firstErr error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 2 {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				if _, err := r.Resize(context.Background(), src, specs); err != nil {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+					return
+				}
+				rss := currentRSS()
+				mu.Lock()
+				k := int(done.Add(1)-1) / 100
+				peaks[k] = max(peaks[k], rss)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	for k, p := range peaks {
+		fmt.Printf("  images %3d-%3d: peak RSS %4d MB\n", k*100+1, min((k+1)*100, n), p>>20)
+	}
+	first, last := peaks[0], peaks[len(peaks)-1]
+	fmt.Printf("  overall peak %d MB; last hundred vs first: %+.1f%%; %.1f s, %.2f images/s\n",
+		maxRSS()>>20, 100*(float64(last)-float64(first))/float64(first), time.Since(start).Seconds(),
+		float64(n)/time.Since(start).Seconds())
+	return nil
+}
+
+// photoJPEG draws a w x h picture with the statistics of a photograph (smooth
+// gradients, edges, fine texture and sensor-like noise) and encodes it at
+// quality 90: flat synthetic images compress and decode far faster than
+// photos and would flatter every pipeline.
+func photoJPEG(w, h int) []byte {
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, photo(w, h, false), &jpeg.Options{Quality: 90}); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+func photoPNG(w, h int) []byte {
+	var buf bytes.Buffer
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	if err := enc.Encode(&buf, photo(w, h, true)); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+func photo(w, h int, alpha bool) stdimage.Image {
+	img := stdimage.NewNRGBA(stdimage.Rect(0, 0, w, h))
+	rng := rand.New(rand.NewPCG(uint64(w), uint64(h)))
+	for y := 0; y < h; y++ {
+		fy := float64(y) / float64(h)
+		for x := 0; x < w; x++ {
+			fx := float64(x) / float64(w)
+			tex := 20 * math.Sin(fx*90+math.Sin(fy*40)*3) * math.Cos(fy*70)
+			n := rng.NormFloat64() * 6
+			edge := 0.0
+			if (x/240+y/180)%2 == 0 {
+				edge = 25
+			}
+			r := 120 + 80*fx + tex + n + edge
+			g := 100 + 60*fy - tex/2 + n
+			b := 140 - 50*fx*fy + tex/3 + n - edge
+			a := uint8(255)
+			if alpha {
+				a = uint8(clamp(200 + 55*math.Sin(fx*6)))
+			}
+			img.SetNRGBA(x, y, color.NRGBA{uint8(clamp(r)), uint8(clamp(g)), uint8(clamp(b)), a})
+		}
+	}
+	return img
+}
+
+func clamp(v float64) float64 { return math.Max(0, math.Min(255, v)) }
+
+// progressive re-encodes a JPEG as progressive (as many cameras and editors
+// write them); they cost more to decode.
+func progressive(src []byte) []byte {
+	out, err := bimg.Resize(src, bimg.Options{Type: bimg.JPEG, Quality: 90, Interlace: true})
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+func toWebP(src []byte) []byte {
+	out, err := bimg.Resize(src, bimg.Options{Type: bimg.WEBP, Quality: 85})
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+func cpuTime() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func maxRSS() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Maxrss << 10 // kilobytes on Linux
+}
+
+// currentRSS reads VmRSS from /proc/self/status.
+func currentRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

@@ -84,6 +84,7 @@ var initOnce sync.Once
 // sees the same input twice.
 func New(cfg Config) *Resizer {
 	initOnce.Do(func() {
+		limitArenas()
 		bimg.Initialize()
 		bimg.VipsCacheSetMax(0)
 		bimg.VipsCacheSetMaxMem(0)

@@ -94,7 +94,7 @@ func run(iters int) error {
 			os.WriteFile(fmt.Sprintf("%s/%d.img", corpusDir, i), src.data, 0o644)
 		}
 	}
-	fmt.Printf("\n%-32s %9s %9s %9s %7s %7s %12s %6s\n", "source (bytes)", "F cpu s", "N cpu s", "P cpu s", "P/N", "P/F", "P out bytes", "iters")
+	fmt.Printf("\n%-44s %9s %9s %9s %7s %7s %12s %6s\n", "source (bytes)", "F cpu s", "N cpu s", "P cpu s", "P/N", "P/F", "P out bytes", "iters")
 	for _, src := range corpus {
 		n := iters
 		if len(src.data) < 1<<20 {

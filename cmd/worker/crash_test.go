@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/imagesvc/imagesvc/internal/s3store"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 )
 
@@ -109,6 +110,8 @@ func TestWorkerMetrics(t *testing.T) {
 // Redis and the S3 server, with images uploaded and waiting.
 type fleet struct {
 	t                *testing.T
+	blobs            *s3store.Store
+	dbURL            string
 	bin              string
 	env              []string
 	base, workerAddr string
@@ -116,7 +119,10 @@ type fleet struct {
 	ids              []string
 }
 
-func startFleet(t *testing.T) *fleet {
+func startFleet(t *testing.T) *fleet { return startFleetWith(t, 4) }
+
+// startFleetWith starts the API with n slow images uploaded and waiting.
+func startFleetWith(t *testing.T, n int) *fleet {
 	if testing.Short() {
 		t.Skip("builds and runs the binaries")
 	}
@@ -128,7 +134,8 @@ func startFleet(t *testing.T) *fleet {
 		}
 	}
 	dbURL := testenv.MustDatabaseURL(t)
-	_, s3cfg := testenv.MustBucket(t)
+	blobs, s3cfg := testenv.MustBucket(t)
+	f.blobs, f.dbURL = blobs, dbURL
 	testenv.MustRedis(t, 3)
 	apiAddr := freeAddr(t)
 	f.workerAddr = freeAddr(t)
@@ -151,9 +158,11 @@ func startFleet(t *testing.T) *fleet {
 		return resp.StatusCode == http.StatusOK
 	})
 	f.token = login(t, f.base)
-	src := noiseJPEG(t, 3000, 2000)
-	for range 4 {
-		f.ids = append(f.ids, upload(t, f.base, f.token, src))
+	if n > 0 {
+		src := noiseJPEG(t, 3000, 2000)
+		for range n {
+			f.ids = append(f.ids, upload(t, f.base, f.token, src))
+		}
 	}
 	return f
 }

@@ -168,6 +168,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 
 	c.API.MaxUploadBytes = c.Image.MaxUploadBytes
 	c.API.UploadRatePerMinute = e.integer("UPLOAD_RATE_PER_MINUTE", 60)
+	c.API.MaxConcurrentUploads = e.integer("MAX_CONCURRENT_UPLOADS", 32)
 	c.API.LoginRatePerMinute = e.integer("LOGIN_RATE_PER_MINUTE", 10)
 	c.API.LoginRatePerMinutePerAddress = e.integer("LOGIN_RATE_PER_MINUTE_PER_ADDRESS", 30)
 	c.API.AdminUser = e.str("ADMIN_USER", "")

@@ -38,9 +38,19 @@ func (s *Server) upload(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, toImageResponse(img))
 }
 
+var errUploadsSaturated = failure.New(failure.Unavailable, "uploads_saturated", "too many uploads in progress; retry shortly")
+
 func (s *Server) receiveUpload(c echo.Context) (*image.Image, error) {
 	if err := s.limit(c, "upload:"+principal(c).UserID, s.cfg.UploadRatePerMinute); err != nil {
 		return nil, err
+	}
+	// Bounded uploads in flight: each holds a spool file of up to
+	// MaxUploadBytes and an S3 connection.
+	select {
+	case s.uploads <- struct{}{}:
+		defer func() { <-s.uploads }()
+	default:
+		return nil, errUploadsSaturated
 	}
 	req := c.Request()
 	mt, params, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))

@@ -372,3 +372,30 @@ func TestLastRetryFails(t *testing.T) {
 		t.Errorf("attempts = %d (%v), want 3 (1 + 2 retries)", got.Attempt, err)
 	}
 }
+
+// TestUploadsSaturated: with one upload slot, a second upload while the
+// first is still sending is refused with 503 and Retry-After, and the first
+// one completes.
+func TestUploadsSaturated(t *testing.T) {
+	h := newHarness(t, func(s *settings) { s.API.MaxConcurrentUploads = 1 })
+	token := h.user("sat@example.com")
+	ct, body := multipartBody(t, "file", "a.jpg", testenv.JPEG(t, 320, 240, 1))
+	pr, pw := io.Pipe()
+	first := make(chan response, 1)
+	go func() { first <- h.do(http.MethodPost, "/v1/images", token, ct, pr) }()
+	pw.Write(body.Bytes()[:100]) // the first upload is in flight, holding the slot
+	time.Sleep(300 * time.Millisecond)
+
+	r := h.upload(token, "b.jpg", testenv.JPEG(t, 320, 240, 1))
+	if r.Status != http.StatusServiceUnavailable || r.errorCode(t) != "uploads_saturated" || r.Header.Get("Retry-After") == "" {
+		t.Errorf("second upload while the slot is taken: %d %s, want 503 uploads_saturated with Retry-After", r.Status, r.Body)
+	}
+	pw.Write(body.Bytes()[100:])
+	pw.Close()
+	if r := <-first; r.Status != http.StatusAccepted {
+		t.Errorf("first upload: %d %s", r.Status, r.Body)
+	}
+	if r := h.upload(token, "c.jpg", testenv.JPEG(t, 320, 240, 1)); r.Status != http.StatusAccepted {
+		t.Errorf("upload after the slot was freed: %d %s", r.Status, r.Body)
+	}
+}

@@ -74,6 +74,9 @@ type Config struct {
 	// TrustedProxies are the networks whose X-Forwarded-For is believed
 	// when finding the client address; empty means the peer address.
 	TrustedProxies []*net.IPNet
+	// MaxConcurrentUploads bounds the uploads in flight in this process;
+	// one more is answered 503 with Retry-After. 0 means 32.
+	MaxConcurrentUploads int
 }
 
 // Deps are the API's collaborators.
@@ -106,6 +109,8 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *httpMetrics
+	// uploads holds a token per upload in flight.
+	uploads chan struct{}
 }
 
 // New returns the Echo instance with every route.
@@ -113,7 +118,11 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{Deps: d, cfg: cfg, log: log, metrics: newHTTPMetrics(d.Registry)}
+	if cfg.MaxConcurrentUploads <= 0 {
+		cfg.MaxConcurrentUploads = 32
+	}
+	s := &Server{Deps: d, cfg: cfg, log: log, metrics: newHTTPMetrics(d.Registry),
+		uploads: make(chan struct{}, cfg.MaxConcurrentUploads)}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true

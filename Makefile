@@ -11,7 +11,7 @@ SERVICES_ENV := DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/images
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-testkey} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-testsecret} \
 	JWT_SECRET=$${JWT_SECRET:-$$(cat data/jwt_secret)} LOG_FORMAT=$${LOG_FORMAT:-text}
 
-.PHONY: help vips deps build run run-services test fuzz bench load lint migrate admin clean
+.PHONY: help vips deps build run run-services test test-faults fuzz bench load lint migrate admin clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ test: deps ## install and start what the tests need, then run every test with -r
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -run '^$$' -fuzz FuzzInspect -fuzztime 10s ./internal/image/
+
+test-faults: deps ## the fault tests, three times in a row each, with a 30 s database outage
+	FAULT_DB_OUTAGE=30s $(GO) test -count=3 -timeout 60m -run 'Fault|Killed|Stopped' ./cmd/worker/ ./internal/httpapi/
 
 fuzz: ## fuzz the upload header checks for 5 minutes (FUZZTIME=…)
 	$(GO) test -run '^$$' -fuzz FuzzInspect -fuzztime $${FUZZTIME:-5m} ./internal/image/

@@ -110,10 +110,11 @@ func TestWorkerMetrics(t *testing.T) {
 // Redis and the S3 server, with images uploaded and waiting.
 type fleet struct {
 	t                *testing.T
+	vars             map[string]string
+	workers          int
 	blobs            *s3store.Store
 	dbURL            string
 	bin              string
-	env              []string
 	base, workerAddr string
 	token            string
 	ids              []string
@@ -121,8 +122,20 @@ type fleet struct {
 
 func startFleet(t *testing.T) *fleet { return startFleetWith(t, 4) }
 
+// fleetOption changes a fleet's settings before its API starts.
+type fleetOption func(f *fleet)
+
+// withEnv sets environment variables of every process of the fleet.
+func withEnv(kv ...string) fleetOption {
+	return func(f *fleet) {
+		for i := 0; i+1 < len(kv); i += 2 {
+			f.vars[kv[i]] = kv[i+1]
+		}
+	}
+}
+
 // startFleetWith starts the API with n slow images uploaded and waiting.
-func startFleetWith(t *testing.T, n int) *fleet {
+func startFleetWith(t *testing.T, n int, opts ...fleetOption) *fleet {
 	if testing.Short() {
 		t.Skip("builds and runs the binaries")
 	}
@@ -133,21 +146,24 @@ func startFleetWith(t *testing.T, n int) *fleet {
 			t.Fatalf("build %s: %v\n%s", name, err, out)
 		}
 	}
-	dbURL := testenv.MustDatabaseURL(t)
+	f.dbURL = testenv.MustDatabaseURL(t)
 	blobs, s3cfg := testenv.MustBucket(t)
-	f.blobs, f.dbURL = blobs, dbURL
+	f.blobs = blobs
 	testenv.MustRedis(t, 3)
 	apiAddr := freeAddr(t)
 	f.workerAddr = freeAddr(t)
 	f.base = "http://" + apiAddr
-	f.env = append(os.Environ(),
-		"DATABASE_URL="+dbURL, "REDIS_URL="+testenv.RedisURL(3),
-		"S3_ENDPOINT="+s3cfg.Endpoint, "S3_BUCKET="+s3cfg.Bucket,
-		"AWS_ACCESS_KEY_ID="+s3cfg.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+s3cfg.SecretAccessKey,
-		"JWT_SECRET=crash-test-secret-crash-test-secret",
-		"HTTP_ADDR="+apiAddr, "WORKER_HTTP_ADDR="+f.workerAddr,
-		"WORKER_CONCURRENCY=1", "RECONCILE_INTERVAL=1s", "WORKER_RETRY_BASE=500ms", "LOG_FORMAT=text", "LOG_LEVEL=warn",
-	)
+	f.vars = map[string]string{
+		"DATABASE_URL": f.dbURL, "REDIS_URL": testenv.RedisURL(3),
+		"S3_ENDPOINT": s3cfg.Endpoint, "S3_BUCKET": s3cfg.Bucket,
+		"AWS_ACCESS_KEY_ID": s3cfg.AccessKeyID, "AWS_SECRET_ACCESS_KEY": s3cfg.SecretAccessKey,
+		"JWT_SECRET": "crash-test-secret-crash-test-secret", "HTTP_ADDR": apiAddr,
+		"WORKER_CONCURRENCY": "1", "RECONCILE_INTERVAL": "1s", "WORKER_RETRY_BASE": "500ms",
+		"LOG_FORMAT": "text", "LOG_LEVEL": "warn", "UPLOAD_RATE_PER_MINUTE": "0",
+	}
+	for _, o := range opts {
+		o(f)
+	}
 	f.start("api")
 	waitUntil(t, 30*time.Second, "api ready", func() bool {
 		resp, err := http.Get(f.base + "/readyz")
@@ -169,7 +185,19 @@ func startFleetWith(t *testing.T, n int) *fleet {
 
 func (f *fleet) start(name string) *exec.Cmd {
 	cmd := exec.Command(filepath.Join(f.bin, name))
-	cmd.Env = f.env
+	cmd.Env = os.Environ()
+	for k, v := range f.vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if name == "worker" {
+		// The first worker serves on workerAddr, the others on their own.
+		addr := f.workerAddr
+		if f.workers > 0 {
+			addr = freeAddr(f.t)
+		}
+		f.workers++
+		cmd.Env = append(cmd.Env, "WORKER_HTTP_ADDR="+addr)
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		f.t.Fatal(err)

@@ -158,6 +158,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.Image.StaleAfter = e.duration("RECONCILE_STALE_AFTER", c.Image.StaleAfter)
 	c.Image.Lease = e.duration("PROCESSING_LEASE", c.Image.Lease)
 	c.Image.TempDir = e.str("UPLOAD_TMP_DIR", "")
+	c.Image.Failpoint = e.str("IMAGESVC_FAILPOINT", "") // fault tests only
 
 	c.Queue.Concurrency = e.integer("WORKER_CONCURRENCY", c.Queue.Concurrency)
 	c.Queue.MaxRetry = e.integer("WORKER_MAX_RETRY", c.Queue.MaxRetry)

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 	"github.com/imagesvc/imagesvc/internal/webhook"
 )
@@ -374,5 +376,59 @@ func TestSignMatchesReference(t *testing.T) {
 	hdr.Set("webhook-signature", "v1,"+strings.Repeat("A", 44))
 	if err := wh.Verify(body, hdr); err == nil {
 		t.Error("reference library accepts a forged signature; the check cannot fail")
+	}
+}
+
+// TestFaultSameTaskTwiceAtOnce: one image processed by two workers at the
+// same moment (a task redelivered while its first run still goes on) ends
+// with one set of variants and one event.
+func TestFaultSameTaskTwiceAtOnce(t *testing.T) {
+	h := newHarness(t)
+	token := h.user("twice@example.com")
+	rcv := newReceiver(t)
+	sub := h.subscribe(token, rcv.srv.URL, "image.processed")
+	rcv.secret = sub.Secret
+	// An image whose row and original exist but whose task was never
+	// enqueued, so that only the two runs below process it.
+	var first imageJSON
+	h.upload(token, "seed.jpg", testenv.JPEG(t, 100, 80, 1)).json(t, &first)
+	h.waitFor(token, first.ID)
+	waitFor(t, 10*time.Second, "seed event", func() bool { return len(rcv.requests()) == 1 })
+	owner := mustImage(t, h, first.ID).UserID
+	ctx := context.Background()
+	src := testenv.JPEG(t, 1600, 1200, 1)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	img := &image.Image{ID: "01900000-0000-7000-8000-0000000f00d1", UserID: owner, Status: image.StatusQueued,
+		Filename: "twice.jpg", ContentType: "image/jpeg", Bytes: int64(len(src)), Width: 1600, Height: 1200, CreatedAt: now, UpdatedAt: now}
+	if err := h.blobs.Put(ctx, img.OriginalKey(), bytes.NewReader(src), int64(len(src)), "image/jpeg"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.store.CreateImage(ctx, img); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if err := h.images.Process(ctx, img.ID); err != nil {
+				t.Errorf("Process: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	done := h.waitFor(token, img.ID)
+	if done.Status != "done" || len(done.Variants) != 3 {
+		t.Fatalf("image ended %s with %d variants", done.Status, len(done.Variants))
+	}
+	keys := h.objects(image.VariantPrefix(owner, img.ID))
+	if len(keys) != 3 {
+		t.Errorf("variant objects %v, want 3", keys)
+	}
+	time.Sleep(2 * time.Second)
+	ids := map[string]bool{}
+	for _, r := range rcv.requests()[1:] {
+		ids[r.ID] = true
+	}
+	if len(ids) != 1 {
+		t.Errorf("%d distinct events for the image processed twice at once, want 1", len(ids))
 	}
 }

@@ -38,7 +38,14 @@ type Config struct {
 	StaleAfter time.Duration
 	// TempDir is where uploads are spooled before they go to S3.
 	TempDir string
+	// Failpoint makes the process fail at a chosen place, for fault tests
+	// only (IMAGESVC_FAILPOINT); empty in any real deployment.
+	Failpoint string
 }
+
+// FailpointCrashAfterCommit makes the API exit between writing an image's
+// row and enqueueing its task: the crash the reconciler repairs.
+const FailpointCrashAfterCommit = "crash-after-commit"
 
 // NewDefaultConfig returns the defaults of DESIGN.md.
 func NewDefaultConfig() Config {
@@ -175,14 +182,20 @@ func (s *Service) Upload(ctx context.Context, userID, filename string, body io.R
 		Filename: CleanFilename(filename), ContentType: hdr.Format.ContentType(), Bytes: n,
 		Width: hdr.Width, Height: hdr.Height, CreatedAt: now, UpdatedAt: now,
 	}
-	if err := s.blobs.Put(ctx, img.OriginalKey(), f, n, img.ContentType); err != nil {
-		return nil, unavailable("storage_unavailable", "object storage is unavailable", fmt.Errorf("put original: %w", err))
-	}
 	// Undo work must finish even if the client has gone away.
 	cleanup := context.WithoutCancel(ctx)
+	if err := s.blobs.Put(ctx, img.OriginalKey(), f, n, img.ContentType); err != nil {
+		// The object may have been stored even though the answer was lost.
+		s.undo(cleanup, img, false)
+		return nil, unavailable("storage_unavailable", "object storage is unavailable", fmt.Errorf("put original: %w", err))
+	}
 	if err := s.catalog.CreateImage(ctx, img); err != nil {
 		s.undo(cleanup, img, false)
 		return nil, unavailable("database_unavailable", "the database is unavailable", fmt.Errorf("insert image: %w", err))
+	}
+	if s.cfg.Failpoint == FailpointCrashAfterCommit {
+		s.log.ErrorContext(ctx, "failpoint: crashing between commit and enqueue")
+		os.Exit(3)
 	}
 	if err := s.queue.EnqueueProcess(ctx, img.ID); err != nil {
 		s.undo(cleanup, img, true)

@@ -11,7 +11,7 @@ SERVICES_ENV := DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/images
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-testkey} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-testsecret} \
 	JWT_SECRET=$${JWT_SECRET:-$$(cat data/jwt_secret)} LOG_FORMAT=$${LOG_FORMAT:-text}
 
-.PHONY: help vips deps build run run-services test test-faults fuzz bench load lint migrate admin clean
+.PHONY: help vips deps build run run-services test test-faults fuzz bench load soak lint migrate admin clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ bench: vips ## F/N/P table on a generated corpus, then a worker's memory over 50
 
 load: ## the API and two workers on local services under loadgen (LOAD_ARGS="-images 500 -c 32 -mp 12")
 	@bash scripts/load.sh $${LOAD_ARGS:-}
+
+soak: ## the API and two workers under steady load for SOAK_DURATION (10m); goroutines, fds and RSS at start and end
+	@bash scripts/soak.sh
 
 lint: ## gofmt, go vet and staticcheck
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -77,32 +78,34 @@ func TestWorkerMetrics(t *testing.T) {
 	f := startFleet(t)
 	f.start("worker")
 	f.waitAllDone(60 * time.Second)
-	resp, err := http.Get("http://" + f.workerAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("worker metrics do not parse: %v", err)
-	}
+	// The counter moves just after the database says done: poll it.
+	var families map[string]*dto.MetricFamily
+	done := 0.0
+	waitUntil(t, 10*time.Second, "processed{result=done} to reach the images", func() bool {
+		resp, err := http.Get("http://" + f.workerAddr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err = parser.TextToMetricFamilies(resp.Body)
+		if err != nil {
+			t.Fatalf("worker metrics do not parse: %v", err)
+		}
+		for _, m := range families["imagesvc_images_processed_total"].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == "done" {
+					done = m.GetCounter().GetValue()
+				}
+			}
+		}
+		return int(done) == len(f.ids)
+	})
 	for _, name := range []string{"imagesvc_images_processed_total", "imagesvc_processing_stage_seconds",
 		"imagesvc_source_megapixels", "imagesvc_dependency_errors_total", "imagesvc_images_in_flight", "go_goroutines"} {
 		if families[name] == nil {
 			t.Errorf("no %s in the worker's /metrics", name)
 		}
-	}
-	done := 0.0
-	for _, m := range families["imagesvc_images_processed_total"].GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "result" && l.GetValue() == "done" {
-				done = m.GetCounter().GetValue()
-			}
-		}
-	}
-	if int(done) != len(f.ids) {
-		t.Errorf("processed done = %v, want %d", done, len(f.ids))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -368,8 +369,23 @@ func (s *Store) CompleteImage(ctx context.Context, id string, attempt int, varia
 				Bytes: v.Bytes, ContentType: v.ContentType, ObjectKey: v.Key}
 		}
 		// Variants that are no longer configured go; the others are upserted.
-		if err := tx.Where("image_id = ? AND name NOT IN ?", id, names).Delete(&variantRow{}).Error; err != nil {
-			return fmt.Errorf("delete old variants: %w", err)
+		// The stale ones are deleted by primary key: a range delete
+		// ("image_id = ? AND name NOT IN …") takes InnoDB gap locks that
+		// deadlocked with other images' inserts (UUIDv7 ids are adjacent).
+		var existing []string
+		if err := tx.Model(&variantRow{}).Where("image_id = ?", id).Pluck("name", &existing).Error; err != nil {
+			return fmt.Errorf("read variants: %w", err)
+		}
+		var stale []string
+		for _, n := range existing {
+			if !slices.Contains(names, n) {
+				stale = append(stale, n)
+			}
+		}
+		if len(stale) > 0 {
+			if err := tx.Where("image_id = ? AND name IN ?", id, stale).Delete(&variantRow{}).Error; err != nil {
+				return fmt.Errorf("delete old variants: %w", err)
+			}
 		}
 		if len(rows) > 0 {
 			if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&rows).Error; err != nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
@@ -92,12 +93,25 @@ func TestMetrics(t *testing.T) {
 	h.upload(token, "x.txt", []byte("not an image"))
 	h.do(http.MethodGet, "/v1/no/such/route/"+img.ID, token, "", nil)
 
-	r = h.do(http.MethodGet, "/metrics", "", "", nil)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(r.Body))
-	if err != nil {
-		t.Fatalf("metrics do not parse: %v", err)
-	}
+	// The processing counters move just after the image is seen done: poll.
+	var families map[string]*dto.MetricFamily
+	waitFor(t, 10*time.Second, "processing counted", func() bool {
+		r = h.do(http.MethodGet, "/metrics", "", "", nil)
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		var err error
+		families, err = parser.TextToMetricFamilies(bytes.NewReader(r.Body))
+		if err != nil {
+			t.Fatalf("metrics do not parse: %v", err)
+		}
+		for _, m := range families["imagesvc_images_processed_total"].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == "done" && m.GetCounter().GetValue() >= 1 {
+					return true
+				}
+			}
+		}
+		return false
+	})
 	for _, name := range []string{
 		"imagesvc_http_requests_total", "imagesvc_http_request_duration_seconds", "imagesvc_upload_bytes",
 		"imagesvc_uploads_rejected_total", "imagesvc_processing_stage_seconds", "imagesvc_images_processed_total",

@@ -6,9 +6,7 @@ import (
 	stdimage "image"
 	"image/jpeg"
 	"io"
-	"math/rand/v2"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imagesvc/imagesvc/internal/testenv"
 )
 
 // TestQuickstart runs the api binary as `make run` does, with no
@@ -35,7 +35,7 @@ func TestQuickstart(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	work := t.TempDir() // the data directory is ./data under it
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	base := "http://" + addr
 	var env []string
 	for _, kv := range os.Environ() {
@@ -54,7 +54,7 @@ func TestQuickstart(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		waitUntil(t, 30*time.Second, "quickstart ready", func() bool {
+		testenv.WaitUntil(t, 30*time.Second, "quickstart ready", func() bool {
 			resp, err := http.Get(base + "/readyz")
 			if err != nil {
 				return false
@@ -74,7 +74,7 @@ func TestQuickstart(t *testing.T) {
 	downloads := downloadAll(t, img)
 
 	// Stop while images are queued: a slow source keeps the worker busy.
-	slow := noiseJPEG(t, 3000, 2000)
+	slow := testenv.NoiseJPEG(t, 3000, 2000)
 	var queued []string
 	for range 3 {
 		queued = append(queued, upload(t, base, token, slow))
@@ -107,26 +107,6 @@ func TestQuickstart(t *testing.T) {
 	token = login(t, base, creds) // and logging in still works
 	for _, q := range queued {
 		waitDone(t, base, token, q)
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after %s", what, d)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -182,7 +162,7 @@ type imageJSON struct {
 func waitDone(t *testing.T, base, token, id string) imageJSON {
 	t.Helper()
 	var img imageJSON
-	waitUntil(t, 60*time.Second, "image "+id+" done", func() bool {
+	testenv.WaitUntil(t, 60*time.Second, "image "+id+" done", func() bool {
 		json.Unmarshal(call(t, "GET", base+"/v1/images/"+id, token, "", nil, 200), &img)
 		if img.Status == "failed" {
 			t.Fatalf("image %s failed", id)
@@ -219,18 +199,5 @@ func smallJPEG(t *testing.T) []byte {
 	}
 	var buf bytes.Buffer
 	jpeg.Encode(&buf, img, nil)
-	return buf.Bytes()
-}
-
-func noiseJPEG(t *testing.T, w, h int) []byte {
-	img := stdimage.NewRGBA(stdimage.Rect(0, 0, w, h))
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := range img.Pix {
-		img.Pix[i] = byte(r.Uint32())
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 95}); err != nil {
-		t.Fatal(err)
-	}
 	return buf.Bytes()
 }

@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	stdimage "image"
-	"image/jpeg"
 	"io"
-	"math/rand/v2"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -52,7 +48,7 @@ func TestWorkerKilledMidTask(t *testing.T) {
 func TestWorkerStoppedMidTask(t *testing.T) {
 	f := startFleet(t)
 	w := f.start("worker")
-	waitUntil(t, 30*time.Second, "worker ready", func() bool {
+	testenv.WaitUntil(t, 30*time.Second, "worker ready", func() bool {
 		resp, err := http.Get("http://" + f.workerAddr + "/readyz")
 		if err != nil {
 			return false
@@ -81,7 +77,7 @@ func TestWorkerMetrics(t *testing.T) {
 	// The counter moves just after the database says done: poll it.
 	var families map[string]*dto.MetricFamily
 	done := 0.0
-	waitUntil(t, 10*time.Second, "processed{result=done} to reach the images", func() bool {
+	testenv.WaitUntil(t, 10*time.Second, "processed{result=done} to reach the images", func() bool {
 		resp, err := http.Get("http://" + f.workerAddr + "/metrics")
 		if err != nil {
 			return false
@@ -153,8 +149,8 @@ func startFleetWith(t *testing.T, n int, opts ...fleetOption) *fleet {
 	blobs, s3cfg := testenv.MustBucket(t)
 	f.blobs = blobs
 	testenv.MustRedis(t, 3)
-	apiAddr := freeAddr(t)
-	f.workerAddr = freeAddr(t)
+	apiAddr := testenv.FreeAddr(t)
+	f.workerAddr = testenv.FreeAddr(t)
 	f.base = "http://" + apiAddr
 	f.vars = map[string]string{
 		"DATABASE_URL": f.dbURL, "REDIS_URL": testenv.RedisURL(3),
@@ -168,7 +164,7 @@ func startFleetWith(t *testing.T, n int, opts ...fleetOption) *fleet {
 		o(f)
 	}
 	f.start("api")
-	waitUntil(t, 30*time.Second, "api ready", func() bool {
+	testenv.WaitUntil(t, 30*time.Second, "api ready", func() bool {
 		resp, err := http.Get(f.base + "/readyz")
 		if err != nil {
 			return false
@@ -178,7 +174,7 @@ func startFleetWith(t *testing.T, n int, opts ...fleetOption) *fleet {
 	})
 	f.token = login(t, f.base)
 	if n > 0 {
-		src := noiseJPEG(t, 3000, 2000)
+		src := testenv.NoiseJPEG(t, 3000, 2000)
 		for range n {
 			f.ids = append(f.ids, upload(t, f.base, f.token, src))
 		}
@@ -196,7 +192,7 @@ func (f *fleet) start(name string) *exec.Cmd {
 		// The first worker serves on workerAddr, the others on their own.
 		addr := f.workerAddr
 		if f.workers > 0 {
-			addr = freeAddr(f.t)
+			addr = testenv.FreeAddr(f.t)
 		}
 		f.workers++
 		cmd.Env = append(cmd.Env, "WORKER_HTTP_ADDR="+addr)
@@ -212,7 +208,7 @@ func (f *fleet) start(name string) *exec.Cmd {
 // waitProcessing waits until an image is being processed and returns it.
 func (f *fleet) waitProcessing() string {
 	var id string
-	waitUntil(f.t, 60*time.Second, "an image in processing", func() bool {
+	testenv.WaitUntil(f.t, 60*time.Second, "an image in processing", func() bool {
 		for _, i := range f.ids {
 			if status(f.t, f.base, f.token, i) == "processing" {
 				id = i
@@ -225,7 +221,7 @@ func (f *fleet) waitProcessing() string {
 }
 
 func (f *fleet) waitAllDone(d time.Duration) {
-	waitUntil(f.t, d, "every image done", func() bool {
+	testenv.WaitUntil(f.t, d, "every image done", func() bool {
 		for _, id := range f.ids {
 			if status(f.t, f.base, f.token, id) != "done" {
 				return false
@@ -233,26 +229,6 @@ func (f *fleet) waitAllDone(d time.Duration) {
 		}
 		return true
 	})
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after %s", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func post(t *testing.T, url, token, contentType string, body io.Reader) map[string]any {
@@ -310,19 +286,4 @@ func status(t *testing.T, base, token, id string) string {
 		t.Fatalf("image %s failed", id)
 	}
 	return img.Status
-}
-
-// noiseJPEG is slow to decode, like a detailed photograph, so that the
-// worker is caught mid-task.
-func noiseJPEG(t *testing.T, w, h int) []byte {
-	img := stdimage.NewRGBA(stdimage.Rect(0, 0, w, h))
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := range img.Pix {
-		img.Pix[i] = byte(r.Uint32())
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 95}); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }

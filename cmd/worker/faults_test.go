@@ -40,7 +40,7 @@ type uploader struct {
 
 func startUploader(t *testing.T, f *fleet, every time.Duration) *uploader {
 	u := &uploader{statuses: map[int]int{}, stop: make(chan struct{}), done: make(chan struct{})}
-	src := noiseJPEG(t, 640, 480)
+	src := testenv.NoiseJPEG(t, 640, 480)
 	client := &http.Client{Timeout: 30 * time.Second}
 	go func() {
 		defer close(u.done)
@@ -160,7 +160,7 @@ func redisServer(t *testing.T, port string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitUntil(t, 10*time.Second, "redis-server up", func() bool {
+	testenv.WaitUntil(t, 10*time.Second, "redis-server up", func() bool {
 		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
 		if err == nil {
 			c.Close()
@@ -175,7 +175,7 @@ func redisServer(t *testing.T, port string) *exec.Cmd {
 // get 503; what was accepted, including tasks the restart erased, is
 // processed (the reconciler re-enqueues it).
 func TestFaultRedisRestart(t *testing.T) {
-	port := strings.Split(freeAddr(t), ":")[1]
+	port := strings.Split(testenv.FreeAddr(t), ":")[1]
 	srv := redisServer(t, port)
 	f := startFleetWith(t, 0, withEnv("REDIS_URL", "redis://127.0.0.1:"+port+"/0",
 		"RECONCILE_STALE_AFTER", "3s", "PROCESSING_LEASE", "20s", "WORKER_TASK_TIMEOUT", "15s"))
@@ -211,7 +211,7 @@ func TestFaultDatabaseOutage(t *testing.T) {
 	u := startUploader(t, f, 100*time.Millisecond)
 	time.Sleep(2 * time.Second)
 	proxy.Cut()
-	waitUntil(t, 10*time.Second, "readyz 503 naming the database", func() bool {
+	testenv.WaitUntil(t, 10*time.Second, "readyz 503 naming the database", func() bool {
 		resp, err := http.Get(f.base + "/readyz")
 		if err != nil {
 			return false
@@ -262,7 +262,7 @@ func TestFaultCrashAfterCommit(t *testing.T) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	fw, _ := mw.CreateFormFile("file", "crash.jpg")
-	fw.Write(noiseJPEG(t, 640, 480))
+	fw.Write(testenv.NoiseJPEG(t, 640, 480))
 	mw.Close()
 	req, _ := http.NewRequest(http.MethodPost, f.base+"/v1/images", &buf)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
@@ -274,7 +274,7 @@ func TestFaultCrashAfterCommit(t *testing.T) {
 	// The API is gone; start it again without the failpoint.
 	delete(f.vars, "IMAGESVC_FAILPOINT")
 	f.start("api")
-	waitUntil(t, 30*time.Second, "api back", func() bool {
+	testenv.WaitUntil(t, 30*time.Second, "api back", func() bool {
 		resp, err := http.Get(f.base + "/readyz")
 		if err == nil {
 			resp.Body.Close()

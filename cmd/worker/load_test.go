@@ -8,6 +8,7 @@ import (
 
 	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/loadgen"
+	"github.com/imagesvc/imagesvc/internal/testenv"
 )
 
 // TestLoadShort is the shortened `make load` run: the API and two workers
@@ -19,7 +20,7 @@ func TestLoadShort(t *testing.T) {
 	f.start("worker")
 	f.start("worker")
 	cfg := loadgen.Config{BaseURL: f.base, Users: 4, Images: 40, Concurrency: 8,
-		Source: noiseJPEG(t, 1200, 900), WorkerMetrics: []string{"http://" + f.workerAddr + "/metrics"}, Timeout: 3 * time.Minute}
+		Source: testenv.NoiseJPEG(t, 1200, 900), WorkerMetrics: []string{"http://" + f.workerAddr + "/metrics"}, Timeout: 3 * time.Minute}
 	rep, err := loadgen.Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

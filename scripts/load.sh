@@ -26,5 +26,5 @@ HTTP_ADDR=127.0.0.1:18080 bin/api & pids+=($!)
 for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.2; done
 WORKER_HTTP_ADDR=127.0.0.1:19091 bin/worker & pids+=($!)
 WORKER_HTTP_ADDR=127.0.0.1:19092 bin/worker & pids+=($!)
-bin/loadgen -url http://127.0.0.1:18080 \
+bin/loadgen -url http://127.0.0.1:18080 -api-metrics http://127.0.0.1:18080/metrics \
 	-worker-metrics http://127.0.0.1:19091/metrics,http://127.0.0.1:19092/metrics "$@"

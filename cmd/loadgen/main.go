@@ -26,6 +26,7 @@ func main() {
 	flag.IntVar(&cfg.Concurrency, "c", 16, "concurrent clients")
 	mp := flag.Float64("mp", 4, "megapixels of the uploaded JPEG")
 	workers := flag.String("worker-metrics", "", "comma-separated worker /metrics URLs to sample for peak RSS")
+	flag.StringVar(&cfg.APIMetrics, "api-metrics", "", "the API's /metrics URL to sample for peak RSS")
 	flag.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "bound of the whole run")
 	flag.Parse()
 	if *workers != "" {

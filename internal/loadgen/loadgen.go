@@ -29,8 +29,9 @@ type Config struct {
 	// Source is the file uploaded every time.
 	Source []byte
 	// WorkerMetrics are /metrics URLs whose process_resident_memory_bytes
-	// is sampled during the run (peak RSS).
+	// is sampled during the run (peak RSS); APIMetrics likewise for the API.
 	WorkerMetrics []string
+	APIMetrics    string
 	// Timeout bounds the whole run.
 	Timeout time.Duration
 }
@@ -44,6 +45,7 @@ type Report struct {
 	UploadLatency          []time.Duration
 	DoneLatency            []time.Duration // upload answered to done seen
 	PeakWorkerRSS          int64
+	PeakAPIRSS             int64
 }
 
 // Run makes the load and waits for every accepted image to finish.
@@ -78,6 +80,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var ids []accepted
 	stopRSS := sampleRSS(ctx, client, cfg.WorkerMetrics, &rep.PeakWorkerRSS, &mu)
 	defer stopRSS()
+	if cfg.APIMetrics != "" {
+		stopAPI := sampleRSS(ctx, client, []string{cfg.APIMetrics}, &rep.PeakAPIRSS, &mu)
+		defer stopAPI()
+	}
 
 	start := time.Now()
 	jobs := make(chan int)
@@ -240,5 +246,8 @@ func (r *Report) Print(w io.Writer, cfg Config) {
 		Percentile(r.DoneLatency, 50).Seconds(), Percentile(r.DoneLatency, 95).Seconds(), Percentile(r.DoneLatency, 99).Seconds())
 	if r.PeakWorkerRSS > 0 {
 		fmt.Fprintf(w, "  peak worker RSS    %d MB\n", r.PeakWorkerRSS>>20)
+	}
+	if r.PeakAPIRSS > 0 {
+		fmt.Fprintf(w, "  peak API RSS       %d MB\n", r.PeakAPIRSS>>20)
 	}
 }

@@ -45,6 +45,8 @@ type harness struct {
 	queue  *queue.Enqueuer
 	hooks  *webhook.Service
 	secret []byte
+	// client checks every answer against openapi.yaml.
+	client *http.Client
 	// replica starts another API instance sharing every dependency and
 	// returns its URL.
 	replica func() string
@@ -108,7 +110,9 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	}, set.API, log)
 	ts := httptest.NewServer(e)
 	t.Cleanup(ts.Close)
-	h := &harness{t: t, url: ts.URL, store: store, blobs: blobs, images: images, queue: enq, hooks: hooks, secret: acfg.JWTSecret}
+	_, router := spec(t)
+	h := &harness{t: t, url: ts.URL, store: store, blobs: blobs, images: images, queue: enq, hooks: hooks, secret: acfg.JWTSecret,
+		client: &http.Client{Transport: validating{t: t, router: router}}}
 	// A second API replica on the same database, Redis and bucket.
 	h.replica = func() string {
 		e := httpapi.New(httpapi.Deps{
@@ -161,7 +165,7 @@ func (h *harness) do(method, path, token, contentType string, body io.Reader) re
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}

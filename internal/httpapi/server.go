@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"context"
+	_ "embed" // the OpenAPI document
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -96,6 +97,12 @@ type Deps struct {
 	Registry *prometheus.Registry
 }
 
+// OpenAPI is the OpenAPI 3.0 description of this API, served at
+// /openapi.yaml; a test fails when a route or a response differs from it.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
+
 // multipartOverhead is the room left for multipart headers and other small
 // fields around the file.
 const multipartOverhead = 64 << 10
@@ -147,6 +154,7 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 	e.GET("/healthz", echo.WrapHandler(health.Live()))
 	e.GET("/readyz", echo.WrapHandler(health.Ready(d.Checks, log)))
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})))
+	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", OpenAPI) })
 	if d.Monitor != nil && cfg.AdminUser != "" && cfg.AdminPassword != "" {
 		mon := echo.WrapHandler(d.Monitor)
 		guard := s.basicAuth(cfg.AdminUser, cfg.AdminPassword)

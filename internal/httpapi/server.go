@@ -4,9 +4,9 @@ package httpapi
 
 import (
 	"context"
-	_ "embed" // the OpenAPI document
 	"crypto/sha256"
 	"crypto/subtle"
+	_ "embed" // the OpenAPI document
 	"encoding/hex"
 	"encoding/json"
 	"errors"

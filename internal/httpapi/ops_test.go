@@ -173,9 +173,7 @@ func TestReadinessFollowsRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal("redis-server is not installed")
 	}
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
+	addr := testenv.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	startRedis := func() *exec.Cmd {
 		cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"fmt"
 	stdimage "image"
 	"image/jpeg"
 	"math/rand/v2"
@@ -10,15 +11,24 @@ import (
 	"time"
 )
 
-// FreeAddr returns a loopback address with a port nobody listens on.
+// FreeAddr returns a loopback address with a port nobody listens on, for a
+// process the test starts. The port comes from 20000-32767, below Linux's
+// ephemeral range (32768-60999): a port the kernel handed out as one test's
+// ephemeral port would otherwise be free when checked here and taken by an
+// outgoing connection by the time the process binds it (seen in CI).
 func FreeAddr(tb testing.TB) string {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12768))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	tb.Fatal("no free port in 20000-32767")
+	return ""
 }
 
 // WaitUntil polls ok every 50 ms and fails the test after d.

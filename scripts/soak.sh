@@ -5,29 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${SOAK_DURATION:-10m}
-bash scripts/deps.sh
-go build -o bin/api ./cmd/api
-go build -o bin/worker ./cmd/worker
-go build -o bin/loadgen ./cmd/loadgen
-db=imagesvc_soak_$$
-mysql -uroot -h127.0.0.1 -e "CREATE DATABASE $db CHARACTER SET utf8mb4"
-redis-cli -n 10 FLUSHDB >/dev/null
-export DATABASE_URL=mysql://root@127.0.0.1:3306/$db REDIS_URL=redis://127.0.0.1:6379/10 \
-	S3_ENDPOINT=http://127.0.0.1:7070 S3_BUCKET=soak-$$ AWS_ACCESS_KEY_ID=testkey AWS_SECRET_ACCESS_KEY=testsecret \
-	JWT_SECRET=soak-test-secret-soak-test-secret-soak LOG_LEVEL=warn LOG_FORMAT=text \
-	UPLOAD_RATE_PER_MINUTE=0 WORKER_CONCURRENCY=2
-pids=()
-cleanup() {
-	kill "${pids[@]}" 2>/dev/null || true
-	wait 2>/dev/null || true
-	mysql -uroot -h127.0.0.1 -e "DROP DATABASE IF EXISTS $db" || true
-}
-trap cleanup EXIT
-HTTP_ADDR=127.0.0.1:18180 bin/api & pids+=($!)
-for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18180/readyz >/dev/null && break; sleep 0.2; done
-WORKER_HTTP_ADDR=127.0.0.1:19191 bin/worker & pids+=($!)
-WORKER_HTTP_ADDR=127.0.0.1:19192 bin/worker & pids+=($!)
-sleep 2
+. scripts/stack.sh
+start_stack soak 18180 19191 19192 10
 sample() {
 	for m in http://127.0.0.1:18180/metrics http://127.0.0.1:19191/metrics http://127.0.0.1:19192/metrics; do
 		curl -fs "$m" | awk -v m="$m" '

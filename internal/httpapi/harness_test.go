@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
 
@@ -289,4 +290,34 @@ func (h *harness) assertNothingStored(token string) {
 	if keys := h.objects(""); len(keys) != 0 {
 		h.t.Errorf("objects stored: %v, want none", keys)
 	}
+}
+
+// userID returns the user behind an access token (its sub claim).
+func (h *harness) userID(token string) string {
+	h.t.Helper()
+	claims := jwt.MapClaims{}
+	if _, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return h.secret, nil }); err != nil {
+		h.t.Fatal(err)
+	}
+	return claims["sub"].(string)
+}
+
+// insertQueued writes a queued image row, and its original when src is not
+// nil, without enqueueing a task: what a crash between commit and enqueue
+// leaves behind.
+func (h *harness) insertQueued(userID, id string, src []byte, w, ht int, createdAt time.Time) *image.Image {
+	h.t.Helper()
+	ctx := context.Background()
+	at := createdAt.UTC().Truncate(time.Microsecond)
+	img := &image.Image{ID: id, UserID: userID, Status: image.StatusQueued, Filename: "inserted.jpg",
+		ContentType: "image/jpeg", Bytes: max(int64(len(src)), 1), Width: w, Height: ht, CreatedAt: at, UpdatedAt: at}
+	if src != nil {
+		if err := h.blobs.Put(ctx, img.OriginalKey(), bytes.NewReader(src), int64(len(src)), "image/jpeg"); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	if err := h.store.CreateImage(ctx, img); err != nil {
+		h.t.Fatal(err)
+	}
+	return img
 }

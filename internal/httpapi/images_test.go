@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 )
 
@@ -309,27 +308,9 @@ func TestListAndDelete(t *testing.T) {
 func TestReconcilerRepairsLostEnqueue(t *testing.T) {
 	h := newHarness(t, func(s *settings) { s.Image.StaleAfter = time.Millisecond })
 	token := h.user("heidi@example.com")
-	// Upload one image normally to learn the user id from its key.
-	r := h.upload(token, "a.jpg", testenv.JPEG(t, 400, 300, 1))
-	var first imageJSON
-	r.json(t, &first)
-	h.waitFor(token, first.ID)
-	stored, err := h.store.Image(context.Background(), first.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	ctx := context.Background()
-	src := testenv.JPEG(t, 640, 480, 1)
-	now := time.Now().UTC().Add(-time.Minute).Truncate(time.Microsecond)
-	lost := &image.Image{ID: "01900000-0000-7000-8000-00000000dead", UserID: stored.UserID, Status: image.StatusQueued,
-		Filename: "lost.jpg", ContentType: "image/jpeg", Bytes: int64(len(src)), Width: 640, Height: 480, CreatedAt: now, UpdatedAt: now}
-	if err := h.blobs.Put(ctx, lost.OriginalKey(), bytes.NewReader(src), int64(len(src)), "image/jpeg"); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.store.CreateImage(ctx, lost); err != nil {
-		t.Fatal(err)
-	}
+	lost := h.insertQueued(h.userID(token), "01900000-0000-7000-8000-00000000dead",
+		testenv.JPEG(t, 640, 480, 1), 640, 480, time.Now().Add(-time.Minute))
 	n, err := h.images.Reconcile(ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("Reconcile = %d, %v; want 1 image re-enqueued", n, err)
@@ -345,21 +326,8 @@ func TestReconcilerRepairsLostEnqueue(t *testing.T) {
 func TestLastRetryFails(t *testing.T) {
 	h := newHarness(t) // 2 retries, 200 ms apart at first
 	token := h.user("ivan@example.com")
-	r := h.upload(token, "a.jpg", testenv.JPEG(t, 200, 100, 1))
-	var first imageJSON
-	r.json(t, &first)
-	h.waitFor(token, first.ID)
-	stored, err := h.store.Image(context.Background(), first.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	orphan := &image.Image{ID: "01900000-0000-7000-8000-00000000beef", UserID: stored.UserID, Status: image.StatusQueued,
-		Filename: "gone.jpg", ContentType: "image/jpeg", Bytes: 1, Width: 1, Height: 1, CreatedAt: now, UpdatedAt: now}
-	if err := h.store.CreateImage(ctx, orphan); err != nil { // no original in S3
-		t.Fatal(err)
-	}
+	orphan := h.insertQueued(h.userID(token), "01900000-0000-7000-8000-00000000beef", nil, 1, 1, time.Now()) // no original in S3
 	if err := h.queue.EnqueueProcess(ctx, orphan.ID); err != nil {
 		t.Fatal(err)
 	}

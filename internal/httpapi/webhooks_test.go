@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -394,18 +393,9 @@ func TestFaultSameTaskTwiceAtOnce(t *testing.T) {
 	h.upload(token, "seed.jpg", testenv.JPEG(t, 100, 80, 1)).json(t, &first)
 	h.waitFor(token, first.ID)
 	waitFor(t, 10*time.Second, "seed event", func() bool { return len(rcv.requests()) == 1 })
-	owner := mustImage(t, h, first.ID).UserID
+	owner := h.userID(token)
 	ctx := context.Background()
-	src := testenv.JPEG(t, 1600, 1200, 1)
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	img := &image.Image{ID: "01900000-0000-7000-8000-0000000f00d1", UserID: owner, Status: image.StatusQueued,
-		Filename: "twice.jpg", ContentType: "image/jpeg", Bytes: int64(len(src)), Width: 1600, Height: 1200, CreatedAt: now, UpdatedAt: now}
-	if err := h.blobs.Put(ctx, img.OriginalKey(), bytes.NewReader(src), int64(len(src)), "image/jpeg"); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.store.CreateImage(ctx, img); err != nil {
-		t.Fatal(err)
-	}
+	img := h.insertQueued(owner, "01900000-0000-7000-8000-0000000f00d1", testenv.JPEG(t, 1600, 1200, 1), 1600, 1200, time.Now())
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {

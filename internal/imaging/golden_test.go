@@ -18,7 +18,6 @@ import (
 
 	"github.com/h2non/bimg"
 
-	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/imaging"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 )
@@ -275,5 +274,3 @@ func TestCMYKBecomesSRGB(t *testing.T) {
 		}
 	}
 }
-
-var _ = image.Spec{}

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	stdimage "image"
 	"image/jpeg"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
@@ -67,9 +65,9 @@ func TestQuickstart(t *testing.T) {
 
 	first := start()
 	creds := `{"email":"new@example.com","password":"correct horse battery"}`
-	call(t, "POST", base+"/v1/auth/signup", "", "application/json", strings.NewReader(creds), 201)
+	testenv.Call(t, "POST", base+"/v1/auth/signup", "", "application/json", strings.NewReader(creds), 201)
 	token := login(t, base, creds)
-	id := upload(t, base, token, smallJPEG(t))
+	id := testenv.Upload(t, base, token, smallJPEG(t))
 	img := waitDone(t, base, token, id)
 	downloads := downloadAll(t, img)
 
@@ -77,12 +75,12 @@ func TestQuickstart(t *testing.T) {
 	slow := testenv.NoiseJPEG(t, 3000, 2000)
 	var queued []string
 	for range 3 {
-		queued = append(queued, upload(t, base, token, slow))
+		queued = append(queued, testenv.Upload(t, base, token, slow))
 	}
 	unfinished := 0
 	for _, q := range queued {
 		var img imageJSON
-		json.Unmarshal(call(t, "GET", base+"/v1/images/"+q, token, "", nil, 200), &img)
+		json.Unmarshal(testenv.Call(t, "GET", base+"/v1/images/"+q, token, "", nil, 200), &img)
 		if img.Status != "done" {
 			unfinished++
 		}
@@ -110,44 +108,12 @@ func TestQuickstart(t *testing.T) {
 	}
 }
 
-func call(t *testing.T, method, url, token, contentType string, body io.Reader, want int) []byte {
-	t.Helper()
-	req, _ := http.NewRequest(method, url, body)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s: %d %s, want %d", method, url, resp.StatusCode, b, want)
-	}
-	return b
-}
-
 func login(t *testing.T, base, creds string) string {
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
-	json.Unmarshal(call(t, "POST", base+"/v1/auth/login", "", "application/json", strings.NewReader(creds), 200), &tok)
+	json.Unmarshal(testenv.Call(t, "POST", base+"/v1/auth/login", "", "application/json", strings.NewReader(creds), 200), &tok)
 	return tok.AccessToken
-}
-
-func upload(t *testing.T, base, token string, data []byte) string {
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	fw, _ := mw.CreateFormFile("file", "photo.jpg")
-	fw.Write(data)
-	mw.Close()
-	var img struct{ ID string }
-	json.Unmarshal(call(t, "POST", base+"/v1/images", token, mw.FormDataContentType(), &buf, 202), &img)
-	return img.ID
 }
 
 type imageJSON struct {
@@ -163,7 +129,7 @@ func waitDone(t *testing.T, base, token, id string) imageJSON {
 	t.Helper()
 	var img imageJSON
 	testenv.WaitUntil(t, 60*time.Second, "image "+id+" done", func() bool {
-		json.Unmarshal(call(t, "GET", base+"/v1/images/"+id, token, "", nil, 200), &img)
+		json.Unmarshal(testenv.Call(t, "GET", base+"/v1/images/"+id, token, "", nil, 200), &img)
 		if img.Status == "failed" {
 			t.Fatalf("image %s failed", id)
 		}
@@ -180,7 +146,7 @@ func waitDone(t *testing.T, base, token, id string) imageJSON {
 func downloadAll(t *testing.T, img imageJSON) []string {
 	var out []string
 	for _, v := range img.Variants {
-		data := call(t, "GET", v.URL, "", "", nil, 200)
+		data := testenv.Call(t, "GET", v.URL, "", "", nil, 200)
 		cfg, err := jpeg.DecodeConfig(bytes.NewReader(data))
 		if err != nil || cfg.Width != v.Width || cfg.Height != v.Height {
 			t.Fatalf("variant %s: %v, %dx%d, want %dx%d", v.Name, err, cfg.Width, cfg.Height, v.Width, v.Height)

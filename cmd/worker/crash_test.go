@@ -1,11 +1,7 @@
 package main_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
@@ -176,7 +172,7 @@ func startFleetWith(t *testing.T, n int, opts ...fleetOption) *fleet {
 	if n > 0 {
 		src := testenv.NoiseJPEG(t, 3000, 2000)
 		for range n {
-			f.ids = append(f.ids, upload(t, f.base, f.token, src))
+			f.ids = append(f.ids, testenv.Upload(t, f.base, f.token, src))
 		}
 	}
 	return f
@@ -231,39 +227,14 @@ func (f *fleet) waitAllDone(d time.Duration) {
 	})
 }
 
-func post(t *testing.T, url, token, contentType string, body io.Reader) map[string]any {
-	t.Helper()
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url, body)
-	req.Header.Set("Content-Type", contentType)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	if resp.StatusCode >= 300 {
-		t.Fatalf("POST %s: %d %v", url, resp.StatusCode, out)
-	}
-	return out
-}
-
 func login(t *testing.T, base string) string {
 	creds := `{"email":"crash@example.com","password":"correct horse battery"}`
-	post(t, base+"/v1/auth/signup", "", "application/json", strings.NewReader(creds))
-	return post(t, base+"/v1/auth/login", "", "application/json", strings.NewReader(creds))["access_token"].(string)
-}
-
-func upload(t *testing.T, base, token string, data []byte) string {
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	fw, _ := mw.CreateFormFile("file", "noise.jpg")
-	fw.Write(data)
-	mw.Close()
-	return post(t, base+"/v1/images", token, mw.FormDataContentType(), &buf)["id"].(string)
+	testenv.Call(t, http.MethodPost, base+"/v1/auth/signup", "", "application/json", strings.NewReader(creds), http.StatusCreated)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.Unmarshal(testenv.Call(t, http.MethodPost, base+"/v1/auth/login", "", "application/json", strings.NewReader(creds), http.StatusOK), &tok)
+	return tok.AccessToken
 }
 
 func status(t *testing.T, base, token, id string) string {

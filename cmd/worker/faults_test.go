@@ -1,10 +1,8 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"net/url"
@@ -50,13 +48,9 @@ func startUploader(t *testing.T, f *fleet, every time.Duration) *uploader {
 				return
 			case <-time.After(every):
 			}
-			var buf bytes.Buffer
-			mw := multipart.NewWriter(&buf)
-			fw, _ := mw.CreateFormFile("file", "f.jpg")
-			fw.Write(src)
-			mw.Close()
-			req, _ := http.NewRequest(http.MethodPost, f.base+"/v1/images", &buf)
-			req.Header.Set("Content-Type", mw.FormDataContentType())
+			ct, body := testenv.Multipart("f.jpg", src)
+			req, _ := http.NewRequest(http.MethodPost, f.base+"/v1/images", body)
+			req.Header.Set("Content-Type", ct)
 			req.Header.Set("Authorization", "Bearer "+f.token)
 			resp, err := client.Do(req)
 			status := 0
@@ -259,13 +253,9 @@ func TestFaultS3Flaky(t *testing.T) {
 func TestFaultCrashAfterCommit(t *testing.T) {
 	f := startFleetWith(t, 0, withEnv("IMAGESVC_FAILPOINT", image.FailpointCrashAfterCommit, "RECONCILE_STALE_AFTER", "2s"))
 	f.start("worker")
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	fw, _ := mw.CreateFormFile("file", "crash.jpg")
-	fw.Write(testenv.NoiseJPEG(t, 640, 480))
-	mw.Close()
-	req, _ := http.NewRequest(http.MethodPost, f.base+"/v1/images", &buf)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
+	ct, body := testenv.Multipart("crash.jpg", testenv.NoiseJPEG(t, 640, 480))
+	req, _ := http.NewRequest(http.MethodPost, f.base+"/v1/images", body)
+	req.Header.Set("Content-Type", ct)
 	req.Header.Set("Authorization", "Bearer "+f.token)
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()

@@ -3,13 +3,13 @@ package main_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	stdimage "image"
 	"image/jpeg"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -151,12 +151,10 @@ func downloadAll(t *testing.T, img imageJSON) []string {
 		if err != nil || cfg.Width != v.Width || cfg.Height != v.Height {
 			t.Fatalf("variant %s: %v, %dx%d, want %dx%d", v.Name, err, cfg.Width, cfg.Height, v.Width, v.Height)
 		}
-		out = append(out, v.Name+" "+itoa(cfg.Width)+"x"+itoa(cfg.Height)+" "+itoa(len(data)))
+		out = append(out, fmt.Sprintf("%s %dx%d %d", v.Name, cfg.Width, cfg.Height, len(data)))
 	}
 	return out
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 func smallJPEG(t *testing.T) []byte {
 	img := stdimage.NewRGBA(stdimage.Rect(0, 0, 1200, 800))

@@ -16,7 +16,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
+	"runtime"
+	"sort"
 	"sync"
 	"time"
 
@@ -58,16 +59,16 @@ func (c Config) Validate() error {
 }
 
 // output returns the encoding of the variants of a source.
-func (c Config) output(alpha bool) (t bimg.ImageType, contentType, ext string) {
+func (c Config) output(alpha bool) (format int, contentType, ext string) {
 	switch {
 	case c.OutputFormat == "webp":
-		return bimg.WEBP, "image/webp", "webp"
+		return outWebP, "image/webp", "webp"
 	case c.OutputFormat == "avif":
-		return bimg.AVIF, "image/avif", "avif"
+		return outAVIF, "image/avif", "avif"
 	case alpha && c.OutputFormat == "auto":
-		return bimg.PNG, "image/png", "png"
+		return outPNG, "image/png", "png"
 	}
-	return bimg.JPEG, "image/jpeg", "jpg"
+	return outJPEG, "image/jpeg", "jpg"
 }
 
 // Resizer implements image.Resizer.
@@ -114,61 +115,100 @@ func (r *Resizer) Resize(_ context.Context, src []byte, specs []image.Spec) ([]i
 			largest = s
 		}
 	}
-	// One decode: the source shrunk to the largest variant, upright, sRGB.
-	inter, err := shrinkToTIFF(src, largest.Width, largest.Height, meta.Profile || meta.Space == "cmyk")
+
+	// libvips keeps its error text per thread; hold this one until done.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer threadShutdown()
+
+	inter, err := r.intermediate(src, meta, largest)
 	if err != nil {
 		return nil, undecodable(err)
 	}
-	isize, err := bimg.NewImage(inter).Size()
-	if err != nil {
-		return nil, fmt.Errorf("intermediate size: %w", err)
-	}
-
-	outType, contentType, ext := r.cfg.output(meta.Alpha)
-	out := make([]image.Rendition, 0, len(specs))
-	for _, s := range specs {
-		vw, vh := s.Fit(isize.Width, isize.Height)
-		opts := scaleTo(isize.Width, isize.Height, vw, vh)
-		opts.Type, opts.Quality, opts.StripMetadata = outType, r.cfg.JPEGQuality, true
-		// zlib level 6 (bimg's default) made the variants of a 12 MP RGBA
-		// PNG cost 2.0 CPU-s, nine decodes' worth; level 2 costs 0.9 for
-		// files 13% larger (measured with make bench, see the README).
-		opts.Compression = pngCompression
-		if outType == bimg.JPEG && meta.Alpha {
-			opts.Background = bimg.Color{R: 255, G: 255, B: 255} // flatten on white, not black
+	// made holds the images rendered so far, largest first; each variant is
+	// resized from the smallest one that still covers it.
+	made := []picture{inter}
+	defer func() {
+		for _, p := range made {
+			p.free()
 		}
-		opts.NoAutoRotate, opts.Interpretation = true, bimg.InterpretationSRGB
+	}()
+	order := make([]int, len(specs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		return specs[order[a]].Width*specs[order[a]].Height > specs[order[b]].Width*specs[order[b]].Height
+	})
+
+	format, contentType, ext := r.cfg.output(meta.Alpha)
+	out := make([]image.Rendition, len(specs))
+	for _, i := range order {
+		s := specs[i]
 		start := time.Now()
-		data, err := bimg.Resize(inter, opts)
+		vw, vh := s.Fit(inter.width(), inter.height())
+		from := inter
+		for _, p := range made {
+			if p.width() >= vw && p.height() >= vh {
+				from = p
+			}
+		}
+		pic := from
+		if from.width() != vw || from.height() != vh {
+			if pic, err = from.resize(vw, vh); err != nil {
+				return nil, fmt.Errorf("resize %s: %w", s.Name, err)
+			}
+			made = append(made, pic)
+		}
+		data, err := pic.encode(format, r.cfg.JPEGQuality, pngCompression)
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", s.Name, err)
 		}
-		out = append(out, image.Rendition{
+		out[i] = image.Rendition{
 			Name: s.Name, Width: vw, Height: vh, ContentType: contentType, Ext: ext, Data: data,
 			EncodeTime: time.Since(start),
-		})
+		}
 	}
 	return out, nil
 }
 
-// scaleTo returns the options that scale a w x h image to exactly ow x oh
-// (a size that Spec.Fit computed, so the aspect ratio is kept; bimg's own
-// fitting would stretch with both sides set). The empty options when the
-// size does not change.
-//
-// bimg first shrinks both axes by the same integer factor, which collapses
-// the short side of a thin strip (2x3000 to 1x300) to nothing; zooming the
-// strip up first by that factor keeps it at least one pixel wide.
-func scaleTo(w, h, ow, oh int) bimg.Options {
-	if ow == w && oh == h {
-		return bimg.Options{}
+// intermediate decodes src once into the largest variant: upright, sRGB,
+// 8 bits. JPEGs take the libjpeg-turbo path when it applies; everything
+// else, and any JPEG it declines, goes through vips_thumbnail.
+func (r *Resizer) intermediate(src []byte, meta bimg.ImageMetadata, largest image.Spec) (picture, error) {
+	if meta.Type == "jpeg" {
+		w, h := meta.Size.Width, meta.Size.Height
+		if meta.Orientation >= 5 && meta.Orientation <= 8 {
+			w, h = h, w
+		}
+		tw, th := largest.Fit(w, h)
+		if p, ok := loadJPEGTurbo(src, tw, th, meta.Orientation); ok {
+			return p, nil
+		}
 	}
-	o := bimg.Options{Width: ow, Height: oh, Force: true}
-	factor := max(float64(w)/float64(ow), float64(h)/float64(oh))
-	if factor >= 2 && float64(min(w, h)) < factor {
-		o.Zoom = int(math.Ceil(factor))
+	return loadThumbnail(src, largest.Width, largest.Height, meta.Profile || meta.Space == "cmyk")
+}
+
+// DecodeFull decodes every pixel of src once through libvips' loader: the
+// floor a pipeline's cost is compared with in the benchmark.
+func DecodeFull(src []byte) error {
+	if len(src) == 0 {
+		return errors.New("empty source")
 	}
-	return o
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer threadShutdown()
+	return decodeFull(src)
+}
+
+// DecodeFullTurbo decodes every pixel of a JPEG once with libjpeg-turbo
+// from memory, the cheapest full decode of a JPEG (the floor of the
+// libjpeg-turbo path).
+func DecodeFullTurbo(src []byte) error {
+	if len(src) == 0 {
+		return errors.New("empty source")
+	}
+	return decodeFullTurbo(src)
 }
 
 func undecodable(err error) error {

@@ -9,6 +9,7 @@ import (
 	"image/color"
 	_ "image/jpeg"
 	_ "image/png"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -176,5 +177,39 @@ func TestOutputFormats(t *testing.T) {
 	}
 	if err := (imaging.Config{OutputFormat: "gif", JPEGQuality: 82}).Validate(); err == nil {
 		t.Error("OUTPUT_FORMAT=gif accepted")
+	}
+}
+
+// TestResizeDamagedJPEGs feeds JPEGs with flipped bytes and cut short
+// through the whole pipeline (libjpeg-turbo path first, libvips when it
+// declines): each must give variants or ErrUndecodable, never a crash or
+// another error.
+func TestResizeDamagedJPEGs(t *testing.T) {
+	r := imaging.New(imaging.NewDefaultConfig())
+	src := testenv.JPEG(t, 640, 480, 6)
+	rng := rand.New(rand.NewPCG(6, 7))
+	var ok, refused int
+	for i := range 150 {
+		bad := bytes.Clone(src)
+		if i%3 == 0 {
+			bad = bad[:rng.IntN(len(bad))]
+		} else {
+			for range 1 + rng.IntN(8) {
+				bad[rng.IntN(len(bad))] ^= byte(1 + rng.IntN(255))
+			}
+		}
+		out, err := r.Resize(context.Background(), bad, specs)
+		switch {
+		case err == nil && len(out) == 3:
+			ok++
+		case errors.Is(err, image.ErrUndecodable):
+			refused++
+		default:
+			t.Fatalf("case %d: %d variants, error %v", i, len(out), err)
+		}
+	}
+	t.Logf("%d decoded, %d refused as undecodable", ok, refused)
+	if refused == 0 {
+		t.Error("no damaged JPEG was refused: the damage did not reach the decoder")
 	}
 }

@@ -2,59 +2,14 @@ package imaging
 
 /*
 #cgo pkg-config: vips
+#cgo LDFLAGS: -ljpeg
 #include <stdlib.h>
-#include <malloc.h>
-#include <vips/vips.h>
-
-// limit_arenas caps glibc's malloc arenas. With one arena per libvips worker
-// thread, freed image buffers stay spread over many arenas and the RSS of a
-// worker grew 19% over 500 24 MP images (316 to 377 MB); with two it stays
-// flat near 230 MB at the same speed (measured with make bench). This is
-// MALLOC_ARENA_MAX=2, set from inside so that nobody has to remember it.
-static void limit_arenas(void) {
-	mallopt(M_ARENA_MAX, 2);
-}
-
-// shrink_to_tiff makes the pipeline's intermediate: the source scaled to fit
-// inside width x height (never enlarged) with shrink-on-load, turned upright
-// from its EXIF orientation after the shrink, converted to sRGB, and written
-// as an uncompressed TIFF. Only the first page or frame is read. With
-// colour_manage, an embedded ICC profile (or, for CMYK, a built-in one) is
-// honoured through lcms; that costs about a third of the step, so it is
-// asked for only when the source has a profile or is CMYK.
-static int shrink_to_tiff(void *buf, size_t len, int width, int height, int colour_manage, void **out, size_t *out_len) {
-	VipsImage *thumb = NULL;
-	int r;
-	if (colour_manage)
-		r = vips_thumbnail_buffer(buf, len, &thumb, width, "height", height, "size", VIPS_SIZE_DOWN,
-			"export_profile", "srgb", "fail_on", VIPS_FAIL_ON_ERROR, NULL);
-	else
-		r = vips_thumbnail_buffer(buf, len, &thumb, width, "height", height, "size", VIPS_SIZE_DOWN,
-			"fail_on", VIPS_FAIL_ON_ERROR, NULL);
-	if (r)
-		return -1;
-	r = vips_tiffsave_buffer(thumb, out, out_len, "compression", VIPS_FOREIGN_TIFF_COMPRESSION_NONE, NULL);
-	g_object_unref(thumb);
-	return r;
-}
-
-// decode_full decodes every pixel of the source once (the cost floor a
-// pipeline is measured against) and does nearly nothing else with them.
-static int decode_full(void *buf, size_t len) {
-	VipsImage *im = vips_image_new_from_buffer(buf, len, "", "access", VIPS_ACCESS_SEQUENTIAL, NULL);
-	if (!im)
-		return -1;
-	double avg;
-	int r = vips_avg(im, &avg, NULL);
-	g_object_unref(im);
-	return r;
-}
+#include "pipeline.h"
 */
 import "C"
 
 import (
 	"errors"
-	"runtime"
 	"strings"
 	"unsafe"
 )
@@ -71,6 +26,8 @@ func blockUntrusted() {
 	C.vips_block_untrusted_set(C.TRUE)
 }
 
+// vipsError takes the text of libvips' error buffer. The callers hold their
+// OS thread (runtime.LockOSThread) while they call libvips.
 func vipsError() error {
 	msg := strings.TrimSpace(C.GoString(C.vips_error_buffer()))
 	C.vips_error_clear()
@@ -80,35 +37,80 @@ func vipsError() error {
 	return errors.New(msg)
 }
 
-// shrinkToTIFF returns the pipeline's intermediate (see shrink_to_tiff).
-func shrinkToTIFF(src []byte, width, height int, colourManage bool) ([]byte, error) {
-	if len(src) == 0 {
-		return nil, errors.New("empty source")
+// picture is an image rendered in libvips' memory; release it with free.
+type picture struct{ p *C.VipsImage }
+
+func (p picture) width() int  { return int(p.p.Xsize) }
+func (p picture) height() int { return int(p.p.Ysize) }
+func (p picture) free()       { C.g_object_unref(C.gpointer(p.p)) }
+
+func cbuf(src []byte) (unsafe.Pointer, C.size_t) {
+	return unsafe.Pointer(&src[0]), C.size_t(len(src))
+}
+
+// loadJPEGTurbo returns the intermediate of a JPEG decoded by libjpeg-turbo
+// (see load_jpeg_turbo), or false when that path does not apply.
+func loadJPEGTurbo(src []byte, width, height, orientation int) (picture, bool) {
+	p, n := cbuf(src)
+	im := C.load_jpeg_turbo(p, n, C.int(width), C.int(height), C.int(orientation))
+	return picture{im}, im != nil
+}
+
+// loadThumbnail returns the intermediate made by vips_thumbnail (see
+// load_thumbnail).
+func loadThumbnail(src []byte, width, height int, colourManage bool) (picture, error) {
+	p, n := cbuf(src)
+	im := C.load_thumbnail(p, n, C.int(width), C.int(height), cbool(colourManage))
+	if im == nil {
+		return picture{}, vipsError()
 	}
-	// libvips works on its own threads; keep this one for its error buffer.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	defer C.vips_thread_shutdown()
+	return picture{im}, nil
+}
+
+// resize returns p scaled to exactly width x height.
+func (p picture) resize(width, height int) (picture, error) {
+	im := C.resize_exact(p.p, C.int(width), C.int(height))
+	if im == nil {
+		return picture{}, vipsError()
+	}
+	return picture{im}, nil
+}
+
+// Output encodings (pipeline.h).
+const (
+	outJPEG = C.OUT_JPEG
+	outPNG  = C.OUT_PNG
+	outWebP = C.OUT_WEBP
+	outAVIF = C.OUT_AVIF
+)
+
+// encode returns p encoded without metadata.
+func (p picture) encode(format, quality, pngCompression int) ([]byte, error) {
 	var out unsafe.Pointer
 	var n C.size_t
-	if C.shrink_to_tiff(unsafe.Pointer(&src[0]), C.size_t(len(src)), C.int(width), C.int(height), cbool(colourManage), &out, &n) != 0 {
+	if C.encode_variant(p.p, C.int(format), C.int(quality), C.int(pngCompression), &out, &n) != 0 {
 		return nil, vipsError()
 	}
 	defer C.g_free(C.gpointer(out))
 	return C.GoBytes(out, C.int(n)), nil
 }
 
-// DecodeFull decodes every pixel of src once: the floor a pipeline's cost is
-// compared with in the benchmark.
-func DecodeFull(src []byte) error {
-	if len(src) == 0 {
-		return errors.New("empty source")
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	defer C.vips_thread_shutdown()
-	if C.decode_full(unsafe.Pointer(&src[0]), C.size_t(len(src))) != 0 {
+// decodeFull decodes every pixel of src through libvips' loader (see
+// decode_full).
+func decodeFull(src []byte) error {
+	p, n := cbuf(src)
+	if C.decode_full(p, n) != 0 {
 		return vipsError()
+	}
+	return nil
+}
+
+// decodeFullTurbo decodes every pixel of a JPEG with libjpeg-turbo (see
+// decode_full_turbo).
+func decodeFullTurbo(src []byte) error {
+	p, n := cbuf(src)
+	if C.decode_full_turbo(p, n) != 0 {
+		return errors.New("libjpeg-turbo could not decode the source")
 	}
 	return nil
 }
@@ -119,3 +121,6 @@ func cbool(b bool) C.int {
 	}
 	return 0
 }
+
+// threadShutdown frees libvips' per-thread state of the calling thread.
+func threadShutdown() { C.vips_thread_shutdown() }

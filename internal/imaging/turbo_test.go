@@ -1,0 +1,182 @@
+package imaging
+
+import (
+	"bytes"
+	stdimage "image"
+	"image/color"
+	"image/jpeg"
+	_ "image/png"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/h2non/bimg"
+
+	imagedomain "github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/testenv"
+)
+
+// vipsCLI runs the vips command (Debian package libvips-tools) to make a
+// source Go cannot write: a CMYK JPEG, a JPEG with a Display P3 profile.
+func vipsCLI(t *testing.T, src []byte, op, arg string) []byte {
+	t.Helper()
+	if _, err := exec.LookPath("vips"); err != nil {
+		t.Fatal("the vips command (Debian package libvips-tools) is needed; `make test` installs it")
+	}
+	dir := t.TempDir()
+	in, mid, out := filepath.Join(dir, "in.jpg"), filepath.Join(dir, "mid.v"), filepath.Join(dir, "out.jpg")
+	if err := os.WriteFile(in, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{op, in, mid, arg}, {"jpegsave", mid, out, "--Q", "95"}} {
+		if b, err := exec.Command("vips", args...).CombinedOutput(); err != nil {
+			t.Fatalf("vips %v: %v\n%s", args, err, b)
+		}
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// photoJPEG draws a picture with some of the statistics of a photograph
+// (gradients, edges, texture, mild noise); pure noise would make any two
+// good resamplers disagree.
+func photoJPEG(t *testing.T, w, h int) []byte {
+	img := stdimage.NewNRGBA(stdimage.Rect(0, 0, w, h))
+	rng := rand.New(rand.NewPCG(uint64(w), uint64(h)))
+	for y := range h {
+		fy := float64(y) / float64(h)
+		for x := range w {
+			fx := float64(x) / float64(w)
+			tex := 20 * math.Sin(fx*40+math.Sin(fy*20)*3) * math.Cos(fy*30)
+			n := rng.NormFloat64() * 3
+			edge := 0.0
+			if (x/150+y/110)%2 == 0 {
+				edge = 30
+			}
+			c := func(v float64) uint8 { return uint8(math.Max(0, math.Min(255, v))) }
+			img.SetNRGBA(x, y, color.NRGBA{c(110 + 90*fx + tex + n + edge), c(100 + 60*fy - tex/2 + n), c(150 - 60*fx*fy + tex/3 + n - edge), 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// pixels decodes a picture through a lossless PNG.
+func pixels(t *testing.T, p picture) stdimage.Image {
+	t.Helper()
+	data, err := p.encode(outPNG, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _, err := stdimage.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func meanAbsDiff(a, b stdimage.Image) float64 {
+	var sum float64
+	r := a.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			c1 := color.NRGBAModel.Convert(a.At(x, y)).(color.NRGBA)
+			c2 := color.NRGBAModel.Convert(b.At(x, y)).(color.NRGBA)
+			sum += math.Abs(float64(c1.R)-float64(c2.R)) + math.Abs(float64(c1.G)-float64(c2.G)) + math.Abs(float64(c1.B)-float64(c2.B))
+		}
+	}
+	return sum / float64(3*r.Dx()*r.Dy())
+}
+
+// TestTurboPathMatchesLibvips: the libjpeg-turbo path takes the JPEGs it is
+// meant for (baseline, progressive, greyscale, rotated, with an ICC
+// profile) and gives what vips_thumbnail gives for them, size for size and
+// within a small mean difference (the two shrink differently: the turbo
+// path uses DCT scaling wherever it covers the size); it declines CMYK and
+// broken files, which then go through libvips and its checks.
+func TestTurboPathMatchesLibvips(t *testing.T) {
+	New(NewDefaultConfig())
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	photo := photoJPEG(t, 1800, 1200)
+	progressive, err := bimg.Resize(photo, bimg.Options{Type: bimg.JPEG, Interlace: true, Quality: 90})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gray := stdimage.NewGray(stdimage.Rect(0, 0, 1500, 1000))
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range gray.Pix {
+		gray.Pix[i] = uint8(i%1500/6) + uint8(rng.IntN(16))
+	}
+	var grayJPEG bytes.Buffer
+	if err := jpeg.Encode(&grayJPEG, gray, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	truncated := photo[:len(photo)*2/3]
+
+	for _, tt := range []struct {
+		name  string
+		src   []byte
+		turbo bool
+	}{
+		{"Baseline", photo, true},
+		{"Orientation6", testenv.WithOrientation(photo, 6), true},
+		{"Orientation3", testenv.WithOrientation(photo, 3), true},
+		{"Progressive", progressive, true},
+		{"Greyscale", grayJPEG.Bytes(), true},
+		{"DisplayP3Profile", vipsCLI(t, photo, "icc_transform", "p3"), true},
+		{"CMYK", vipsCLI(t, photo, "colourspace", "cmyk"), false},
+		{"Truncated", truncated, false},
+		{"CorruptHuffman", testenv.CorruptJPEG(t, 640, 480), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			meta, err := bimg.NewImage(tt.src).Metadata()
+			if err != nil {
+				// Too broken for a header: check it is declined all the same.
+				if _, ok := loadJPEGTurbo(tt.src, 300, 300, 1); ok || tt.turbo {
+					t.Fatalf("header: %v; turbo path taken = %v, want %v", err, ok, tt.turbo)
+				}
+				return
+			}
+			for _, box := range []int{2048, 700, 300} {
+				w, h := meta.Size.Width, meta.Size.Height
+				if meta.Orientation >= 5 {
+					w, h = h, w
+				}
+				tw, th := imagedomain.Spec{Width: box, Height: box}.Fit(w, h)
+				got, ok := loadJPEGTurbo(tt.src, tw, th, meta.Orientation)
+				if ok != tt.turbo {
+					t.Fatalf("box %d: turbo path taken = %v, want %v", box, ok, tt.turbo)
+				}
+				if !ok {
+					return
+				}
+				defer got.free()
+				want, err := loadThumbnail(tt.src, box, box, meta.Profile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer want.free()
+				if got.width() != tw || got.height() != th || want.width() != tw || want.height() != th {
+					t.Fatalf("box %d: turbo %dx%d, libvips %dx%d, want %dx%d", box, got.width(), got.height(), want.width(), want.height(), tw, th)
+				}
+				d := meanAbsDiff(pixels(t, got), pixels(t, want))
+				t.Logf("box %d: MAD %.2f", box, d)
+				if d > 2.5 {
+					t.Errorf("box %d: mean difference from libvips %.2f/255, want at most 2.5", box, d)
+				}
+			}
+		})
+	}
+}

@@ -104,21 +104,25 @@ func run(iters int) error {
 		if len(src.data) < 1<<20 {
 			n = iters * 4
 		}
-		f := measure(n, func() error { return imaging.DecodeFull(src.data) })
-		ft := result{}
-		if bimg.DetermineImageType(src.data) == bimg.JPEG {
-			ft = measure(n, func() error { return imaging.DecodeFullTurbo(src.data) })
-		}
-		nv := measure(n, func() error { _, err := naive(src.data); return err })
 		var outBytes int
-		p := measure(n, func() error {
-			rs, err := resizer.Resize(context.Background(), src.data, specs)
-			outBytes = 0
-			for _, r := range rs {
-				outBytes += len(r.Data)
-			}
-			return err
-		})
+		fns := []func() error{
+			func() error { return imaging.DecodeFull(src.data) },
+			nil,
+			func() error { _, err := naive(src.data); return err },
+			func() error {
+				rs, err := resizer.Resize(context.Background(), src.data, specs)
+				outBytes = 0
+				for _, r := range rs {
+					outBytes += len(r.Data)
+				}
+				return err
+			},
+		}
+		if bimg.DetermineImageType(src.data) == bimg.JPEG {
+			fns[1] = func() error { return imaging.DecodeFullTurbo(src.data) }
+		}
+		rs := measure(n, fns)
+		f, ft, nv, p := rs[0], rs[1], rs[2], rs[3]
 		if f.err != nil || ft.err != nil || nv.err != nil || p.err != nil {
 			return fmt.Errorf("%s: F %v, Ft %v, N %v, P %v", src.name, f.err, ft.err, nv.err, p.err)
 		}
@@ -139,19 +143,29 @@ type result struct {
 	err  error
 }
 
-// measure runs fn n times after one warm-up run and returns the CPU time
-// per run, libvips' worker threads included.
-func measure(n int, fn func() error) result {
-	if err := fn(); err != nil {
-		return result{err: err}
-	}
-	c0, t0 := cpuTime(), time.Now()
-	for range n {
-		if err := fn(); err != nil {
-			return result{err: err}
+// measure runs each fn (nil ones are skipped) once to warm up, then n
+// rounds of all of them in turn, and returns each one's CPU time per run,
+// libvips' worker threads included. Taking turns spreads whatever else the
+// machine does over all of them alike.
+func measure(n int, fns []func() error) []result {
+	rs := make([]result, len(fns))
+	for i, fn := range fns {
+		if fn != nil {
+			rs[i].err = fn()
 		}
 	}
-	return result{cpu: (cpuTime() - c0) / float64(n), wall: time.Since(t0).Seconds() / float64(n)}
+	for range n {
+		for i, fn := range fns {
+			if fn == nil || rs[i].err != nil {
+				continue
+			}
+			c0, t0 := cpuTime(), time.Now()
+			rs[i].err = fn()
+			rs[i].cpu += (cpuTime() - c0) / float64(n)
+			rs[i].wall += time.Since(t0).Seconds() / float64(n)
+		}
+	}
+	return rs
 }
 
 // naive makes the three variants as most code does: three independent bimg

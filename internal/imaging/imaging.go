@@ -1,15 +1,23 @@
 // Package imaging makes variants with libvips. It is the only package that
 // uses cgo.
 //
-// The pipeline decodes the source once: one libvips thumbnail call shrinks
-// it to the largest variant (with shrink-on-load where the format allows),
-// turns it upright after the shrink and converts it to sRGB through its ICC
-// profile, into an uncompressed TIFF intermediate; bimg derives every
-// encoded variant from that. Three independent resizes would decode the
-// source three times, which is the cost to avoid. bimg alone cannot apply an
-// embedded ICC profile (a CMYK or Display P3 photo would come out with wrong
-// colours) and rotates before it shrinks, so the intermediate step calls
-// libvips directly (vips.go); the encoding stays with bimg.
+// The pipeline decodes the source once into an intermediate held in
+// libvips' memory: the source shrunk to the largest variant, upright, sRGB,
+// 8 bits. Each variant is then resized from the smallest image already made
+// that covers it (300 from 1024, 1024 from 2048) and encoded. Three
+// independent resizes would decode the source three times, which is the
+// cost to avoid.
+//
+// The intermediate of a JPEG (YCbCr or greyscale, 8-bit, decoded without a
+// warning) comes from libjpeg-turbo directly, at the smallest DCT scale that
+// covers the largest variant; everything else comes from one
+// vips_thumbnail call (pipeline.c says why). bimg still reads the header
+// (type, size, orientation, profile) and starts libvips; its resize
+// pipeline is not used: it cannot apply an embedded ICC profile (a CMYK or
+// Display P3 photo would come out with wrong colours), rotates before it
+// shrinks, and takes an encoded buffer, so deriving variants from one
+// decode through it meant writing and decoding an intermediate file per
+// variant. The measurements are in the README's Performance section.
 package imaging
 
 import (

@@ -110,9 +110,60 @@ static VipsImage *wrap_pixels(unsigned char *pixels, int width, int height, int 
 }
 
 // resize_exact returns in scaled to width x height, rendered in memory so
-// that it can be encoded and resized again without recomputing it.
+// that it can be encoded and resized again without recomputing it. 8-bit
+// images without alpha already in memory (every JPEG variant) go through
+// resample_u8, the rest through vips_resize.
 VipsImage *resize_exact(VipsImage *in, int width, int height) {
+	if (in->BandFmt == VIPS_FORMAT_UCHAR && !vips_image_hasalpha(in) && in->data &&
+		(in->Xsize != width || in->Ysize != height)) {
+		unsigned char *px = resample_u8(in->data, in->Xsize, in->Ysize, in->Bands, width, height);
+		if (!px) {
+			vips_error("imaging", "out of memory resizing to %dx%d", width, height);
+			return NULL;
+		}
+		return wrap_pixels(px, width, height, in->Bands);
+	}
 	return to_memory(resize_lazy(in, width, height));
+}
+
+// resize_libvips is resize_exact through vips_resize always: the reference
+// resample_u8 is tested against.
+VipsImage *resize_libvips(VipsImage *in, int width, int height) {
+	return to_memory(resize_lazy(in, width, height));
+}
+
+// jpeg_rows hands the rows of a JPEG to resample_rows as they are decoded,
+// into a ring of slots rows.
+typedef struct {
+	struct jpeg_decompress_struct *c;
+	turbo_err *err;
+	unsigned char *ring;
+	int slots;
+	size_t stride;
+	int next; // the row the decoder gives next
+} jpeg_rows;
+
+// jpeg_row decodes up to row i and returns it, or NULL when libjpeg fails
+// (its error returns here; the decompressor is then only fit to destroy).
+static const unsigned char *jpeg_row(void *ctx, int i) {
+	jpeg_rows *j = ctx;
+	if (setjmp(j->err->jb))
+		return NULL;
+	while (j->next <= i) {
+		JSAMPROW r = j->ring + (size_t) (j->next % j->slots) * j->stride;
+		if (jpeg_read_scanlines(j->c, &r, 1) != 1)
+			return NULL;
+		j->next++;
+	}
+	return j->ring + (size_t) (i % j->slots) * j->stride;
+}
+
+// finish ends a decompression whose error handler pointed elsewhere.
+static int finish(struct jpeg_decompress_struct *c, turbo_err *err) {
+	if (setjmp(err->jb))
+		return -1;
+	jpeg_finish_decompress(c);
+	return 0;
 }
 
 // load_jpeg_turbo makes the intermediate of a JPEG with libjpeg-turbo
@@ -182,24 +233,57 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 			break;
 		}
 	jpeg_start_decompress(&c);
-	size_t stride = (size_t) c.output_width * bands;
-	pixels = malloc(stride * c.output_height);
-	if (!pixels)
-		longjmp(err.jb, 1);
-	while (c.output_scanline < c.output_height) {
-		JSAMPROW rows[16];
-		int n = 0;
-		for (; n < 16 && c.output_scanline + n < c.output_height; n++)
-			rows[n] = pixels + (size_t) (c.output_scanline + n) * stride;
-		jpeg_read_scanlines(&c, rows, n);
-	}
-	jpeg_finish_decompress(&c);
-	if (err.warnings)
-		longjmp(err.jb, 1);
 	int ow = c.output_width, oh = c.output_height;
+	size_t stride = (size_t) ow * bands;
+	unsigned char *px;
+	int rotated = 0;
+	if (ow == sw && oh == sh) {
+		// Decoded at the size wanted: straight into the image.
+		pixels = malloc(stride * oh);
+		if (!pixels)
+			longjmp(err.jb, 1);
+		while (c.output_scanline < c.output_height) {
+			JSAMPROW rows[16];
+			int n = 0;
+			for (; n < 16 && c.output_scanline + n < c.output_height; n++)
+				rows[n] = pixels + (size_t) (c.output_scanline + n) * stride;
+			jpeg_read_scanlines(&c, rows, n);
+		}
+		jpeg_finish_decompress(&c);
+		px = pixels;
+		pixels = NULL;
+	} else {
+		// Resampled as it is decoded, through a ring of the rows one
+		// output row reads: the full-size decode is never held whole.
+		int slots = resample_taps(oh, sh);
+		jpeg_rows jr = { &c, &err, NULL, slots, stride, 0 };
+		if (slots < 1 || !(jr.ring = pixels = malloc(stride * slots)))
+			longjmp(err.jb, 1);
+		px = resample_rows(jpeg_row, &jr, ow, oh, bands, sw, sh, orientation);
+		rotated = 1;
+		// Decode what the last windows did not reach, for its warnings.
+		if (px && !jpeg_row(&jr, oh - 1)) {
+			free(px);
+			px = NULL;
+		}
+		if (!px || finish(&c, &err)) {
+			free(px);
+			jpeg_destroy_decompress(&c);
+			free(pixels);
+			free(icc);
+			return NULL;
+		}
+		free(pixels);
+		pixels = NULL;
+	}
 	jpeg_destroy_decompress(&c);
+	if (err.warnings) {
+		free(px);
+		free(icc);
+		return NULL;
+	}
 
-	if (!(im = wrap_pixels(pixels, ow, oh, bands))) {
+	if (!(im = rotated ? wrap_pixels(px, width, height, bands) : wrap_pixels(px, sw, sh, bands))) {
 		free(icc);
 		return NULL;
 	}
@@ -207,14 +291,12 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 		vips_image_set_blob_copy(im, VIPS_META_ICC_NAME, icc, icc_len);
 		free(icc);
 	}
-	vips_image_set_int(im, VIPS_META_ORIENTATION, orientation);
 
 	VipsImage *t[3] = { NULL };
 	VipsImage *out = NULL;
-	if (!(t[0] = resize_lazy(im, sw, sh)))
-		goto done;
-	VipsImage *x = t[0];
-	if (orientation > 1) {
+	VipsImage *x = im;
+	if (orientation > 1 && !rotated) {
+		vips_image_set_int(im, VIPS_META_ORIENTATION, orientation);
 		if (vips_autorot(x, &t[1], NULL))
 			goto done;
 		x = t[1];
@@ -224,7 +306,11 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 			goto done;
 		x = t[2];
 	}
-	out = vips_image_copy_memory(x);
+	if (x == im) {
+		g_object_ref(im);
+		out = im;
+	} else
+		out = vips_image_copy_memory(x);
 done:
 	for (int i = 0; i < 3; i++)
 		if (t[i])

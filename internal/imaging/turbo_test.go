@@ -180,3 +180,53 @@ func TestTurboPathMatchesLibvips(t *testing.T) {
 		})
 	}
 }
+
+// TestResampleMatchesLibvips holds the lanczos3 resampler of resample.c to
+// vips_resize with its default kernel (the same lanczos3): the two differ
+// only in rounding, whatever the shape.
+func TestResampleMatchesLibvips(t *testing.T) {
+	New(NewDefaultConfig())
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	photo := photoJPEG(t, 2400, 1800)
+	gray := testenv.JPEG(t, 1001, 999, 1)
+	for _, tt := range []struct {
+		name   string
+		src    []byte
+		w, h   int
+		tw, th int
+	}{
+		{"Halve", photo, 2400, 1800, 1200, 900},
+		{"Odd", photo, 2400, 1800, 1711, 1283},
+		{"Third", photo, 2400, 1800, 800, 600},
+		{"Small", photo, 2400, 1800, 300, 225},
+		{"Anamorphic", photo, 2400, 1800, 1000, 1700},
+		{"OddSource", gray, 1001, 999, 333, 332},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			src, ok := loadJPEGTurbo(tt.src, tt.w, tt.h, 1)
+			if !ok {
+				t.Fatal("turbo path declined the source")
+			}
+			defer src.free()
+			got, err := src.resize(tt.tw, tt.th)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer got.free()
+			want, err := src.resizeWithLibvips(tt.tw, tt.th)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer want.free()
+			if got.width() != tt.tw || got.height() != tt.th {
+				t.Fatalf("size %dx%d, want %dx%d", got.width(), got.height(), tt.tw, tt.th)
+			}
+			d := meanAbsDiff(pixels(t, got), pixels(t, want))
+			t.Logf("mean difference %.3f/255", d)
+			if d > 0.5 {
+				t.Errorf("mean difference from vips_resize %.2f/255, want at most 0.5", d)
+			}
+		})
+	}
+}

@@ -1,0 +1,293 @@
+// A separable lanczos3 resampler for 8-bit images without alpha: every
+// JPEG intermediate and variant. It computes what vips_resize computes with
+// its default kernel (mean difference 0.14/255, at most 2/255, on a 12 MP
+// photo to 2048) at about a third of the CPU: 0.034 s against 0.106 s for
+// 12 MP to 2048 (make bench's machine). The resample was the largest cost
+// of a variant set once the decode went to libjpeg-turbo; libvips' reduce
+// works pixel by pixel, this works on whole rows with fixed-point weights
+// (vectorised by the compiler, or with AVX2 multiply-adds where the CPU has
+// them; both give the same bytes), in two passes that each filter rows and
+// write their result transposed, so that the second pass filters the
+// columns as rows too. The first pass can take its rows from the JPEG
+// decoder as they come (resample_rows), so a full-size decode is never
+// held whole.
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline.h"
+
+// Weights are fixed point with WBITS fractional bits; a window's weights
+// sum to 1 << WBITS.
+#define WBITS 14
+
+// axis holds, for each output index, the first input index of its window
+// and the window's weights (taps of them).
+typedef struct {
+	int taps;
+	int *start;
+	int16_t *w;
+} axis;
+
+static double lanczos3(double x) {
+	x = fabs(x);
+	if (x < 1e-9)
+		return 1;
+	if (x >= 3)
+		return 0;
+	double px = M_PI * x;
+	return 3 * sin(px) * sin(px / 3) / (px * px);
+}
+
+static void axis_free(axis *a) {
+	free(a->start);
+	free(a->w);
+}
+
+// axis_make computes the windows for scaling in samples to out samples: the
+// lanczos3 kernel, widened by the scale when shrinking. A window that would
+// cross an edge is shifted inside and its weights renormalised, much as
+// edge extension would do.
+static int axis_make(axis *a, int in, int out) {
+	double scale = (double) in / out;
+	double fs = scale > 1 ? scale : 1;
+	double support = 3 * fs;
+	int taps = (int) ceil(2 * support);
+	if (taps > in)
+		taps = in;
+	a->taps = taps;
+	a->start = malloc(sizeof(int) * out);
+	a->w = malloc(sizeof(int16_t) * (size_t) out * taps);
+	double *f = malloc(sizeof(double) * taps);
+	if (!a->start || !a->w || !f) {
+		free(f);
+		axis_free(a);
+		return -1;
+	}
+	for (int o = 0; o < out; o++) {
+		double centre = (o + 0.5) * scale;
+		int s = (int) ceil(centre - support - 0.5);
+		if (s < 0)
+			s = 0;
+		if (s > in - taps)
+			s = in - taps;
+		double sum = 0;
+		for (int k = 0; k < taps; k++) {
+			f[k] = lanczos3((s + k + 0.5 - centre) / fs);
+			sum += f[k];
+		}
+		int isum = 0, big = 0;
+		int16_t *w = a->w + (size_t) o * taps;
+		for (int k = 0; k < taps; k++) {
+			w[k] = (int16_t) lround(f[k] / sum * (1 << WBITS));
+			isum += w[k];
+			if (f[k] > f[big])
+				big = k;
+		}
+		w[big] += (1 << WBITS) - isum;
+		a->start[o] = s;
+	}
+	free(f);
+	return 0;
+}
+
+// filter_rows_c writes to dst the weighted sum of taps rows of n samples.
+static void filter_rows_c(const uint8_t *const *rows, int taps, const int16_t *w, int32_t *acc, uint8_t *dst, size_t n) {
+	for (size_t i = 0; i < n; i++)
+		acc[i] = 1 << (WBITS - 1);
+	for (int k = 0; k < taps; k++) {
+		const int32_t wk = w[k];
+		if (!wk)
+			continue;
+		const uint8_t *r = rows[k];
+		for (size_t i = 0; i < n; i++)
+			acc[i] += wk * r[i];
+	}
+	for (size_t i = 0; i < n; i++) {
+		int32_t v = acc[i] >> WBITS;
+		dst[i] = v < 0 ? 0 : v > 255 ? 255 : (uint8_t) v;
+	}
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+// filter_rows_avx2 is filter_rows_c for CPUs with AVX2: sixteen samples at
+// a time, two rows per multiply-add (vpmaddwd), the sums kept in registers
+// over all the taps.
+__attribute__((target("avx2")))
+static void filter_rows_avx2(const uint8_t *const *rows, int taps, const int16_t *w, int32_t *acc, uint8_t *dst, size_t n) {
+	size_t i = 0;
+	for (; i + 16 <= n; i += 16) {
+		__m256i lo = _mm256_set1_epi32(1 << (WBITS - 1)), hi = lo;
+		int k = 0;
+		for (; k + 1 < taps; k += 2) {
+			__m128i a = _mm_loadu_si128((const __m128i *) (rows[k] + i));
+			__m128i b = _mm_loadu_si128((const __m128i *) (rows[k + 1] + i));
+			__m256i pair = _mm256_set1_epi32((int32_t) ((uint32_t) (uint16_t) w[k + 1] << 16 | (uint16_t) w[k]));
+			lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(a, b)), pair));
+			hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(a, b)), pair));
+		}
+		if (k < taps) {
+			__m128i a = _mm_loadu_si128((const __m128i *) (rows[k] + i));
+			__m256i one = _mm256_set1_epi32((uint16_t) w[k]);
+			__m128i z = _mm_setzero_si128();
+			lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(a, z)), one));
+			hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(a, z)), one));
+		}
+		__m256i p16 = _mm256_packs_epi32(_mm256_srai_epi32(lo, WBITS), _mm256_srai_epi32(hi, WBITS));
+		p16 = _mm256_permute4x64_epi64(p16, 0xD8);
+		__m128i p8 = _mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+		_mm_storeu_si128((__m128i *) (dst + i), p8);
+	}
+	if (i < n) {
+		const uint8_t *tail[taps];
+		for (int k = 0; k < taps; k++)
+			tail[k] = rows[k] + i;
+		filter_rows_c(tail, taps, w, acc, dst + i, n - i);
+	}
+}
+#endif
+
+// filter_rows writes to dst the weighted sum of taps rows of n samples.
+static void filter_rows(const uint8_t *const *rows, int taps, const int16_t *w, int32_t *acc, uint8_t *dst, size_t n) {
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("avx2")) {
+		filter_rows_avx2(rows, taps, w, acc, dst, n);
+		return;
+	}
+#endif
+	filter_rows_c(rows, taps, w, acc, dst, n);
+}
+
+// placement says where a pass writes the sample of its output row r and
+// column c: at origin + r * row + c * col bytes (the steps may be negative).
+typedef struct {
+	ptrdiff_t origin, row, col;
+} placement;
+
+// transposing_pass filters rows x cols pixels of bands bytes, read row by
+// row through get in increasing order of windows, to orows rows, and writes
+// each output row as a column of out, as place says. It works sixteen
+// output rows at a time so that the writes come in runs of sixteen pixels.
+static int transposing_pass(row_getter get, void *ctx, int rows, int cols, int bands, int orows, uint8_t *out, placement place) {
+	axis a;
+	if (axis_make(&a, rows, orows))
+		return -1;
+	size_t row = (size_t) cols * bands;
+	int32_t *acc = malloc(sizeof(int32_t) * row);
+	uint8_t *tmp = malloc(row * 16);
+	const uint8_t **window = malloc(sizeof(uint8_t *) * a.taps);
+	int r = -1;
+	if (!acc || !tmp || !window)
+		goto done;
+	for (int y0 = 0; y0 < orows; y0 += 16) {
+		int ny = orows - y0 < 16 ? orows - y0 : 16;
+		for (int j = 0; j < ny; j++) {
+			int y = y0 + j;
+			for (int k = 0; k < a.taps; k++)
+				if (!(window[k] = get(ctx, a.start[y] + k)))
+					goto done;
+			filter_rows(window, a.taps, a.w + (size_t) y * a.taps, acc, tmp + j * row, row);
+		}
+		for (int x = 0; x < cols; x++) {
+			uint8_t *o = out + place.origin + y0 * place.row + x * place.col;
+			const uint8_t *t = tmp + (size_t) x * bands;
+			if (bands == 3)
+				for (int j = 0; j < ny; j++, o += place.row) {
+					o[0] = t[j * row];
+					o[1] = t[j * row + 1];
+					o[2] = t[j * row + 2];
+				}
+			else
+				for (int j = 0; j < ny; j++, o += place.row)
+					for (int b = 0; b < bands; b++)
+						o[b] = t[j * row + b];
+		}
+	}
+	r = 0;
+done:
+	free(window);
+	free(acc);
+	free(tmp);
+	axis_free(&a);
+	return r;
+}
+
+// upright returns where the second pass writes the pixel (x, y) of a
+// stored image of w x h pixels so that the result stands upright for its
+// EXIF orientation (EXIF 2.3, tag 0x0112): the pass's row r is x, its
+// column c is y.
+static placement upright(int orientation, int w, int h, int bands) {
+	ptrdiff_t b = bands, W = w, H = h;
+	switch (orientation) {
+	case 2: // mirrored: (w-1-x, y)
+		return (placement) { (W - 1) * b, -b, W * b };
+	case 3: // turned 180: (w-1-x, h-1-y)
+		return (placement) { ((H - 1) * W + W - 1) * b, -b, -W * b };
+	case 4: // upside down: (x, h-1-y)
+		return (placement) { (H - 1) * W * b, b, -W * b };
+	case 5: // transposed: (y, x) in an h-wide image
+		return (placement) { 0, H * b, b };
+	case 6: // turned 90 clockwise: (h-1-y, x)
+		return (placement) { (H - 1) * b, H * b, -b };
+	case 7: // transversed: (h-1-y, w-1-x)
+		return (placement) { ((W - 1) * H + H - 1) * b, -H * b, -b };
+	case 8: // turned 90 anticlockwise: (y, w-1-x)
+		return (placement) { (W - 1) * H * b, -H * b, b };
+	default: // (x, y)
+		return (placement) { 0, b, W * b };
+	}
+}
+
+// resample_taps is the number of consecutive input rows one output row of
+// a scale from in to out rows reads: a row getter must keep that many of
+// the latest rows it returned valid.
+int resample_taps(int in, int out) {
+	axis a;
+	if (axis_make(&a, in, out))
+		return -1;
+	axis_free(&a);
+	return a.taps;
+}
+
+// memory_rows is the row getter of an image in memory.
+typedef struct {
+	const uint8_t *pixels;
+	size_t row;
+} memory_rows;
+
+static const unsigned char *memory_row(void *ctx, int i) {
+	memory_rows *m = ctx;
+	return m->pixels + (size_t) i * m->row;
+}
+
+// resample_rows scales an interleaved 8-bit image of w x h pixels of bands
+// samples, read row by row through get (rows are asked for in increasing
+// order, a window of resample_taps(h, oh) at a time), to ow x oh, and turns
+// it upright for its EXIF orientation on the way (orientations 5 to 8 give
+// an oh x ow result). It returns a malloc'd buffer, or NULL when get fails
+// or memory runs out.
+unsigned char *resample_rows(row_getter get, void *ctx, int w, int h, int bands, int ow, int oh, int orientation) {
+	uint8_t *mid = malloc((size_t) w * oh * bands);
+	uint8_t *out = malloc((size_t) ow * oh * bands);
+	memory_rows m = { mid, (size_t) oh * bands };
+	placement transposed = { 0, bands, (ptrdiff_t) oh * bands };
+	if (!mid || !out || transposing_pass(get, ctx, h, w, bands, oh, mid, transposed) ||
+		transposing_pass(memory_row, &m, w, oh, bands, ow, out, upright(orientation, ow, oh, bands))) {
+		free(mid);
+		free(out);
+		return NULL;
+	}
+	free(mid);
+	return out;
+}
+
+// resample_u8 is resample_rows of an image in memory.
+unsigned char *resample_u8(const unsigned char *in, int w, int h, int bands, int ow, int oh) {
+	memory_rows m = { in, (size_t) w * bands };
+	return resample_rows(memory_row, &m, w, h, bands, ow, oh, 1);
+}

@@ -43,7 +43,14 @@ type picture struct{ p *C.VipsImage }
 
 func (p picture) width() int  { return int(p.p.Xsize) }
 func (p picture) height() int { return int(p.p.Ysize) }
+func (p picture) bands() int  { return int(p.p.Bands) }
 func (p picture) free()       { C.g_object_unref(C.gpointer(p.p)) }
+
+// samples returns a copy of the 8-bit samples of p, which must be in memory
+// (every picture this package makes is).
+func (p picture) samples() []byte {
+	return C.GoBytes(unsafe.Pointer(p.p.data), C.int(p.width()*p.height()*p.bands()))
+}
 
 func cbuf(src []byte) (unsafe.Pointer, C.size_t) {
 	return unsafe.Pointer(&src[0]), C.size_t(len(src))

@@ -20,10 +20,11 @@ as_root() {
 		log "need root for: $*"; return 1; fi
 }
 
-# libvips (and libjpeg-turbo, which the imaging package also calls directly).
-if ! pkg-config --exists vips libjpeg 2>/dev/null || ! command -v vips >/dev/null; then
+# libvips (and libjpeg-turbo and lcms2, which the imaging package also calls
+# directly).
+if ! pkg-config --exists vips libjpeg lcms2 2>/dev/null || ! command -v vips >/dev/null; then
 	log "installing libvips-dev"
-	if ! { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvips-dev libjpeg62-turbo-dev libvips-tools pkg-config >/dev/null; }; then
+	if ! { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvips-dev libjpeg62-turbo-dev liblcms2-dev libvips-tools pkg-config >/dev/null; }; then
 		log "could not install libvips; run: sudo apt-get install -y libvips-dev"
 		exit 1
 	fi

@@ -3,7 +3,7 @@ package imaging
 /*
 #cgo pkg-config: vips
 #cgo CFLAGS: -O3
-#cgo LDFLAGS: -ljpeg -lm
+#cgo LDFLAGS: -ljpeg -llcms2 -lm
 #include <stdlib.h>
 #include "pipeline.h"
 */
@@ -61,6 +61,9 @@ func cbuf(src []byte) (unsafe.Pointer, C.size_t) {
 func loadJPEGTurbo(src []byte, width, height, orientation int) (picture, bool) {
 	p, n := cbuf(src)
 	im := C.load_jpeg_turbo(p, n, C.int(width), C.int(height), C.int(orientation))
+	if im == nil {
+		C.vips_error_clear() // whatever it met, the libvips path decides
+	}
 	return picture{im}, im != nil
 }
 

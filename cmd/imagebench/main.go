@@ -49,7 +49,7 @@ import (
 var specs = []image.Spec{{Name: "small", Width: 300, Height: 300}, {Name: "medium", Width: 1024, Height: 1024}, {Name: "large", Width: 2048, Height: 2048}}
 
 func main() {
-	iters := flag.Int("n", 5, "iterations per measurement of a large source (small sources run 4x as many)")
+	iters := flag.Int("n", 7, "rounds per measurement of a large source (small sources run 4x as many); the median is reported")
 	soak := flag.Int("soak", 500, "24 MP images processed at concurrency 2 for the memory run (0 to skip)")
 	dir := flag.String("corpus", "", "also write the generated sources into this directory")
 	table := flag.Bool("table", true, "print the F/N/P table (false: only the memory run, in a fresh process)")
@@ -139,17 +139,20 @@ func run(iters int) error {
 }
 
 type result struct {
-	cpu  float64 // CPU seconds (all threads) per iteration
+	cpu  float64 // median CPU seconds (all threads) per run
 	wall float64
 	err  error
 }
 
 // measure runs each fn (nil ones are skipped) once to warm up, then n
-// rounds of all of them in turn, and returns each one's CPU time per run,
-// libvips' worker threads included. Taking turns spreads whatever else the
-// machine does over all of them alike.
+// rounds of all of them in turn, and returns each one's median CPU time per
+// run, libvips' worker threads included. Taking turns spreads whatever else
+// the machine does over all of them alike, and the median drops the rounds
+// another tenant of the machine disturbed (on the VM this was measured on,
+// single runs varied by 10 to 20%).
 func measure(n int, fns []func() error) []result {
 	rs := make([]result, len(fns))
+	cpus := make([][]float64, len(fns))
 	for i, fn := range fns {
 		if fn != nil {
 			rs[i].err = fn()
@@ -162,8 +165,14 @@ func measure(n int, fns []func() error) []result {
 			}
 			c0, t0 := cpuTime(), time.Now()
 			rs[i].err = fn()
-			rs[i].cpu += (cpuTime() - c0) / float64(n)
+			cpus[i] = append(cpus[i], cpuTime()-c0)
 			rs[i].wall += time.Since(t0).Seconds() / float64(n)
+		}
+	}
+	for i, c := range cpus {
+		if len(c) > 0 {
+			slices.Sort(c)
+			rs[i].cpu = c[len(c)/2]
 		}
 	}
 	return rs

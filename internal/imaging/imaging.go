@@ -93,7 +93,7 @@ var initOnce sync.Once
 // sees the same input twice.
 func New(cfg Config) *Resizer {
 	initOnce.Do(func() {
-		limitArenas()
+		tuneMalloc()
 		bimg.Initialize()
 		bimg.VipsCacheSetMax(0)
 		bimg.VipsCacheSetMaxMem(0)

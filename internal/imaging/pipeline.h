@@ -14,7 +14,7 @@ VipsImage *resize_libvips(VipsImage *in, int width, int height);
 int encode_variant(VipsImage *in, int format, int quality, int png_compression, void **out, size_t *out_len);
 int decode_full(void *buf, size_t len);
 int decode_full_turbo(void *buf, size_t len);
-void limit_arenas(void);
+void tune_malloc(void);
 // row_getter returns row i of an image, or NULL on failure.
 typedef const unsigned char *(*row_getter)(void *ctx, int i);
 int resample_taps(int in, int out);

@@ -15,10 +15,10 @@ import (
 	"unsafe"
 )
 
-// limitArenas caps glibc's malloc arenas (see limit_arenas); call it before
-// libvips starts its threads.
-func limitArenas() {
-	C.limit_arenas()
+// tuneMalloc sets glibc's malloc for a worker (see tune_malloc); call it
+// before libvips starts its threads.
+func tuneMalloc() {
+	C.tune_malloc()
 }
 
 // blockUntrusted turns off the libvips loaders that are not meant for

@@ -22,12 +22,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	stdimage "image"
-	"image/color"
-	"image/jpeg"
 	"image/png"
-	"math"
-	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -254,54 +249,18 @@ func soakRun(r *imaging.Resizer, src []byte, n int) error {
 	return nil
 }
 
-// photoJPEG draws a w x h picture with the statistics of a photograph (smooth
-// gradients, edges, fine texture and sensor-like noise) and encodes it at
-// quality 90: flat synthetic images compress and decode far faster than
-// photos and would flatter every pipeline.
-func photoJPEG(w, h int) []byte {
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, photo(w, h, false), &jpeg.Options{Quality: 90}); err != nil {
-		panic(err)
-	}
-	return buf.Bytes()
-}
+// photoJPEG is a w x h picture with the statistics of a photograph
+// (testenv.Photo) at JPEG quality 90.
+func photoJPEG(w, h int) []byte { return testenv.PhotoJPEG(w, h) }
 
 func photoPNG(w, h int) []byte {
 	var buf bytes.Buffer
 	enc := png.Encoder{CompressionLevel: png.BestSpeed}
-	if err := enc.Encode(&buf, photo(w, h, true)); err != nil {
+	if err := enc.Encode(&buf, testenv.Photo(w, h, true)); err != nil {
 		panic(err)
 	}
 	return buf.Bytes()
 }
-
-func photo(w, h int, alpha bool) stdimage.Image {
-	img := stdimage.NewNRGBA(stdimage.Rect(0, 0, w, h))
-	rng := rand.New(rand.NewPCG(uint64(w), uint64(h)))
-	for y := 0; y < h; y++ {
-		fy := float64(y) / float64(h)
-		for x := 0; x < w; x++ {
-			fx := float64(x) / float64(w)
-			tex := 20 * math.Sin(fx*90+math.Sin(fy*40)*3) * math.Cos(fy*70)
-			n := rng.NormFloat64() * 6
-			edge := 0.0
-			if (x/240+y/180)%2 == 0 {
-				edge = 25
-			}
-			r := 120 + 80*fx + tex + n + edge
-			g := 100 + 60*fy - tex/2 + n
-			b := 140 - 50*fx*fy + tex/3 + n - edge
-			a := uint8(255)
-			if alpha {
-				a = uint8(clamp(200 + 55*math.Sin(fx*6)))
-			}
-			img.SetNRGBA(x, y, color.NRGBA{uint8(clamp(r)), uint8(clamp(g)), uint8(clamp(b)), a})
-		}
-	}
-	return img
-}
-
-func clamp(v float64) float64 { return math.Max(0, math.Min(255, v)) }
 
 // progressive re-encodes a JPEG as progressive (as many cameras and editors
 // write them); they cost more to decode.

@@ -2,9 +2,6 @@ package imaging_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/imagesvc/imagesvc/internal/imaging"
@@ -22,7 +19,7 @@ func BenchmarkResize(b *testing.B) {
 	}{
 		{"JPEG12MP", photo},
 		{"JPEG12MPRotated", testenv.JPEG(b, 4000, 3000, 6)},
-		{"JPEG12MPDisplayP3", withDisplayP3(b, photo)},
+		{"JPEG12MPDisplayP3", testenv.ViaVips(b, photo, "icc_transform", "p3")},
 		{"JPEG800x600", testenv.JPEG(b, 800, 600, 1)},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
@@ -34,25 +31,4 @@ func BenchmarkResize(b *testing.B) {
 			}
 		})
 	}
-}
-
-// withDisplayP3 returns src converted to Display P3 with the profile
-// embedded, as iPhones write them, by libvips' CLI.
-func withDisplayP3(b *testing.B, src []byte) []byte {
-	b.Helper()
-	dir := b.TempDir()
-	in, mid, out := filepath.Join(dir, "in.jpg"), filepath.Join(dir, "p3.v"), filepath.Join(dir, "p3.jpg")
-	if err := os.WriteFile(in, src, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	for _, args := range [][]string{{"icc_transform", in, mid, "p3"}, {"jpegsave", mid, out, "--Q", "90"}} {
-		if o, err := exec.Command("vips", args...).CombinedOutput(); err != nil {
-			b.Fatalf("vips %v: %v\n%s", args, err, o)
-		}
-	}
-	data, err := os.ReadFile(out)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return data
 }

@@ -6,14 +6,11 @@ import (
 	"fmt"
 	stdimage "image"
 	"image/color"
-	"image/draw"
 	"image/color/palette"
+	"image/draw"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/h2non/bimg"
@@ -259,22 +256,8 @@ func TestSourceKinds(t *testing.T) {
 // workflows do) gives 3-band sRGB variants with colours close to the
 // original.
 func TestCMYKBecomesSRGB(t *testing.T) {
-	vips, err := exec.LookPath("vips")
-	if err != nil {
-		t.Fatal("the vips command (Debian package libvips-tools) is needed to make a CMYK JPEG; `make test` installs it")
-	}
-	dir := t.TempDir()
 	u := upright(600, 400)
-	in := filepath.Join(dir, "in.png")
-	os.WriteFile(in, encodePNG(t, u), 0o644)
-	cmykV := filepath.Join(dir, "cmyk.v")
-	out := filepath.Join(dir, "cmyk.jpg")
-	for _, args := range [][]string{{"colourspace", in, cmykV, "cmyk"}, {"jpegsave", cmykV, out, "--Q", "95"}} {
-		if b, err := exec.Command(vips, args...).CombinedOutput(); err != nil {
-			t.Fatalf("vips %v: %v %s", args, err, b)
-		}
-	}
-	src, _ := os.ReadFile(out)
+	src := testenv.ViaVips(t, encodePNG(t, u), "colourspace", "cmyk")
 	if m, err := bimg.NewImage(src).Metadata(); err != nil || m.Space != "cmyk" {
 		t.Fatalf("test source is not CMYK: %+v %v", m, err)
 	}

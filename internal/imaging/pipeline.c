@@ -50,6 +50,15 @@ static void turbo_emit_message(j_common_ptr c, int level) {
 		((turbo_err *) c->err)->warnings++;
 }
 
+// turbo_err_init sets err up and returns what goes in a codec's err.
+static struct jpeg_error_mgr *turbo_err_init(turbo_err *err) {
+	struct jpeg_error_mgr *pub = jpeg_std_error(&err->pub);
+	pub->error_exit = turbo_error_exit;
+	pub->emit_message = turbo_emit_message;
+	err->warnings = 0;
+	return pub;
+}
+
 static void free_pixels(VipsImage *image, gpointer pixels) {
 	free(pixels);
 }
@@ -232,10 +241,7 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 	unsigned int icc_len = 0;
 	VipsImage *im = NULL;
 
-	c.err = jpeg_std_error(&err.pub);
-	err.pub.error_exit = turbo_error_exit;
-	err.pub.emit_message = turbo_emit_message;
-	err.warnings = 0;
+	c.err = turbo_err_init(&err);
 	jpeg_create_decompress(&c);
 	if (setjmp(err.jb)) {
 		jpeg_destroy_decompress(&c);
@@ -404,9 +410,7 @@ static int encode_jpeg_turbo(VipsImage *in, int quality, void **out, size_t *out
 	turbo_err err;
 	unsigned char *volatile buf = NULL;
 	unsigned long len = 0;
-	c.err = jpeg_std_error(&err.pub);
-	err.pub.error_exit = turbo_error_exit;
-	err.pub.emit_message = turbo_emit_message;
+	c.err = turbo_err_init(&err);
 	jpeg_create_compress(&c);
 	if (setjmp(err.jb)) {
 		jpeg_destroy_compress(&c);
@@ -493,9 +497,7 @@ int decode_full_turbo(void *buf, size_t len) {
 	struct jpeg_decompress_struct c;
 	turbo_err err;
 	unsigned char *volatile strip = NULL;
-	c.err = jpeg_std_error(&err.pub);
-	err.pub.error_exit = turbo_error_exit;
-	err.pub.emit_message = turbo_emit_message;
+	c.err = turbo_err_init(&err);
 	jpeg_create_decompress(&c);
 	if (setjmp(err.jb)) {
 		jpeg_destroy_decompress(&c);

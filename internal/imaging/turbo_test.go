@@ -3,13 +3,8 @@ package imaging
 import (
 	"bytes"
 	stdimage "image"
-	"image/color"
 	"image/jpeg"
-	"math"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -18,57 +13,6 @@ import (
 	imagedomain "github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 )
-
-// vipsCLI runs the vips command (Debian package libvips-tools) to make a
-// source Go cannot write: a CMYK JPEG, a JPEG with a Display P3 profile.
-func vipsCLI(t *testing.T, src []byte, op, arg string) []byte {
-	t.Helper()
-	if _, err := exec.LookPath("vips"); err != nil {
-		t.Fatal("the vips command (Debian package libvips-tools) is needed; `make test` installs it")
-	}
-	dir := t.TempDir()
-	in, mid, out := filepath.Join(dir, "in.jpg"), filepath.Join(dir, "mid.v"), filepath.Join(dir, "out.jpg")
-	if err := os.WriteFile(in, src, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, args := range [][]string{{op, in, mid, arg}, {"jpegsave", mid, out, "--Q", "95"}} {
-		if b, err := exec.Command("vips", args...).CombinedOutput(); err != nil {
-			t.Fatalf("vips %v: %v\n%s", args, err, b)
-		}
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// photoJPEG draws a picture with some of the statistics of a photograph
-// (gradients, edges, texture, mild noise); pure noise would make any two
-// good resamplers disagree.
-func photoJPEG(t *testing.T, w, h int) []byte {
-	img := stdimage.NewNRGBA(stdimage.Rect(0, 0, w, h))
-	rng := rand.New(rand.NewPCG(uint64(w), uint64(h)))
-	for y := range h {
-		fy := float64(y) / float64(h)
-		for x := range w {
-			fx := float64(x) / float64(w)
-			tex := 20 * math.Sin(fx*40+math.Sin(fy*20)*3) * math.Cos(fy*30)
-			n := rng.NormFloat64() * 3
-			edge := 0.0
-			if (x/150+y/110)%2 == 0 {
-				edge = 30
-			}
-			c := func(v float64) uint8 { return uint8(math.Max(0, math.Min(255, v))) }
-			img.SetNRGBA(x, y, color.NRGBA{c(110 + 90*fx + tex + n + edge), c(100 + 60*fy - tex/2 + n), c(150 - 60*fx*fy + tex/3 + n - edge), 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
 
 // meanAbsDiff is the mean absolute difference per sample, 0 to 255, of two
 // pictures of the same size and bands.
@@ -97,7 +41,7 @@ func TestTurboPathMatchesLibvips(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
-	photo := photoJPEG(t, 1400, 1000)
+	photo := testenv.PhotoJPEG(1400, 1000)
 	progressive, err := bimg.Resize(photo, bimg.Options{Type: bimg.JPEG, Interlace: true, Quality: 90})
 	if err != nil {
 		t.Fatal(err)
@@ -123,8 +67,8 @@ func TestTurboPathMatchesLibvips(t *testing.T) {
 		{"Orientation3", testenv.WithOrientation(photo, 3), true},
 		{"Progressive", progressive, true},
 		{"Greyscale", grayJPEG.Bytes(), true},
-		{"DisplayP3Profile", vipsCLI(t, photo, "icc_transform", "p3"), true},
-		{"CMYK", vipsCLI(t, photo, "colourspace", "cmyk"), false},
+		{"DisplayP3Profile", testenv.ViaVips(t, photo, "icc_transform", "p3"), true},
+		{"CMYK", testenv.ViaVips(t, photo, "colourspace", "cmyk"), false},
 		{"Truncated", truncated, false},
 		{"CorruptHuffman", testenv.CorruptJPEG(t, 640, 480), false},
 	} {
@@ -176,7 +120,7 @@ func TestResampleMatchesLibvips(t *testing.T) {
 	New(NewDefaultConfig())
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	photo := photoJPEG(t, 1600, 1200)
+	photo := testenv.PhotoJPEG(1600, 1200)
 	gray := testenv.JPEG(t, 1001, 999, 1)
 	for _, tt := range []struct {
 		name   string

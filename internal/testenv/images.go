@@ -8,6 +8,11 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -130,4 +135,70 @@ func CorruptJPEG(tb testing.TB, w, h int) []byte {
 		tb.Fatal("no DHT in test JPEG")
 	}
 	return jpg
+}
+
+// Photo draws a w x h picture with the statistics of a photograph (smooth
+// gradients, edges, fine texture and sensor-like noise), with a varying
+// alpha if asked: flat synthetic images compress and decode far faster than
+// photos and would flatter any pipeline measured on them. The same w and h
+// give the same picture.
+func Photo(w, h int, alpha bool) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	rng := rand.New(rand.NewPCG(uint64(w), uint64(h)))
+	clamp := func(v float64) uint8 { return uint8(math.Max(0, math.Min(255, v))) }
+	for y := 0; y < h; y++ {
+		fy := float64(y) / float64(h)
+		for x := 0; x < w; x++ {
+			fx := float64(x) / float64(w)
+			tex := 20 * math.Sin(fx*90+math.Sin(fy*40)*3) * math.Cos(fy*70)
+			n := rng.NormFloat64() * 6
+			edge := 0.0
+			if (x/240+y/180)%2 == 0 {
+				edge = 25
+			}
+			a := uint8(255)
+			if alpha {
+				a = clamp(200 + 55*math.Sin(fx*6))
+			}
+			img.SetNRGBA(x, y, color.NRGBA{clamp(120 + 80*fx + tex + n + edge), clamp(100 + 60*fy - tex/2 + n),
+				clamp(140 - 50*fx*fy + tex/3 + n - edge), a})
+		}
+	}
+	return img
+}
+
+// PhotoJPEG is Photo encoded as a quality 90 JPEG.
+func PhotoJPEG(w, h int) []byte {
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, Photo(w, h, false), &jpeg.Options{Quality: 90}); err != nil {
+		panic(err) // encoding to memory does not fail
+	}
+	return buf.Bytes()
+}
+
+// ViaVips returns src after `vips op in out arg` and `vips jpegsave` at
+// quality 95: a source Go cannot write, such as a CMYK JPEG (op
+// colourspace, arg cmyk) or one with a Display P3 profile (op
+// icc_transform, arg p3). It needs the vips command (Debian package
+// libvips-tools), which `make test` installs.
+func ViaVips(tb testing.TB, src []byte, op, arg string) []byte {
+	tb.Helper()
+	if _, err := exec.LookPath("vips"); err != nil {
+		tb.Fatal("the vips command (Debian package libvips-tools) is needed; `make test` installs it")
+	}
+	dir := tb.TempDir()
+	in, mid, out := filepath.Join(dir, "in"), filepath.Join(dir, "mid.v"), filepath.Join(dir, "out.jpg")
+	if err := os.WriteFile(in, src, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	for _, args := range [][]string{{op, in, mid, arg}, {"jpegsave", mid, out, "--Q", "95"}} {
+		if b, err := exec.Command("vips", args...).CombinedOutput(); err != nil {
+			tb.Fatalf("vips %v: %v\n%s", args, err, b)
+		}
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }

@@ -224,9 +224,10 @@ static int finish(struct jpeg_decompress_struct *c, turbo_err *err) {
 // the whole buffer at once, then resizes, turns the result upright from its
 // EXIF orientation and converts it to sRGB through an embedded ICC profile.
 //
-// libvips' own JPEG loader does the same work at 1.6 times the CPU on a
-// 12 MP photo (it reads through a small buffer, which keeps libjpeg-turbo
-// off its fast Huffman path, and hands rows between threads), and
+// libvips' own JPEG loader does the same work at about 1.9 times the CPU
+// (make bench, F against Ft: it reads through a small buffer, which keeps
+// libjpeg-turbo off its fast Huffman path, and hands rows between
+// threads), and
 // vips_thumbnail keeps a factor of two for its resample, so it decodes a
 // 24 MP source at full size for a 2048 box where 1/2 suffices.
 //

@@ -124,7 +124,8 @@ func (r *Resizer) Resize(_ context.Context, src []byte, specs []image.Spec) ([]i
 		}
 	}
 
-	// libvips keeps its error text per thread; hold this one until done.
+	// vips_thread_shutdown at the end frees libvips' state of the thread
+	// the work ran on: keep the goroutine on one thread until then.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer threadShutdown()

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <jpeglib.h>
 #include <lcms2.h>
@@ -197,25 +198,44 @@ typedef struct {
 
 // jpeg_row decodes up to row i and returns it, or NULL when libjpeg fails
 // (its error returns here; the decompressor is then only fit to destroy).
+//
+// libjpeg's errors longjmp to err->jb, which the caller set; jpeg_row sets
+// it to its own frame while it reads and puts the caller's back before it
+// returns, so that no jump ever lands in a frame that has returned. A
+// warning (corrupt data) stops the decode at once: the caller declines the
+// source, and a small file claiming many rows costs no more than its data.
 static const unsigned char *jpeg_row(void *ctx, int i) {
 	jpeg_rows *j = ctx;
+	jmp_buf outer;
+	const unsigned char *row = NULL;
+	memcpy(outer, j->err->jb, sizeof outer);
 	if (setjmp(j->err->jb))
-		return NULL;
+		goto done;
 	while (j->next <= i) {
 		JSAMPROW r = j->ring + (size_t) (j->next % j->slots) * j->stride;
-		if (jpeg_read_scanlines(j->c, &r, 1) != 1)
-			return NULL;
+		if (jpeg_read_scanlines(j->c, &r, 1) != 1 || j->err->warnings)
+			goto done;
 		j->next++;
 	}
-	return j->ring + (size_t) (i % j->slots) * j->stride;
+	row = j->ring + (size_t) (i % j->slots) * j->stride;
+done:
+	memcpy(j->err->jb, outer, sizeof outer);
+	return row;
 }
 
-// finish ends a decompression whose error handler pointed elsewhere.
+// finish ends a decompression, returning -1 instead of jumping on an
+// error (and leaving err->jb as it found it).
 static int finish(struct jpeg_decompress_struct *c, turbo_err *err) {
+	jmp_buf outer;
+	int r = -1;
+	memcpy(outer, err->jb, sizeof outer);
 	if (setjmp(err->jb))
-		return -1;
+		goto done;
 	jpeg_finish_decompress(c);
-	return 0;
+	r = 0;
+done:
+	memcpy(err->jb, outer, sizeof outer);
+	return r;
 }
 
 // load_jpeg_turbo makes the intermediate of a JPEG with libjpeg-turbo
@@ -242,6 +262,10 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 	unsigned int icc_len = 0;
 	VipsImage *im = NULL;
 
+	if (width < 1 || height < 1)
+		return NULL;
+	if (orientation < 1 || orientation > 8)
+		orientation = 1; // no EXIF orientation (0), or a meaningless one
 	c.err = turbo_err_init(&err);
 	jpeg_create_decompress(&c);
 	if (setjmp(err.jb)) {
@@ -298,6 +322,8 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 			for (; n < 16 && c.output_scanline + n < c.output_height; n++)
 				rows[n] = pixels + (size_t) (c.output_scanline + n) * stride;
 			jpeg_read_scanlines(&c, rows, n);
+			if (err.warnings)
+				longjmp(err.jb, 1);
 		}
 		jpeg_finish_decompress(&c);
 		px = pixels;
@@ -409,13 +435,15 @@ VipsImage *load_thumbnail(void *buf, size_t len, int width, int height, int colo
 static int encode_jpeg_turbo(VipsImage *in, int quality, void **out, size_t *out_len) {
 	struct jpeg_compress_struct c;
 	turbo_err err;
-	unsigned char *volatile buf = NULL;
+	unsigned char *buf = NULL;
 	unsigned long len = 0;
 	c.err = turbo_err_init(&err);
 	jpeg_create_compress(&c);
 	if (setjmp(err.jb)) {
+		// Not free(buf): once the output outgrew it, libjpeg freed it and
+		// keeps its replacement to itself until the encode ends. Only
+		// running out of memory gets here; that buffer is lost with it.
 		jpeg_destroy_compress(&c);
-		free(buf);
 		vips_error("imaging", "libjpeg-turbo could not encode %dx%d", in->Xsize, in->Ysize);
 		return -1;
 	}

@@ -46,6 +46,8 @@ static double lanczos3(double x) {
 static void axis_free(axis *a) {
 	free(a->start);
 	free(a->w);
+	a->start = NULL;
+	a->w = NULL;
 }
 
 // axis_make computes the windows for scaling in samples to out samples: the
@@ -53,6 +55,10 @@ static void axis_free(axis *a) {
 // cross an edge is shifted inside and its weights renormalised, much as
 // edge extension would do.
 static int axis_make(axis *a, int in, int out) {
+	a->start = NULL;
+	a->w = NULL;
+	if (in < 1 || out < 1)
+		return -1;
 	double scale = (double) in / out;
 	double fs = scale > 1 ? scale : 1;
 	double support = 3 * fs;
@@ -240,7 +246,9 @@ unsigned char *resample_rows(row_getter get, void *ctx, int w, int h, int bands,
 	rows = malloc(row * BLOCK);
 	cols = malloc(row * BLOCK);
 	line = malloc(col);
-	acc = malloc(sizeof(int32_t) * row);
+	// The vertical pass filters rows of row samples, the horizontal one
+	// columns of up to col: a strip narrower than BLOCK has row < col.
+	acc = malloc(sizeof(int32_t) * (row > col ? row : col));
 	window = malloc(sizeof(uint8_t *) * (av.taps > ah.taps ? av.taps : ah.taps));
 	if (!out || !rows || !cols || !line || !acc || !window)
 		goto fail;

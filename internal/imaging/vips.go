@@ -27,11 +27,13 @@ func blockUntrusted() {
 	C.vips_block_untrusted_set(C.TRUE)
 }
 
-// vipsError takes the text of libvips' error buffer. The callers hold their
-// OS thread (runtime.LockOSThread) while they call libvips.
+// vipsError takes the text of libvips' error buffer, copied and cleared
+// under its lock. The buffer is one for the whole process: with several
+// images at once, a message can carry another image's error as well.
 func vipsError() error {
-	msg := strings.TrimSpace(C.GoString(C.vips_error_buffer()))
-	C.vips_error_clear()
+	p := C.vips_error_buffer_copy()
+	msg := strings.TrimSpace(C.GoString(p))
+	C.g_free(C.gpointer(p))
 	if msg == "" {
 		msg = "libvips failed"
 	}
@@ -61,9 +63,6 @@ func cbuf(src []byte) (unsafe.Pointer, C.size_t) {
 func loadJPEGTurbo(src []byte, width, height, orientation int) (picture, bool) {
 	p, n := cbuf(src)
 	im := C.load_jpeg_turbo(p, n, C.int(width), C.int(height), C.int(orientation))
-	if im == nil {
-		C.vips_error_clear() // whatever it met, the libvips path decides
-	}
 	return picture{im}, im != nil
 }
 

@@ -166,9 +166,15 @@ func (h *harness) do(method, path, token, contentType string, body io.Reader) re
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := h.client.Do(req)
+	return send(h.t, h.client, req)
+}
+
+// send makes the request and reads the whole answer.
+func send(t testing.TB, client *http.Client, req *http.Request) response {
+	t.Helper()
+	resp, err := client.Do(req)
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)

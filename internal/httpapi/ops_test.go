@@ -38,13 +38,7 @@ func TestMonitoring(t *testing.T) {
 		if user != "" {
 			req.SetBasicAuth(user, pass)
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+		return send(t, http.DefaultClient, req)
 	}
 	for name, creds := range map[string][2]string{"None": {}, "WrongPassword": {"ops", "nope"}, "WrongUser": {"root", "s3cret-dashboard"}} {
 		t.Run("Err"+name, func(t *testing.T) {
@@ -242,13 +236,7 @@ func TestRateLimits(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, base+"/v1/images", body)
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", ct)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+		return send(t, http.DefaultClient, req)
 	}
 	// Three uploads across the two replicas pass; the fourth is refused.
 	for i, base := range []string{h.url, other, h.url} {

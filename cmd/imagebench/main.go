@@ -55,7 +55,7 @@ func main() {
 		err = run(*iters)
 	}
 	if err == nil && *soak > 0 {
-		err = soakRun(imaging.New(imaging.NewDefaultConfig()), photoJPEG(6000, 4000), *soak)
+		err = soakRun(imaging.New(imaging.NewDefaultConfig()), testenv.PhotoJPEG(6000, 4000), *soak)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "imagebench:", err)
@@ -74,8 +74,8 @@ func run(iters int) error {
 	resizer := imaging.New(imaging.NewDefaultConfig())
 	fmt.Printf("libvips %s, %d CPUs, Go %s\n\n", imaging.VipsVersion(), runtime.NumCPU(), runtime.Version())
 	fmt.Println("generating the corpus…")
-	j12 := photoJPEG(4000, 3000)
-	j24 := photoJPEG(6000, 4000)
+	j12 := testenv.PhotoJPEG(4000, 3000)
+	j24 := testenv.PhotoJPEG(6000, 4000)
 	corpus := []source{
 		{"JPEG 12 MP 4000x3000", j12},
 		{"JPEG 12 MP, EXIF orientation 6", testenv.WithOrientation(j12, 6)},
@@ -84,8 +84,8 @@ func run(iters int) error {
 		{"JPEG 24 MP, EXIF orientation 6", testenv.WithOrientation(j24, 6)},
 		{"JPEG 24 MP progressive", progressive(j24)},
 		{"PNG RGBA 4000x3000", photoPNG(4000, 3000)},
-		{"WebP 4096x4096", toWebP(photoJPEG(4096, 4096))},
-		{"JPEG 800x600", photoJPEG(800, 600)},
+		{"WebP 4096x4096", toWebP(testenv.PhotoJPEG(4096, 4096))},
+		{"JPEG 800x600", testenv.PhotoJPEG(800, 600)},
 	}
 
 	if corpusDir != "" {
@@ -248,10 +248,6 @@ func soakRun(r *imaging.Resizer, src []byte, n int) error {
 		float64(n)/time.Since(start).Seconds())
 	return nil
 }
-
-// photoJPEG is a w x h picture with the statistics of a photograph
-// (testenv.Photo) at JPEG quality 90.
-func photoJPEG(w, h int) []byte { return testenv.PhotoJPEG(w, h) }
 
 func photoPNG(w, h int) []byte {
 	var buf bytes.Buffer

@@ -102,7 +102,10 @@ func New(cfg Config) *Resizer {
 	return &Resizer{cfg: cfg}
 }
 
-// pngCompression is the zlib level of PNG variants.
+// pngCompression is the zlib level of PNG variants. Level 6 (libvips'
+// default) made the variants of a 12 MP RGBA PNG cost 2.0 CPU-s, nine
+// decodes' worth; level 2 cost 0.9 for files 13% larger (make bench, see
+// the README).
 const pngCompression = 2
 
 // VipsVersion is the libvips version in use.

@@ -131,6 +131,13 @@ static VipsImage *wrap_pixels(unsigned char *pixels, int width, int height, int 
 	return im;
 }
 
+// resize_libvips is resize_exact through vips_resize (premultiplied when
+// there is alpha), rendered in memory: the path of everything resample_u8
+// does not take, and the reference it is tested against.
+VipsImage *resize_libvips(VipsImage *in, int width, int height) {
+	return to_memory(resize_lazy(in, width, height));
+}
+
 // resize_exact returns in scaled to width x height, rendered in memory so
 // that it can be encoded and resized again without recomputing it. 8-bit
 // images without alpha already in memory (every JPEG variant) go through
@@ -145,13 +152,7 @@ VipsImage *resize_exact(VipsImage *in, int width, int height) {
 		}
 		return wrap_pixels(px, width, height, in->Bands);
 	}
-	return to_memory(resize_lazy(in, width, height));
-}
-
-// resize_libvips is resize_exact through vips_resize always: the reference
-// resample_u8 is tested against.
-VipsImage *resize_libvips(VipsImage *in, int width, int height) {
-	return to_memory(resize_lazy(in, width, height));
+	return resize_libvips(in, width, height);
 }
 
 // icc_to_srgb converts 8-bit RGB or grey pixels in their embedded ICC

@@ -50,6 +50,18 @@ static void axis_free(axis *a) {
 	a->w = NULL;
 }
 
+// resample_taps is the number of consecutive input rows one output row of
+// a scale from in to out rows reads (the kernel's support, 3, widened by
+// the scale when shrinking, on both sides): a row getter must keep that
+// many of the latest rows it returned valid. -1 for an empty size.
+int resample_taps(int in, int out) {
+	if (in < 1 || out < 1)
+		return -1;
+	double scale = (double) in / out;
+	int taps = (int) ceil(2 * 3 * (scale > 1 ? scale : 1));
+	return taps > in ? in : taps;
+}
+
 // axis_make computes the windows for scaling in samples to out samples: the
 // lanczos3 kernel, widened by the scale when shrinking. A window that would
 // cross an edge is shifted inside and its weights renormalised, much as
@@ -57,14 +69,12 @@ static void axis_free(axis *a) {
 static int axis_make(axis *a, int in, int out) {
 	a->start = NULL;
 	a->w = NULL;
-	if (in < 1 || out < 1)
+	int taps = resample_taps(in, out);
+	if (taps < 1)
 		return -1;
 	double scale = (double) in / out;
 	double fs = scale > 1 ? scale : 1;
 	double support = 3 * fs;
-	int taps = (int) ceil(2 * support);
-	if (taps > in)
-		taps = in;
 	a->taps = taps;
 	a->start = malloc(sizeof(int) * out);
 	a->w = malloc(sizeof(int16_t) * (size_t) out * taps);
@@ -199,17 +209,6 @@ static placement upright(int orientation, int w, int h, int bands) {
 	default: // (x, y)
 		return (placement) { 0, b, W * b };
 	}
-}
-
-// resample_taps is the number of consecutive input rows one output row of
-// a scale from in to out rows reads: a row getter must keep that many of
-// the latest rows it returned valid.
-int resample_taps(int in, int out) {
-	axis a;
-	if (axis_make(&a, in, out))
-		return -1;
-	axis_free(&a);
-	return a.taps;
 }
 
 // memory_rows is the row getter of an image in memory.

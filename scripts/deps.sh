@@ -21,10 +21,10 @@ as_root() {
 }
 
 # libvips (and libjpeg-turbo and lcms2, which the imaging package also calls
-# directly).
-if ! pkg-config --exists vips libjpeg lcms2 2>/dev/null || ! command -v vips >/dev/null; then
+# directly); the vips and cjpeg commands make test sources Go cannot write.
+if ! pkg-config --exists vips libjpeg lcms2 2>/dev/null || ! command -v vips >/dev/null || ! command -v cjpeg >/dev/null; then
 	log "installing libvips-dev"
-	if ! { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvips-dev libjpeg62-turbo-dev liblcms2-dev libvips-tools pkg-config >/dev/null; }; then
+	if ! { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvips-dev libjpeg62-turbo-dev liblcms2-dev libvips-tools libjpeg-turbo-progs pkg-config >/dev/null; }; then
 		log "could not install libvips; run: sudo apt-get install -y libvips-dev"
 		exit 1
 	fi

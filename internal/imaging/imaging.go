@@ -11,7 +11,10 @@
 // The intermediate of a JPEG (YCbCr or greyscale, 8-bit, decoded without a
 // warning) comes from libjpeg-turbo directly, at the smallest DCT scale that
 // covers the largest variant; everything else comes from one
-// vips_thumbnail call (pipeline.c says why). bimg still reads the header
+// vips_thumbnail call (pipeline.c says why). A YCbCr JPEG without an ICC
+// profile whose variants are JPEGs never goes through RGB: its planes are
+// decoded, resampled and encoded as they are stored (ycc.c), which halves
+// the resampling and skips four conversions. bimg still reads the header
 // (type, size, orientation, profile) and starts libvips; its resize
 // pipeline is not used: it cannot apply an embedded ICC profile (a CMYK or
 // Display P3 photo would come out with wrong colours), rotates before it
@@ -133,7 +136,8 @@ func (r *Resizer) Resize(_ context.Context, src []byte, specs []image.Spec) ([]i
 	defer runtime.UnlockOSThread()
 	defer threadShutdown()
 
-	inter, err := r.intermediate(src, meta, largest)
+	format, contentType, ext := r.cfg.output(meta.Alpha)
+	inter, err := r.intermediate(src, meta, largest, format)
 	if err != nil {
 		return nil, undecodable(err)
 	}
@@ -153,7 +157,6 @@ func (r *Resizer) Resize(_ context.Context, src []byte, specs []image.Spec) ([]i
 		return specs[order[a]].Width*specs[order[a]].Height > specs[order[b]].Width*specs[order[b]].Height
 	})
 
-	format, contentType, ext := r.cfg.output(meta.Alpha)
 	out := make([]image.Rendition, len(specs))
 	for _, i := range order {
 		s := specs[i]
@@ -185,20 +188,37 @@ func (r *Resizer) Resize(_ context.Context, src []byte, specs []image.Spec) ([]i
 }
 
 // intermediate decodes src once into the largest variant: upright, sRGB,
-// 8 bits. JPEGs take the libjpeg-turbo path when it applies; everything
-// else, and any JPEG it declines, goes through vips_thumbnail.
-func (r *Resizer) intermediate(src []byte, meta bimg.ImageMetadata, largest image.Spec) (picture, error) {
+// 8 bits. A JPEG whose variants are JPEGs too stays in YCbCr planes when
+// it can (ycc.c); other JPEGs take the libjpeg-turbo RGB path when it
+// applies; everything else, and any JPEG both decline, goes through
+// vips_thumbnail.
+func (r *Resizer) intermediate(src []byte, meta bimg.ImageMetadata, largest image.Spec, format int) (picture, error) {
 	if meta.Type == "jpeg" {
 		w, h := meta.Size.Width, meta.Size.Height
 		if meta.Orientation >= 5 && meta.Orientation <= 8 {
 			w, h = h, w
 		}
 		tw, th := largest.Fit(w, h)
+		if format == outJPEG {
+			if p, ok := loadJPEGPlanes(src, tw, th, meta.Orientation, chromaSubsampling(r.cfg.JPEGQuality)); ok {
+				return p, nil
+			}
+		}
 		if p, ok := loadJPEGTurbo(src, tw, th, meta.Orientation); ok {
 			return p, nil
 		}
 	}
 	return loadThumbnail(src, largest.Width, largest.Height, meta.Profile || meta.Space == "cmyk")
+}
+
+// chromaSubsampling is how many times JPEG variants subsample chroma in
+// each direction: 4:2:0 below quality 90, none from 90 up, as libvips'
+// jpegsave does.
+func chromaSubsampling(quality int) int {
+	if quality >= 90 {
+		return 1
+	}
+	return 2
 }
 
 // DecodeFull decodes every pixel of src once through libvips' loader: the

@@ -18,7 +18,32 @@ void tune_malloc(void);
 // row_getter returns row i of an image, or NULL on failure.
 typedef const unsigned char *(*row_getter)(void *ctx, int i);
 int resample_taps(int in, int out);
+int resample_taps_at(int in, double scale);
 unsigned char *resample_rows(row_getter get, void *ctx, int w, int h, int bands, int ow, int oh, int orientation);
 unsigned char *resample_u8(const unsigned char *in, int w, int h, int bands, int ow, int oh);
+// scale_at places the samples of one axis: output sample o is centred at
+// (o + 0.5) * scale + offset input samples.
+typedef struct {
+	double scale, offset;
+} scale_at;
+// memory_rows reads the rows of an image in memory, stride bytes apart.
+typedef struct {
+	const unsigned char *pixels;
+	size_t stride;
+} memory_rows;
+unsigned char *resample_at(row_getter get, void *ctx, int w, int h, int bands, int ow, int oh, int orientation,
+	scale_at x, scale_at y);
+unsigned char *resample_plane(const unsigned char *in, size_t stride, int w, int h, int ow, int oh, int orientation,
+	scale_at x, scale_at y);
+
+// ycc is a JPEG's picture as planes: full-resolution luma and two chroma
+// planes subsampled sub times in each direction (1 or 2).
+typedef struct ycc ycc;
+ycc *ycc_load(void *buf, size_t len, int width, int height, int orientation, int sub);
+ycc *ycc_resize(const ycc *in, int width, int height);
+int ycc_encode(const ycc *in, int quality, void **out, size_t *out_len);
+int ycc_width(const ycc *in);
+int ycc_height(const ycc *in);
+void ycc_free(ycc *in);
 
 #endif

@@ -50,29 +50,42 @@ static void axis_free(axis *a) {
 	a->w = NULL;
 }
 
-// resample_taps is the number of consecutive input rows one output row of
-// a scale from in to out rows reads (the kernel's support, 3, widened by
-// the scale when shrinking, on both sides): a row getter must keep that
-// many of the latest rows it returned valid. -1 for an empty size.
-int resample_taps(int in, int out) {
-	if (in < 1 || out < 1)
-		return -1;
-	double scale = (double) in / out;
+// taps_at is the number of consecutive input samples one output sample of
+// a scale of in samples by scale (input samples per output sample) reads:
+// the kernel's support, 3, widened by the scale when shrinking, on both
+// sides.
+static int taps_at(int in, double scale) {
 	int taps = (int) ceil(2 * 3 * (scale > 1 ? scale : 1));
 	return taps > in ? in : taps;
 }
 
-// axis_make computes the windows for scaling in samples to out samples: the
-// lanczos3 kernel, widened by the scale when shrinking. A window that would
-// cross an edge is shifted inside and its weights renormalised, much as
-// edge extension would do.
-static int axis_make(axis *a, int in, int out) {
+// resample_taps_at is taps_at for row getters: the rows one output row
+// of a scale reads, which a getter must keep valid.
+int resample_taps_at(int in, double scale) {
+	return taps_at(in, scale);
+}
+
+// resample_taps is the number of consecutive input rows one output row of
+// a scale from in to out rows reads: a row getter must keep that many of
+// the latest rows it returned valid. -1 for an empty size.
+int resample_taps(int in, int out) {
+	if (in < 1 || out < 1)
+		return -1;
+	return taps_at(in, (double) in / out);
+}
+
+// axis_make computes the windows of out output samples from in input
+// samples: the lanczos3 kernel, widened by the scale when shrinking, centred
+// for output sample o at (o + 0.5) * scale + offset in input samples (input
+// sample i spans [i, i + 1)). A window that would cross an edge is shifted
+// inside and its weights renormalised, much as edge extension would do.
+static int axis_make(axis *a, int in, int out, scale_at at) {
 	a->start = NULL;
 	a->w = NULL;
-	int taps = resample_taps(in, out);
-	if (taps < 1)
+	if (in < 1 || out < 1 || !(at.scale > 0))
 		return -1;
-	double scale = (double) in / out;
+	double scale = at.scale;
+	int taps = taps_at(in, scale);
 	double fs = scale > 1 ? scale : 1;
 	double support = 3 * fs;
 	a->taps = taps;
@@ -85,7 +98,7 @@ static int axis_make(axis *a, int in, int out) {
 		return -1;
 	}
 	for (int o = 0; o < out; o++) {
-		double centre = (o + 0.5) * scale;
+		double centre = (o + 0.5) * scale + at.offset;
 		int s = (int) ceil(centre - support - 0.5);
 		if (s < 0)
 			s = 0;
@@ -211,21 +224,52 @@ static placement upright(int orientation, int w, int h, int bands) {
 	}
 }
 
-// memory_rows is the row getter of an image in memory.
-typedef struct {
-	const uint8_t *pixels;
-	size_t row;
-} memory_rows;
-
-static const unsigned char *memory_row(void *ctx, int i) {
-	memory_rows *m = ctx;
-	return m->pixels + (size_t) i * m->row;
+// transpose16 writes the transpose of a 16x16 block of bytes (rows ss
+// bytes apart) to dst (rows ds bytes apart): four rounds of interleaving,
+// after which result row i holds source column rev[i] (i's four bits
+// reversed).
+static void transpose16(const uint8_t *src, ptrdiff_t ss, uint8_t *dst, ptrdiff_t ds) {
+#if defined(__x86_64__)
+	static const int rev[16] = { 0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15 };
+	__m128i x[16], t[16];
+	for (int i = 0; i < 16; i++)
+		x[i] = _mm_loadu_si128((const __m128i *) (src + i * ss));
+	for (int i = 0; i < 8; i++) {
+		t[i] = _mm_unpacklo_epi8(x[2 * i], x[2 * i + 1]);
+		t[i + 8] = _mm_unpackhi_epi8(x[2 * i], x[2 * i + 1]);
+	}
+	for (int i = 0; i < 8; i++) {
+		x[i] = _mm_unpacklo_epi16(t[2 * i], t[2 * i + 1]);
+		x[i + 8] = _mm_unpackhi_epi16(t[2 * i], t[2 * i + 1]);
+	}
+	for (int i = 0; i < 8; i++) {
+		t[i] = _mm_unpacklo_epi32(x[2 * i], x[2 * i + 1]);
+		t[i + 8] = _mm_unpackhi_epi32(x[2 * i], x[2 * i + 1]);
+	}
+	for (int i = 0; i < 8; i++) {
+		x[i] = _mm_unpacklo_epi64(t[2 * i], t[2 * i + 1]);
+		x[i + 8] = _mm_unpackhi_epi64(t[2 * i], t[2 * i + 1]);
+	}
+	for (int i = 0; i < 16; i++)
+		_mm_storeu_si128((__m128i *) (dst + rev[i] * ds), x[i]);
+#else
+	for (int i = 0; i < 16; i++)
+		for (int j = 0; j < 16; j++)
+			dst[j * ds + i] = src[i * ss + j];
+#endif
 }
 
-// BLOCK is the number of output rows resampled together: the vertical pass
-// makes BLOCK rows, which are transposed so that the horizontal pass
-// filters BLOCK-pixel columns as rows too, in the cache.
-#define BLOCK 32
+// memory_row is the row getter of an image in memory.
+static const unsigned char *memory_row(void *ctx, int i) {
+	memory_rows *m = ctx;
+	return m->pixels + (size_t) i * m->stride;
+}
+
+// BLOCK is the number of samples in a column of output rows resampled
+// together (32 RGB pixels, 96 grey ones): the vertical pass makes that many
+// rows, which are transposed so that the horizontal pass filters their
+// columns as rows too, in the cache.
+#define BLOCK 96
 
 // resample_rows scales an interleaved 8-bit image of w x h pixels of bands
 // samples, read row by row through get (rows are asked for in increasing
@@ -234,26 +278,39 @@ static const unsigned char *memory_row(void *ctx, int i) {
 // an oh x ow result). It returns a malloc'd buffer, or NULL when get fails
 // or memory runs out.
 unsigned char *resample_rows(row_getter get, void *ctx, int w, int h, int bands, int ow, int oh, int orientation) {
+	if (w < 1 || h < 1 || ow < 1 || oh < 1)
+		return NULL;
+	return resample_at(get, ctx, w, h, bands, ow, oh, orientation,
+		(scale_at) { (double) w / ow, 0 }, (scale_at) { (double) h / oh, 0 });
+}
+
+// resample_at is resample_rows with the scale and offset of each axis
+// given (x across the rows, y down them), for planes whose samples do not
+// sit where a plain in/out scale would put them (subsampled chroma).
+unsigned char *resample_at(row_getter get, void *ctx, int w, int h, int bands, int ow, int oh, int orientation,
+	scale_at x, scale_at y) {
 	axis av = { 0 }, ah = { 0 };
-	size_t row = (size_t) w * bands, col = (size_t) BLOCK * bands;
-	uint8_t *out = NULL, *rows = NULL, *cols = NULL, *line = NULL;
+	int block = BLOCK / bands;
+	size_t row = (size_t) w * bands, col = (size_t) block * bands;
+	uint8_t *out = NULL, *rows = NULL, *cols = NULL, *line = NULL, *lines = NULL;
 	int32_t *acc = NULL;
 	const uint8_t **window = NULL;
-	if (axis_make(&av, h, oh) || axis_make(&ah, w, ow))
+	if (axis_make(&av, h, oh, y) || axis_make(&ah, w, ow, x))
 		goto fail;
 	out = malloc((size_t) ow * oh * bands);
-	rows = malloc(row * BLOCK);
-	cols = malloc(row * BLOCK);
+	rows = malloc(row * block);
+	cols = malloc(row * block);
 	line = malloc(col);
+	lines = malloc(col * 16);
 	// The vertical pass filters rows of row samples, the horizontal one
-	// columns of up to col: a strip narrower than BLOCK has row < col.
+	// columns of up to col: a strip narrower than block has row < col.
 	acc = malloc(sizeof(int32_t) * (row > col ? row : col));
 	window = malloc(sizeof(uint8_t *) * (av.taps > ah.taps ? av.taps : ah.taps));
-	if (!out || !rows || !cols || !line || !acc || !window)
+	if (!out || !rows || !cols || !line || !lines || !acc || !window)
 		goto fail;
 	placement place = upright(orientation, ow, oh, bands);
-	for (int y0 = 0; y0 < oh; y0 += BLOCK) {
-		int ny = oh - y0 < BLOCK ? oh - y0 : BLOCK;
+	for (int y0 = 0; y0 < oh; y0 += block) {
+		int ny = oh - y0 < block ? oh - y0 : block;
 		// Vertical: ny rows of w pixels.
 		for (int j = 0; j < ny; j++) {
 			int y = y0 + j;
@@ -263,7 +320,17 @@ unsigned char *resample_rows(row_getter get, void *ctx, int w, int h, int bands,
 			filter_rows(window, av.taps, av.w + (size_t) y * av.taps, acc, rows + j * row, row);
 		}
 		// Transposed: w columns of ny pixels.
-		for (int x = 0; x < w; x++) {
+		int x0 = 0;
+		if (bands == 1)
+			for (; x0 + 16 <= w; x0 += 16) {
+				int j = 0;
+				for (; j + 16 <= ny; j += 16)
+					transpose16(rows + (size_t) j * row + x0, (ptrdiff_t) row, cols + (size_t) x0 * col + j, (ptrdiff_t) col);
+				for (; j < ny; j++)
+					for (int i = 0; i < 16; i++)
+						cols[(size_t) (x0 + i) * col + j] = rows[(size_t) j * row + x0 + i];
+			}
+		for (int x = x0; x < w; x++) {
 			uint8_t *c = cols + x * col;
 			const uint8_t *r = rows + (size_t) x * bands;
 			if (bands == 3)
@@ -278,18 +345,38 @@ unsigned char *resample_rows(row_getter get, void *ctx, int w, int h, int bands,
 						c[j * bands + b] = r[j * row + b];
 		}
 		// Horizontal, as rows of the transposed block; each result is a
-		// column of ny output pixels, placed where it belongs.
+		// column of ny output pixels, placed where it belongs. Grey
+		// columns whose pixels go along output rows (orientations 1 and 4)
+		// are placed sixteen at a time, transposed back.
+		int grouped = bands == 1 && place.x_step == 1;
 		for (int x = 0; x < ow; x++) {
 			for (int k = 0; k < ah.taps; k++)
 				window[k] = cols + (size_t) (ah.start[x] + k) * col;
-			filter_rows(window, ah.taps, ah.w + (size_t) x * ah.taps, acc, line, (size_t) ny * bands);
 			uint8_t *o = out + place.origin + x * place.x_step + y0 * place.y_step;
+			if (grouped && (x & ~15) + 16 <= ow) {
+				uint8_t *l = lines + (size_t) (x & 15) * col;
+				filter_rows(window, ah.taps, ah.w + (size_t) x * ah.taps, acc, l, (size_t) ny);
+				if ((x & 15) < 15)
+					continue;
+				o -= 15;
+				int j = 0;
+				for (; j + 16 <= ny; j += 16)
+					transpose16(lines + j, (ptrdiff_t) col, o + j * place.y_step, place.y_step);
+				for (; j < ny; j++)
+					for (int i = 0; i < 16; i++)
+						o[j * place.y_step + i] = lines[(size_t) i * col + j];
+				continue;
+			}
+			filter_rows(window, ah.taps, ah.w + (size_t) x * ah.taps, acc, line, (size_t) ny * bands);
 			if (bands == 3)
 				for (int j = 0; j < ny; j++, o += place.y_step) {
 					o[0] = line[3 * j];
 					o[1] = line[3 * j + 1];
 					o[2] = line[3 * j + 2];
 				}
+			else if (bands == 1)
+				for (int j = 0; j < ny; j++, o += place.y_step)
+					o[0] = line[j];
 			else
 				for (int j = 0; j < ny; j++, o += place.y_step)
 					for (int b = 0; b < bands; b++)
@@ -298,6 +385,7 @@ unsigned char *resample_rows(row_getter get, void *ctx, int w, int h, int bands,
 	}
 	free(window);
 	free(acc);
+	free(lines);
 	free(line);
 	free(cols);
 	free(rows);
@@ -307,6 +395,7 @@ unsigned char *resample_rows(row_getter get, void *ctx, int w, int h, int bands,
 fail:
 	free(window);
 	free(acc);
+	free(lines);
 	free(line);
 	free(cols);
 	free(rows);
@@ -320,4 +409,12 @@ fail:
 unsigned char *resample_u8(const unsigned char *in, int w, int h, int bands, int ow, int oh) {
 	memory_rows m = { in, (size_t) w * bands };
 	return resample_rows(memory_row, &m, w, h, bands, ow, oh, 1);
+}
+
+// resample_plane is resample_at of one 8-bit plane in memory, whose rows
+// are stride bytes apart.
+unsigned char *resample_plane(const unsigned char *in, size_t stride, int w, int h, int ow, int oh, int orientation,
+	scale_at x, scale_at y) {
+	memory_rows m = { in, stride };
+	return resample_at(memory_row, &m, w, h, 1, ow, oh, orientation, x, y);
 }

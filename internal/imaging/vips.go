@@ -40,16 +40,44 @@ func vipsError() error {
 	return errors.New(msg)
 }
 
-// picture is an image rendered in libvips' memory; release it with free.
-type picture struct{ p *C.VipsImage }
+// picture is an image in memory, either rendered by libvips (p) or a
+// JPEG's planes (y, see ycc.c); release it with free.
+type picture struct {
+	p *C.VipsImage
+	y *C.ycc
+}
 
-func (p picture) width() int  { return int(p.p.Xsize) }
-func (p picture) height() int { return int(p.p.Ysize) }
-func (p picture) bands() int  { return int(p.p.Bands) }
-func (p picture) free()       { C.g_object_unref(C.gpointer(p.p)) }
+func (p picture) width() int {
+	if p.y != nil {
+		return int(C.ycc_width(p.y))
+	}
+	return int(p.p.Xsize)
+}
 
-// samples returns a copy of the 8-bit samples of p, which must be in memory
-// (every picture this package makes is).
+func (p picture) height() int {
+	if p.y != nil {
+		return int(C.ycc_height(p.y))
+	}
+	return int(p.p.Ysize)
+}
+
+func (p picture) bands() int {
+	if p.y != nil {
+		return 3
+	}
+	return int(p.p.Bands)
+}
+
+func (p picture) free() {
+	if p.y != nil {
+		C.ycc_free(p.y)
+		return
+	}
+	C.g_object_unref(C.gpointer(p.p))
+}
+
+// samples returns a copy of the 8-bit samples of p, which must be rendered
+// by libvips in memory (every such picture this package makes is).
 func (p picture) samples() []byte {
 	return C.GoBytes(unsafe.Pointer(p.p.data), C.int(p.width()*p.height()*p.bands()))
 }
@@ -63,7 +91,16 @@ func cbuf(src []byte) (unsafe.Pointer, C.size_t) {
 func loadJPEGTurbo(src []byte, width, height, orientation int) (picture, bool) {
 	p, n := cbuf(src)
 	im := C.load_jpeg_turbo(p, n, C.int(width), C.int(height), C.int(orientation))
-	return picture{im}, im != nil
+	return picture{p: im}, im != nil
+}
+
+// loadJPEGPlanes returns the intermediate of a JPEG as planes (see
+// ycc_load), with chroma subsampled sub times, or false when that path
+// does not apply.
+func loadJPEGPlanes(src []byte, width, height, orientation, sub int) (picture, bool) {
+	p, n := cbuf(src)
+	y := C.ycc_load(p, n, C.int(width), C.int(height), C.int(orientation), C.int(sub))
+	return picture{y: y}, y != nil
 }
 
 // loadThumbnail returns the intermediate made by vips_thumbnail (see
@@ -74,16 +111,23 @@ func loadThumbnail(src []byte, width, height int, colourManage bool) (picture, e
 	if im == nil {
 		return picture{}, vipsError()
 	}
-	return picture{im}, nil
+	return picture{p: im}, nil
 }
 
 // resize returns p scaled to exactly width x height.
 func (p picture) resize(width, height int) (picture, error) {
+	if p.y != nil {
+		y := C.ycc_resize(p.y, C.int(width), C.int(height))
+		if y == nil {
+			return picture{}, errors.New("out of memory")
+		}
+		return picture{y: y}, nil
+	}
 	im := C.resize_exact(p.p, C.int(width), C.int(height))
 	if im == nil {
 		return picture{}, vipsError()
 	}
-	return picture{im}, nil
+	return picture{p: im}, nil
 }
 
 // resizeWithLibvips is resize through vips_resize only, the reference the
@@ -93,7 +137,7 @@ func (p picture) resizeWithLibvips(width, height int) (picture, error) {
 	if im == nil {
 		return picture{}, vipsError()
 	}
-	return picture{im}, nil
+	return picture{p: im}, nil
 }
 
 // Output encodings (pipeline.h).
@@ -108,6 +152,16 @@ const (
 func (p picture) encode(format, quality, pngCompression int) ([]byte, error) {
 	var out unsafe.Pointer
 	var n C.size_t
+	if p.y != nil {
+		if format != outJPEG {
+			return nil, errors.New("planes encode only as JPEG")
+		}
+		if C.ycc_encode(p.y, C.int(quality), &out, &n) != 0 {
+			return nil, errors.New("libjpeg-turbo could not encode the variant")
+		}
+		defer C.free(out)
+		return C.GoBytes(out, C.int(n)), nil
+	}
 	if C.encode_variant(p.p, C.int(format), C.int(quality), C.int(pngCompression), &out, &n) != 0 {
 		return nil, vipsError()
 	}

@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -201,4 +202,31 @@ func ViaVips(tb testing.TB, src []byte, op, arg string) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// CJPEG returns img (alpha ignored) encoded by libjpeg-turbo's cjpeg with
+// the given chroma sampling of the luma ("2x2" is 4:2:0, "2x1" 4:2:2,
+// "1x2" 4:4:0, "1x1" 4:4:4), which Go's encoder (always 4:2:0) cannot
+// write. It needs the cjpeg command (Debian package libjpeg-turbo-progs),
+// which `make test` installs.
+func CJPEG(tb testing.TB, img *image.NRGBA, sample string, quality int) []byte {
+	tb.Helper()
+	if _, err := exec.LookPath("cjpeg"); err != nil {
+		tb.Fatal("the cjpeg command (Debian package libjpeg-turbo-progs) is needed; `make test` installs it")
+	}
+	b := img.Bounds()
+	ppm := fmt.Appendf(nil, "P6\n%d %d\n255\n", b.Dx(), b.Dy())
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			p := img.PixOffset(x, y)
+			ppm = append(ppm, img.Pix[p], img.Pix[p+1], img.Pix[p+2])
+		}
+	}
+	cmd := exec.Command("cjpeg", "-sample", sample, "-quality", fmt.Sprint(quality))
+	cmd.Stdin = bytes.NewReader(ppm)
+	out, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("cjpeg -sample %s: %v", sample, err)
+	}
+	return out
 }

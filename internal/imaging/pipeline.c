@@ -22,16 +22,19 @@
 // worker grew 19% over 500 24 MP images (316 to 377 MB). This is
 // MALLOC_ARENA_MAX=2, set from inside so that nobody has to remember it.
 //
-// Buffers of 4 MB and more straight from mmap, returned on free: glibc
+// Buffers of 1 MB and more straight from mmap, returned on free: glibc
 // otherwise raises that threshold to the largest buffer freed so far, and
-// the intermediates (8 MB for 2048x1365) then settle in the heap at
-// whatever fragmentation the two workers' order of frees leaves; over 500
-// images the RSS stepped from 79 to 97 MB in one run and sat near 100 in
-// another. With the threshold fixed it stays at 79-81 MB, at the same
-// images per second (make bench).
+// the intermediates then settle in the heap at whatever fragmentation the
+// two workers' order of frees leaves. With RGB intermediates (8 MB for
+// 2048x1365) the RSS stepped from 79 to 97 MB over 500 images in one run
+// without a fixed threshold, and stayed at 79-81 MB with it at 4 MB. The
+// YCbCr planes are smaller (2.8 MB of luma, 0.7 MB per chroma plane for
+// 2048x1365): at 4 MB they stayed in the heap and the RSS grew 77 to 92 MB
+// (+19%); at 1 MB, 77 to 80 (+3%), at the same images per second (make
+// bench).
 void tune_malloc(void) {
 	mallopt(M_ARENA_MAX, 2);
-	mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 }
 
 // turbo_err makes libjpeg's errors return to the caller (longjmp) and counts

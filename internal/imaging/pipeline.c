@@ -13,6 +13,7 @@
 #include <vips/vips.h>
 
 #include "pipeline.h"
+#include "turboerr.h"
 
 // tune_malloc sets glibc's malloc for a worker's pattern: a few large
 // pixel buffers per image, many small ones in libvips.
@@ -37,14 +38,6 @@ void tune_malloc(void) {
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 }
 
-// turbo_err makes libjpeg's errors return to the caller (longjmp) and counts
-// its warnings (corrupt data it decoded past) instead of printing them.
-typedef struct {
-	struct jpeg_error_mgr pub;
-	jmp_buf jb;
-	int warnings;
-} turbo_err;
-
 static void turbo_error_exit(j_common_ptr c) {
 	longjmp(((turbo_err *) c->err)->jb, 1);
 }
@@ -55,7 +48,7 @@ static void turbo_emit_message(j_common_ptr c, int level) {
 }
 
 // turbo_err_init sets err up and returns what goes in a codec's err.
-static struct jpeg_error_mgr *turbo_err_init(turbo_err *err) {
+struct jpeg_error_mgr *turbo_err_init(turbo_err *err) {
 	struct jpeg_error_mgr *pub = jpeg_std_error(&err->pub);
 	pub->error_exit = turbo_error_exit;
 	pub->emit_message = turbo_emit_message;
@@ -189,6 +182,43 @@ static unsigned char *icc_to_srgb(const unsigned char *px, int w, int h, int ban
 	return out;
 }
 
+// icc_is_srgb says whether an RGB ICC profile is sRGB in effect: its
+// transform to sRGB (as icc_to_srgb makes it) moves no colour of a 16^3
+// grid by more than 2/255. Cameras and editors embed sRGB profiles that
+// differ in their bytes; converting through one costs a transform for
+// nothing, and keeps the source out of the YCbCr path.
+int icc_is_srgb(const void *icc, size_t icc_len) {
+	cmsHPROFILE in = cmsOpenProfileFromMem(icc, (cmsUInt32Number) icc_len);
+	if (!in)
+		return 0;
+	if (cmsGetColorSpace(in) != cmsSigRgbData) {
+		cmsCloseProfile(in);
+		return 0;
+	}
+	cmsHPROFILE srgb = cmsCreate_sRGBProfile();
+	cmsHTRANSFORM t = srgb ? cmsCreateTransform(in, TYPE_RGB_8, srgb, TYPE_RGB_8, INTENT_RELATIVE_COLORIMETRIC, 0) : NULL;
+	cmsCloseProfile(in);
+	if (srgb)
+		cmsCloseProfile(srgb);
+	if (!t)
+		return 0;
+	unsigned char grid[16 * 16 * 16 * 3], out[sizeof grid];
+	int n = 0;
+	for (int r = 0; r < 16; r++)
+		for (int g = 0; g < 16; g++)
+			for (int b = 0; b < 16; b++) {
+				grid[n++] = (unsigned char) (r * 17);
+				grid[n++] = (unsigned char) (g * 17);
+				grid[n++] = (unsigned char) (b * 17);
+			}
+	cmsDoTransform(t, grid, out, 16 * 16 * 16);
+	cmsDeleteTransform(t);
+	for (int i = 0; i < n; i++)
+		if (abs((int) grid[i] - (int) out[i]) > 2)
+			return 0;
+	return 1;
+}
+
 // jpeg_rows hands the rows of a JPEG to resample_rows as they are decoded,
 // into a ring of slots rows.
 typedef struct {
@@ -270,14 +300,15 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 		return NULL;
 	if (orientation < 1 || orientation > 8)
 		orientation = 1; // no EXIF orientation (0), or a meaningless one
+	memset(&c, 0, sizeof c);
 	c.err = turbo_err_init(&err);
-	jpeg_create_decompress(&c);
 	if (setjmp(err.jb)) {
 		jpeg_destroy_decompress(&c);
 		free(pixels);
 		free(icc);
 		return NULL;
 	}
+	jpeg_create_decompress(&c);
 	jpeg_mem_src(&c, buf, len);
 	jpeg_save_markers(&c, JPEG_APP0 + 2, 0xFFFF);
 	jpeg_read_header(&c, TRUE);
@@ -295,8 +326,12 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 		longjmp(err.jb, 1);
 	{
 		JOCTET *p = NULL;
-		if (jpeg_read_icc_profile(&c, &p, &icc_len))
-			icc = p;
+		if (jpeg_read_icc_profile(&c, &p, &icc_len)) {
+			if (bands == 3 && icc_is_srgb(p, icc_len))
+				free(p); // nothing to convert
+			else
+				icc = p;
+		}
 	}
 
 	// The stored (not yet upright) size wanted.
@@ -441,8 +476,8 @@ static int encode_jpeg_turbo(VipsImage *in, int quality, void **out, size_t *out
 	turbo_err err;
 	unsigned char *buf = NULL;
 	unsigned long len = 0;
+	memset(&c, 0, sizeof c);
 	c.err = turbo_err_init(&err);
-	jpeg_create_compress(&c);
 	if (setjmp(err.jb)) {
 		// Not free(buf): once the output outgrew it, libjpeg freed it and
 		// keeps its replacement to itself until the encode ends. Only
@@ -451,6 +486,7 @@ static int encode_jpeg_turbo(VipsImage *in, int quality, void **out, size_t *out
 		vips_error("imaging", "libjpeg-turbo could not encode %dx%d", in->Xsize, in->Ysize);
 		return -1;
 	}
+	jpeg_create_compress(&c);
 	jpeg_mem_dest(&c, (unsigned char **) &buf, &len);
 	c.image_width = in->Xsize;
 	c.image_height = in->Ysize;
@@ -530,13 +566,14 @@ int decode_full_turbo(void *buf, size_t len) {
 	struct jpeg_decompress_struct c;
 	turbo_err err;
 	unsigned char *volatile strip = NULL;
+	memset(&c, 0, sizeof c);
 	c.err = turbo_err_init(&err);
-	jpeg_create_decompress(&c);
 	if (setjmp(err.jb)) {
 		jpeg_destroy_decompress(&c);
 		free(strip);
 		return -1;
 	}
+	jpeg_create_decompress(&c);
 	jpeg_mem_src(&c, buf, len);
 	jpeg_read_header(&c, TRUE);
 	jpeg_start_decompress(&c);

@@ -15,8 +15,10 @@ int encode_variant(VipsImage *in, int format, int quality, int png_compression, 
 int decode_full(void *buf, size_t len);
 int decode_full_turbo(void *buf, size_t len);
 void tune_malloc(void);
+int icc_is_srgb(const void *icc, size_t icc_len);
 // row_getter returns row i of an image, or NULL on failure.
 typedef const unsigned char *(*row_getter)(void *ctx, int i);
+extern int resample_portable;
 int resample_taps(int in, int out);
 int resample_taps_at(int in, double scale);
 unsigned char *resample_rows(row_getter get, void *ctx, int w, int h, int bands, int ow, int oh, int orientation);

@@ -124,19 +124,21 @@ static int axis_make(axis *a, int in, int out, scale_at at) {
 	return 0;
 }
 
-// filter_rows_c writes to dst the weighted sum of taps rows of n samples.
-static void filter_rows_c(const uint8_t *const *rows, int taps, const int16_t *w, int32_t *acc, uint8_t *dst, size_t n) {
-	for (size_t i = 0; i < n; i++)
+// filter_rows_c writes to dst the weighted sum of taps rows, samples from
+// to n.
+static void filter_rows_c(const uint8_t *const *rows, int taps, const int16_t *w, int32_t *acc, uint8_t *dst,
+	size_t from, size_t n) {
+	for (size_t i = from; i < n; i++)
 		acc[i] = 1 << (WBITS - 1);
 	for (int k = 0; k < taps; k++) {
 		const int32_t wk = w[k];
 		if (!wk)
 			continue;
 		const uint8_t *r = rows[k];
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = from; i < n; i++)
 			acc[i] += wk * r[i];
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = from; i < n; i++) {
 		int32_t v = acc[i] >> WBITS;
 		dst[i] = v < 0 ? 0 : v > 255 ? 255 : (uint8_t) v;
 	}
@@ -173,24 +175,24 @@ static void filter_rows_avx2(const uint8_t *const *rows, int taps, const int16_t
 		__m128i p8 = _mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
 		_mm_storeu_si128((__m128i *) (dst + i), p8);
 	}
-	if (i < n) {
-		const uint8_t *tail[taps];
-		for (int k = 0; k < taps; k++)
-			tail[k] = rows[k] + i;
-		filter_rows_c(tail, taps, w, acc, dst + i, n - i);
-	}
+	if (i < n)
+		filter_rows_c(rows, taps, w, acc, dst, i, n);
 }
 #endif
+
+// resample_portable, when set, makes filter_rows take the portable loop on
+// any CPU: the tests hold the two to the same bytes.
+int resample_portable;
 
 // filter_rows writes to dst the weighted sum of taps rows of n samples.
 static void filter_rows(const uint8_t *const *rows, int taps, const int16_t *w, int32_t *acc, uint8_t *dst, size_t n) {
 #if defined(__x86_64__)
-	if (__builtin_cpu_supports("avx2")) {
+	if (!resample_portable && __builtin_cpu_supports("avx2")) {
 		filter_rows_avx2(rows, taps, w, acc, dst, n);
 		return;
 	}
 #endif
-	filter_rows_c(rows, taps, w, acc, dst, n);
+	filter_rows_c(rows, taps, w, acc, dst, 0, n);
 }
 
 // placement says where the resampled pixel (x, y) goes: at origin + x * x_step

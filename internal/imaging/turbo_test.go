@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/h2non/bimg"
+	"golang.org/x/sys/cpu"
 
 	imagedomain "github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/testenv"
@@ -70,6 +71,7 @@ func TestTurboPathMatchesLibvips(t *testing.T) {
 		{"Progressive", progressive, true},
 		{"Greyscale", grayJPEG.Bytes(), true},
 		{"DisplayP3Profile", testenv.ViaVips(t, photo, "icc_transform", "p3"), true},
+		{"SRGBProfile", testenv.ViaVips(t, photo, "icc_transform", "srgb"), true},
 		{"CMYK", testenv.ViaVips(t, photo, "colourspace", "cmyk"), false},
 		{"Truncated", truncated, false},
 		{"CorruptHuffman", testenv.CorruptJPEG(t, 640, 480), false},
@@ -216,5 +218,48 @@ func TestResampleNarrow(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestResampleAVX2MatchesPortable: the AVX2 filter gives the same bytes as
+// the portable loop, on RGB and on planes.
+func TestResampleAVX2MatchesPortable(t *testing.T) {
+	if !cpu.X86.HasAVX2 {
+		t.Skip("this CPU has no AVX2: the portable loop is the only one")
+	}
+	New(NewDefaultConfig())
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	src := testenv.PhotoJPEG(1500, 1001)
+	run := func(portable bool) (rgb, planes []byte) {
+		setPortableResample(portable)
+		defer setPortableResample(false)
+		p, ok := loadJPEGTurbo(src, 1023, 682, 6)
+		if !ok {
+			t.Fatal("the RGB path declined the source")
+		}
+		defer p.free()
+		small, err := p.resize(301, 201)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer small.free()
+		y, ok := loadJPEGPlanes(src, 1023, 682, 6, 2)
+		if !ok {
+			t.Fatal("the planes path declined the source")
+		}
+		defer y.free()
+		if planes, err = y.encode(outJPEG, 90, 0); err != nil {
+			t.Fatal(err)
+		}
+		return append(p.samples(), small.samples()...), planes
+	}
+	rgbSIMD, planesSIMD := run(false)
+	rgbPortable, planesPortable := run(true)
+	if !bytes.Equal(rgbSIMD, rgbPortable) {
+		t.Error("RGB: the AVX2 filter and the portable loop give different bytes")
+	}
+	if !bytes.Equal(planesSIMD, planesPortable) {
+		t.Error("planes: the AVX2 filter and the portable loop give different bytes")
 	}
 }

@@ -77,8 +77,12 @@ func (p picture) free() {
 }
 
 // samples returns a copy of the 8-bit samples of p, which must be rendered
-// by libvips in memory (every such picture this package makes is).
+// by libvips in memory (every such picture this package makes is), not
+// planes.
 func (p picture) samples() []byte {
+	if p.y != nil {
+		panic("imaging: samples of planes")
+	}
 	return C.GoBytes(unsafe.Pointer(p.p.data), C.int(p.width()*p.height()*p.bands()))
 }
 
@@ -133,6 +137,9 @@ func (p picture) resize(width, height int) (picture, error) {
 // resizeWithLibvips is resize through vips_resize only, the reference the
 // tests hold resample_u8 to.
 func (p picture) resizeWithLibvips(width, height int) (picture, error) {
+	if p.y != nil {
+		panic("imaging: planes resized with libvips")
+	}
 	im := C.resize_libvips(p.p, C.int(width), C.int(height))
 	if im == nil {
 		return picture{}, vipsError()
@@ -195,6 +202,10 @@ func cbool(b bool) C.int {
 	}
 	return 0
 }
+
+// setPortableResample makes the resampler use its portable loop even where
+// the CPU has AVX2 (for the tests, which hold the two to the same bytes).
+func setPortableResample(on bool) { C.resample_portable = cbool(on) }
 
 // threadShutdown frees libvips' per-thread state of the calling thread.
 func threadShutdown() { C.vips_thread_shutdown() }

@@ -1,13 +1,14 @@
-// The JPEG-to-JPEG path: a YCbCr JPEG without an ICC profile is decoded to
-// its planes (libjpeg's raw data: luma, and chroma at its stored
-// resolution), each plane is resampled on its own, and the variants are
-// encoded from planes again. Nothing is converted to RGB and back: the
-// decoder skips chroma upsampling and colour conversion, the encoder skips
-// colour conversion and chroma downsampling, and the resampler filters the
-// chroma planes at a quarter of the luma's size, so it does half the work
-// of filtering RGB. Resampling commutes with the (affine) YCbCr to RGB
-// conversion, so the result is the RGB path's up to rounding (the tests
-// hold them to each other).
+// The JPEG-to-JPEG path: a YCbCr JPEG in sRGB (no ICC profile, or one that
+// is sRGB in effect) is decoded to its planes (libjpeg's raw data: luma,
+// and chroma at its stored resolution), each plane is resampled on its
+// own, and the variants are encoded from planes again. Nothing is
+// converted to RGB and back: the decoder skips chroma upsampling and
+// colour conversion, the encoder skips colour conversion and chroma
+// downsampling, and the resampler filters the chroma planes at a quarter
+// of the luma's size, so it does half the work of filtering RGB.
+// Resampling commutes with the (affine) YCbCr to RGB conversion, so the
+// result is the RGB path's up to rounding (the tests hold them to each
+// other).
 //
 // Chroma samples are centred between luma samples (JFIF): chroma sample j
 // of a plane subsampled f times spans luma [f*j, f*j + f). Each plane's
@@ -23,13 +24,18 @@
 #include <jpeglib.h>
 
 #include "pipeline.h"
+#include "turboerr.h"
 
+// The scaled DCT sizes of a component (libjpeg 7 and later name them per
+// direction; libjpeg-turbo keeps them equal).
 #if JPEG_LIB_VERSION >= 70
-#define SCALED_SIZE(comp) ((comp)->DCT_h_scaled_size)
-#define MIN_SCALED_SIZE(c) ((c)->min_DCT_h_scaled_size)
+#define SCALED_H(comp) ((comp)->DCT_h_scaled_size)
+#define SCALED_V(comp) ((comp)->DCT_v_scaled_size)
+#define MIN_SCALED_V(c) ((c)->min_DCT_v_scaled_size)
 #else
-#define SCALED_SIZE(comp) ((comp)->DCT_scaled_size)
-#define MIN_SCALED_SIZE(c) ((c)->min_DCT_scaled_size)
+#define SCALED_H(comp) ((comp)->DCT_scaled_size)
+#define SCALED_V(comp) ((comp)->DCT_scaled_size)
+#define MIN_SCALED_V(c) ((c)->min_DCT_scaled_size)
 #endif
 
 struct ycc {
@@ -106,35 +112,11 @@ static int resample_plane_into(ycc *out, int i, const unsigned char *in, size_t 
 	return out->p[i] ? 0 : -1;
 }
 
-// ycc_err makes libjpeg's errors return to the caller and counts warnings.
-typedef struct {
-	struct jpeg_error_mgr pub;
-	jmp_buf jb;
-	int warnings;
-} ycc_err;
-
-static void ycc_error_exit(j_common_ptr c) {
-	longjmp(((ycc_err *) c->err)->jb, 1);
-}
-
-static void ycc_emit_message(j_common_ptr c, int level) {
-	if (level < 0)
-		((ycc_err *) c->err)->warnings++;
-}
-
-static struct jpeg_error_mgr *ycc_err_init(ycc_err *err) {
-	struct jpeg_error_mgr *pub = jpeg_std_error(&err->pub);
-	pub->error_exit = ycc_error_exit;
-	pub->emit_message = ycc_emit_message;
-	err->warnings = 0;
-	return pub;
-}
-
 // raw_rows decodes a JPEG's planes an iMCU row at a time as the luma's
 // resampler asks for rows: luma into a ring of slots rows, chroma whole.
 typedef struct {
 	struct jpeg_decompress_struct *c;
-	ycc_err *err;
+	turbo_err *err;
 	unsigned char *planes[3];
 	size_t strides[3];
 	int rows_per_imcu[3];
@@ -151,7 +133,7 @@ static int decode_imcu(raw_rows *d) {
 	if (setjmp(d->err->jb))
 		goto done;
 	if (d->c->output_scanline >= d->c->output_height)
-		goto done;
+		goto done; // nothing left: a row past the end was asked for
 	JSAMPROW rows[3][32];
 	JSAMPARRAY arr[3];
 	for (int i = 0; i < 3; i++) {
@@ -163,7 +145,7 @@ static int decode_imcu(raw_rows *d) {
 		}
 		arr[i] = rows[i];
 	}
-	if (jpeg_read_raw_data(d->c, arr, (JDIMENSION) (d->c->max_v_samp_factor * MIN_SCALED_SIZE(d->c))) == 0 ||
+	if (jpeg_read_raw_data(d->c, arr, (JDIMENSION) (d->c->max_v_samp_factor * MIN_SCALED_V(d->c))) == 0 ||
 		d->err->warnings)
 		goto done;
 	d->imcu++;
@@ -187,16 +169,17 @@ static const unsigned char *luma_row(void *ctx, int i) {
 //
 // It returns NULL for what it does not take: anything but 8-bit YCbCr with
 // full-resolution luma and chroma at full or half resolution, a source
-// with an ICC profile (its colours need converting, in RGB), and anything
-// libjpeg warns about or fails on. The caller then takes the RGB path,
+// with an ICC profile other than sRGB (its colours need converting, in
+// RGB), and anything libjpeg warns about or fails on. The caller then takes the RGB path,
 // which decides what is undecodable.
 //
-// The decoded planes are held whole (18 MB for 12 MP at full scale; a
-// source is decoded at full scale only when it is less than twice the
-// largest variant).
+// The luma streams through a ring of the rows one output row reads; the
+// chroma planes are held whole (6 MB for a 12 MP 4:2:0 source decoded at
+// full scale, up to 24 MB for 4:4:4; a source is decoded at full scale
+// only when it is less than twice the largest variant).
 ycc *ycc_load(void *buf, size_t len, int width, int height, int orientation, int sub) {
 	struct jpeg_decompress_struct c;
-	ycc_err err;
+	turbo_err err;
 	unsigned char *volatile planes[3] = { NULL, NULL, NULL };
 	ycc *volatile out = NULL;
 
@@ -204,8 +187,8 @@ ycc *ycc_load(void *buf, size_t len, int width, int height, int orientation, int
 		return NULL;
 	if (orientation < 1 || orientation > 8)
 		orientation = 1;
-	c.err = ycc_err_init(&err);
-	jpeg_create_decompress(&c);
+	memset(&c, 0, sizeof c);
+	c.err = turbo_err_init(&err);
 	if (setjmp(err.jb)) {
 		jpeg_destroy_decompress(&c);
 		for (int i = 0; i < 3; i++)
@@ -213,14 +196,22 @@ ycc *ycc_load(void *buf, size_t len, int width, int height, int orientation, int
 		ycc_free(out);
 		return NULL;
 	}
+	jpeg_create_decompress(&c);
 	jpeg_mem_src(&c, buf, len);
 	jpeg_save_markers(&c, JPEG_APP0 + 2, 0xFFFF);
 	jpeg_read_header(&c, TRUE);
 	if (c.num_components != 3 || c.jpeg_color_space != JCS_YCbCr || c.data_precision != 8 || err.warnings)
 		longjmp(err.jb, 1);
-	for (jpeg_saved_marker_ptr m = c.marker_list; m; m = m->next)
-		if (m->marker == JPEG_APP0 + 2 && m->data_length >= 12 && !memcmp(m->data, "ICC_PROFILE", 12))
-			longjmp(err.jb, 1);
+	{
+		JOCTET *icc = NULL;
+		unsigned int icc_len = 0;
+		if (jpeg_read_icc_profile(&c, &icc, &icc_len)) {
+			int srgb = icc_is_srgb(icc, icc_len);
+			free(icc);
+			if (!srgb)
+				longjmp(err.jb, 1);
+		}
+	}
 	int mh = c.max_h_samp_factor, mv = c.max_v_samp_factor;
 	if (mh > 2 || mv > 2 || c.comp_info[0].h_samp_factor != mh || c.comp_info[0].v_samp_factor != mv)
 		longjmp(err.jb, 1);
@@ -248,18 +239,17 @@ ycc *ycc_load(void *buf, size_t len, int width, int height, int orientation, int
 	double fx[3], fy[3];
 	for (int i = 0; i < 3; i++) {
 		jpeg_component_info *ci = &c.comp_info[i];
-		int scaled = SCALED_SIZE(ci);
-		d.rows_per_imcu[i] = ci->v_samp_factor * scaled;
-		d.strides[i] = (size_t) ci->width_in_blocks * scaled;
+		d.rows_per_imcu[i] = ci->v_samp_factor * SCALED_V(ci);
+		d.strides[i] = (size_t) ci->width_in_blocks * SCALED_H(ci);
 		pw[i] = ci->downsampled_width;
 		ph[i] = ci->downsampled_height;
 		// Output luma samples per sample of this plane. libjpeg decodes
 		// subsampled chroma at a larger DCT scale than luma when it can
 		// (at 1/2 scale, 4:2:0 chroma comes out at luma's resolution), so
 		// this follows the scaled sizes, not the sampling factors alone.
-		int luma = SCALED_SIZE(&c.comp_info[0]);
-		fx[i] = (double) (mh * luma) / (ci->h_samp_factor * scaled);
-		fy[i] = (double) (mv * luma) / (ci->v_samp_factor * scaled);
+		jpeg_component_info *luma = &c.comp_info[0];
+		fx[i] = (double) (mh * SCALED_H(luma)) / (ci->h_samp_factor * SCALED_H(ci));
+		fy[i] = (double) (mv * SCALED_V(luma)) / (ci->v_samp_factor * SCALED_V(ci));
 	}
 	if (!(out = ycc_new(width, height, sub)))
 		longjmp(err.jb, 1);
@@ -319,18 +309,19 @@ ycc *ycc_resize(const ycc *in, int width, int height) {
 // them, as libjpeg itself pads.
 int ycc_encode(const ycc *in, int quality, void **out, size_t *out_len) {
 	struct jpeg_compress_struct c;
-	ycc_err err;
+	turbo_err err;
 	unsigned char *buf = NULL;
 	unsigned long len = 0;
 	unsigned char *volatile strip = NULL;
-	c.err = ycc_err_init(&err);
-	jpeg_create_compress(&c);
+	memset(&c, 0, sizeof c);
+	c.err = turbo_err_init(&err);
 	if (setjmp(err.jb)) {
 		// Not free(buf): see encode_jpeg_turbo.
 		jpeg_destroy_compress(&c);
 		free(strip);
 		return -1;
 	}
+	jpeg_create_compress(&c);
 	jpeg_mem_dest(&c, &buf, &len);
 	c.image_width = in->w;
 	c.image_height = in->h;

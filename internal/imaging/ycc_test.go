@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/h2non/bimg"
+
 	imagedomain "github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 )
@@ -122,5 +124,47 @@ func TestPlanesMatchRGBPath(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPlanesTakeSRGBOnly: a JPEG with an sRGB profile takes the planes path
+// (its transform to sRGB moves nothing) and gives what libvips gives
+// converting it; one with a Display P3 profile is declined (its colours
+// need converting, in RGB).
+func TestPlanesTakeSRGBOnly(t *testing.T) {
+	New(NewDefaultConfig())
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	photo := testenv.PhotoJPEG(900, 600)
+	srgb := testenv.ViaVips(t, photo, "icc_transform", "srgb")
+	p3 := testenv.ViaVips(t, photo, "icc_transform", "p3")
+	for name, src := range map[string][]byte{"sRGB": srgb, "P3": p3} {
+		if m, err := bimg.NewImage(src).Metadata(); err != nil || !m.Profile {
+			t.Fatalf("the %s source has no ICC profile (%v): the test would prove nothing", name, err)
+		}
+	}
+	if p, ok := loadJPEGPlanes(p3, 600, 400, 1, 1); ok {
+		p.free()
+		t.Error("the planes path took a Display P3 source")
+	}
+	got, ok := loadJPEGPlanes(srgb, 600, 400, 1, 1)
+	if !ok {
+		t.Fatal("the planes path declined an sRGB source")
+	}
+	defer got.free()
+	data, err := got.encode(outJPEG, 95, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := decodeTurbo(t, data, 600, 400)
+	defer dec.free()
+	want, err := loadThumbnail(srgb, 600, 600, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer want.free()
+	if d := meanAbsDiff(t, dec, want); d > 2.5 {
+		t.Errorf("mean difference from libvips converting the profile %.2f/255, want at most 2.5", d)
 	}
 }

@@ -69,21 +69,23 @@ type refreshTokenRow struct {
 func (refreshTokenRow) TableName() string { return "refresh_tokens" }
 
 type imageRow struct {
-	ID           string `gorm:"primaryKey"`
-	UserID       string
-	Status       string
-	Filename     string
-	ContentType  string
-	Bytes        int64
-	Width        int
-	Height       int
-	Attempt      int
-	LeaseUntil   *time.Time
-	ErrorCode    *string
-	ErrorMessage *string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	Variants     []variantRow `gorm:"foreignKey:ImageID"`
+	ID          string `gorm:"primaryKey"`
+	UserID      string
+	Status      string
+	Filename    string
+	ContentType string
+	Bytes       int64
+	Width       int
+	Height      int
+	Attempt     int
+	LeaseUntil  *time.Time
+	// NotifyPending: finished, its notification not yet recorded.
+	NotifyPending bool
+	ErrorCode     *string
+	ErrorMessage  *string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	Variants      []variantRow `gorm:"foreignKey:ImageID"`
 }
 
 func (imageRow) TableName() string { return "images" }
@@ -342,11 +344,12 @@ func (s *Store) CompleteImage(ctx context.Context, id string, attempt int, varia
 		res := tx.Model(&imageRow{}).
 			Where("id = ? AND status = ? AND attempt = ?", id, string(image.StatusProcessing), attempt).
 			Updates(map[string]any{
-				"status":        string(image.StatusDone),
-				"lease_until":   nil,
-				"error_code":    nil,
-				"error_message": nil,
-				"updated_at":    time.Now().UTC(),
+				"status":         string(image.StatusDone),
+				"lease_until":    nil,
+				"error_code":     nil,
+				"error_message":  nil,
+				"notify_pending": true,
+				"updated_at":     time.Now().UTC(),
 			})
 		if res.Error != nil {
 			return fmt.Errorf("mark done: %w", res.Error)
@@ -404,11 +407,12 @@ func (s *Store) FailImage(ctx context.Context, id string, attempt int, code, mes
 		q = q.Where("attempt = ?", attempt)
 	}
 	res := q.Updates(map[string]any{
-		"status":        string(image.StatusFailed),
-		"lease_until":   nil,
-		"error_code":    code,
-		"error_message": truncate(message, 512),
-		"updated_at":    time.Now().UTC(),
+		"status":         string(image.StatusFailed),
+		"lease_until":    nil,
+		"error_code":     code,
+		"error_message":  truncate(message, 512),
+		"notify_pending": true,
+		"updated_at":     time.Now().UTC(),
 	})
 	if res.Error != nil {
 		return fmt.Errorf("mark failed: %w", res.Error)
@@ -428,6 +432,30 @@ func (s *Store) StaleImages(ctx context.Context, queuedBefore, now time.Time, li
 		Order("updated_at").Limit(limit).Pluck("id", &ids).Error
 	if err != nil {
 		return nil, fmt.Errorf("select stale images: %w", err)
+	}
+	return ids, nil
+}
+
+// MarkNotified implements image.Ledger. It leaves updated_at alone: the
+// image itself did not change.
+func (s *Store) MarkNotified(ctx context.Context, id string, attempt int) error {
+	err := s.db.WithContext(ctx).Model(&imageRow{}).Where("id = ? AND attempt = ?", id, attempt).
+		UpdateColumn("notify_pending", false).Error
+	if err != nil {
+		return fmt.Errorf("mark notified: %w", err)
+	}
+	return nil
+}
+
+// UnnotifiedImages implements image.Ledger.
+func (s *Store) UnnotifiedImages(ctx context.Context, finishedBefore time.Time, limit int) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&imageRow{}).
+		Where("notify_pending = ? AND updated_at < ? AND status IN ?", true, finishedBefore.UTC(),
+			[]string{string(image.StatusDone), string(image.StatusFailed)}).
+		Order("updated_at").Limit(limit).Pluck("id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("select unnotified images: %w", err)
 	}
 	return ids, nil
 }

@@ -98,6 +98,64 @@ func testLedgerFencing(t *testing.T, s *gormstore.Store) {
 	}
 }
 
+// TestPendingNotification: finishing an image leaves its notification
+// pending until MarkNotified of that attempt; only finished images older
+// than the cut-off are listed.
+func TestPendingNotification(t *testing.T) { eachDatabase(t, testPendingNotification) }
+
+func testPendingNotification(t *testing.T, s *gormstore.Store) {
+	img := mustUserAndImage(t, s)
+	ctx := context.Background()
+	later := time.Now().Add(time.Hour)
+	if ids, err := s.UnnotifiedImages(ctx, later, 10); err != nil || len(ids) != 0 {
+		t.Fatalf("a queued image listed as unnotified: %v, %v", ids, err)
+	}
+	claimed, err := s.ClaimImage(ctx, img.ID, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FailImage(ctx, img.ID, 0, "processing_failed", "gave up"); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := s.UnnotifiedImages(ctx, time.Now().Add(-time.Hour), 10); len(ids) != 0 {
+		t.Errorf("an image failed just now listed before the cut-off: %v", ids)
+	}
+	if ids, _ := s.UnnotifiedImages(ctx, later, 10); len(ids) != 1 || ids[0] != img.ID {
+		t.Fatalf("failed image: unnotified = %v, want [%s]", ids, img.ID)
+	}
+	before, _ := s.Image(ctx, img.ID)
+	if err := s.MarkNotified(ctx, img.ID, claimed.Attempt+1); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := s.UnnotifiedImages(ctx, later, 10); len(ids) != 1 {
+		t.Errorf("MarkNotified of another attempt cleared the pending notification: %v", ids)
+	}
+	if err := s.MarkNotified(ctx, img.ID, claimed.Attempt); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := s.UnnotifiedImages(ctx, later, 10); len(ids) != 0 {
+		t.Errorf("after MarkNotified: unnotified = %v, want none", ids)
+	}
+	if after, _ := s.Image(ctx, img.ID); !after.UpdatedAt.Equal(before.UpdatedAt) {
+		t.Errorf("MarkNotified moved updated_at from %v to %v", before.UpdatedAt, after.UpdatedAt)
+	}
+	// Processed again (an operator's reprocess), done: pending once more.
+	if err := s.RequeueImage(ctx, img.ID); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.ClaimImage(ctx, img.ID, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := []image.Variant{{Name: "small", Width: 4, Height: 3, Bytes: 5, ContentType: "image/jpeg", Key: "k"}}
+	if err := s.CompleteImage(ctx, img.ID, again.Attempt, v); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := s.UnnotifiedImages(ctx, later, 10); len(ids) != 1 {
+		t.Errorf("done image: unnotified = %v, want it", ids)
+	}
+}
+
 func TestStaleImages(t *testing.T) { eachDatabase(t, testStaleImages) }
 
 func testStaleImages(t *testing.T, s *gormstore.Store) {

@@ -208,6 +208,60 @@ func TestWebhookFailedEventAndFilter(t *testing.T) {
 	}
 }
 
+// TestWebhookAfterFailedLastNotify: an image failed after its task's last
+// retry, and the notification that should have followed failed too (the
+// task is then archived, nothing retries it): the image is left failed with
+// its notification pending, which is what FailImage alone leaves. The
+// reconciler sends the image.failed event, once; images notified the
+// normal way are not notified again.
+func TestWebhookAfterFailedLastNotify(t *testing.T) {
+	h := newHarness(t, func(s *settings) { s.Image.StaleAfter = time.Millisecond })
+	token := h.user("gina@example.com")
+	rcv := newReceiver(t)
+	sub := h.subscribe(token, rcv.srv.URL, "image.failed", "image.processed")
+	rcv.secret = sub.Secret
+	ctx := context.Background()
+
+	var ok imageJSON
+	h.upload(token, "ok.jpg", testenv.JPEG(t, 320, 240, 1)).json(t, &ok)
+	h.waitFor(token, ok.ID)
+	waitFor(t, 20*time.Second, "image.processed event", func() bool { return len(rcv.requests()) == 1 })
+	waitFor(t, 5*time.Second, "the processed image's notification recorded", func() bool {
+		ids, err := h.store.UnnotifiedImages(ctx, time.Now().Add(time.Hour), 10)
+		return err == nil && len(ids) == 0
+	})
+
+	img := h.insertQueued(h.userID(token), "01900000-0000-7000-8000-0000000fa11d", nil, 1, 1, time.Now())
+	if _, err := h.store.ClaimImage(ctx, img.ID, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.store.FailImage(ctx, img.ID, 0, "processing_failed", "the image could not be processed after several attempts"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(rcv.requests()); n != 1 {
+		t.Fatalf("%d requests before the reconciler ran, want 1 (the processed image's)", n)
+	}
+	n, err := h.images.Reconcile(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("Reconcile = %d, %v; want the failed image notified", n, err)
+	}
+	waitFor(t, 20*time.Second, "image.failed event", func() bool { return len(rcv.requests()) == 2 })
+	r := rcv.requests()[1]
+	data, _ := r.Body["data"].(map[string]any)
+	errDoc, _ := data["error"].(map[string]any)
+	if r.Body["type"] != "image.failed" || data["id"] != img.ID || errDoc["code"] != "processing_failed" || !r.SignatureOK {
+		t.Errorf("event after reconcile: %v (signature ok %v)", r.Body, r.SignatureOK)
+	}
+	if n, err := h.images.Reconcile(ctx); err != nil || n != 0 {
+		t.Errorf("second Reconcile = %d, %v; want nothing left to do", n, err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(rcv.requests()); n != 2 {
+		t.Errorf("%d requests in all, want 2", n)
+	}
+}
+
 func TestWebhookGoneDisables(t *testing.T) {
 	h := newHarness(t)
 	token := h.user("walt@example.com")

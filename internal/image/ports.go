@@ -38,6 +38,13 @@ type Ledger interface {
 	// RequeueImage puts an image back to queued, clearing its error and
 	// lease; ErrNotFound if absent.
 	RequeueImage(ctx context.Context, id string) error
+	// CompleteImage and FailImage leave the image's notification pending;
+	// MarkNotified clears it once the notifier has the change of that
+	// attempt (a later attempt's stays pending).
+	MarkNotified(ctx context.Context, id string, attempt int) error
+	// UnnotifiedImages lists images done or failed before finishedBefore
+	// whose notification is still pending.
+	UnnotifiedImages(ctx context.Context, finishedBefore time.Time, limit int) ([]string, error)
 }
 
 // Inventory answers operators' questions across all users.

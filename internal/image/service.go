@@ -528,12 +528,11 @@ func (s *Service) process(ctx context.Context, id string) (result string, pixels
 }
 
 // notifyFinished tells the notifier about an image that is done or failed,
-// with presigned variant URLs. Any other state, or a missing image, is
-// nothing to tell.
+// with presigned variant URLs, and then clears the image's pending
+// notification. Any other state, or a missing image, is nothing to tell. A
+// notification that fails stays pending: the task's next attempt, or after
+// the last one Reconcile, tells it again (the notifier is idempotent).
 func (s *Service) notifyFinished(ctx context.Context, id string) error {
-	if s.notifier == nil {
-		return nil
-	}
 	img, err := s.catalog.Image(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -544,11 +543,16 @@ func (s *Service) notifyFinished(ctx context.Context, id string) error {
 	if img.Status != StatusDone && img.Status != StatusFailed {
 		return nil
 	}
-	if err := s.presign(ctx, img); err != nil {
-		return err
+	if s.notifier != nil {
+		if err := s.presign(ctx, img); err != nil {
+			return err
+		}
+		if err := s.notifier.ImageFinished(ctx, img); err != nil {
+			return fmt.Errorf("notify: %w", err)
+		}
 	}
-	if err := s.notifier.ImageFinished(ctx, img); err != nil {
-		return fmt.Errorf("notify: %w", err)
+	if err := s.ledger.MarkNotified(ctx, id, img.Attempt); err != nil {
+		return err
 	}
 	return nil
 }
@@ -595,10 +599,25 @@ func (s *Service) GiveUp(ctx context.Context, id string, cause error) error {
 
 // Reconcile enqueues again the images that were left queued (a crash
 // between commit and enqueue) or whose processing lease ran out (a worker
-// that died). It returns how many it enqueued.
+// that died), and notifies the finished images whose notification failed
+// after their task's last attempt. It returns how many images it handled.
 func (s *Service) Reconcile(ctx context.Context) (int, error) {
 	now := s.now()
-	return s.requeue(ctx, now.Add(-s.cfg.StaleAfter), now)
+	n, err := s.requeue(ctx, now.Add(-s.cfg.StaleAfter), now)
+	if err != nil {
+		return n, err
+	}
+	ids, err := s.ledger.UnnotifiedImages(ctx, now.Add(-s.cfg.StaleAfter), 500)
+	if err != nil {
+		return n, fmt.Errorf("list unnotified images: %w", err)
+	}
+	for _, id := range ids {
+		if err := s.notifyFinished(ctx, id); err != nil {
+			return n, fmt.Errorf("notify %s: %w", id, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // RequeueUnfinished enqueues again every image not done or failed, whatever

@@ -1,0 +1,2 @@
+DROP INDEX images_notify_pending;
+ALTER TABLE images DROP COLUMN notify_pending;

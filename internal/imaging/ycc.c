@@ -170,8 +170,8 @@ static const unsigned char *luma_row(void *ctx, int i) {
 // It returns NULL for what it does not take: anything but 8-bit YCbCr with
 // full-resolution luma and chroma at full or half resolution, a source
 // with an ICC profile other than sRGB (its colours need converting, in
-// RGB), and anything libjpeg warns about or fails on. The caller then takes the RGB path,
-// which decides what is undecodable.
+// RGB), and anything libjpeg warns about or fails on. The caller then
+// takes the RGB path, which decides what is undecodable.
 //
 // The luma streams through a ring of the rows one output row reads; the
 // chroma planes are held whole (6 MB for a 12 MP 4:2:0 source decoded at

@@ -65,7 +65,7 @@ static void free_pixels(VipsImage *image, gpointer pixels) {
 // kernel (lanczos3). Alpha is premultiplied around the resample so that
 // transparent pixels do not bleed their colour into the edges.
 static VipsImage *resize_lazy(VipsImage *in, int width, int height) {
-	VipsImage *t[6] = { NULL };
+	VipsImage *t[7] = { NULL };
 	VipsImage *out = NULL;
 	VipsImage *x = in;
 	if (in->Xsize == width && in->Ysize == height) {
@@ -93,14 +93,17 @@ static VipsImage *resize_lazy(VipsImage *in, int width, int height) {
 		x = t[3];
 	}
 	if (alpha) {
-		if (vips_unpremultiply(x, &t[4], NULL) || vips_cast(t[4], &t[5], in->BandFmt, NULL))
+		// vips_cast truncates: round first, or every sample comes out half
+		// a level low on average.
+		if (vips_unpremultiply(x, &t[4], NULL) || vips_rint(t[4], &t[6], NULL) ||
+			vips_cast(t[6], &t[5], in->BandFmt, NULL))
 			goto done;
 		x = t[5];
 	}
 	g_object_ref(x);
 	out = x;
 done:
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 7; i++)
 		if (t[i])
 			g_object_unref(t[i]);
 	return out;
@@ -127,6 +130,15 @@ static VipsImage *wrap_pixels(unsigned char *pixels, int width, int height, int 
 	return im;
 }
 
+// to_grey_alpha renders in (sRGB with alpha) as grey + alpha in memory: a
+// test source.
+VipsImage *to_grey_alpha(VipsImage *in) {
+	VipsImage *g = NULL;
+	if (vips_colourspace(in, &g, VIPS_INTERPRETATION_B_W, NULL))
+		return NULL;
+	return to_memory(g);
+}
+
 // resize_libvips is resize_exact through vips_resize (premultiplied when
 // there is alpha), rendered in memory: the path of everything resample_u8
 // does not take, and the reference it is tested against.
@@ -136,17 +148,24 @@ VipsImage *resize_libvips(VipsImage *in, int width, int height) {
 
 // resize_exact returns in scaled to width x height, rendered in memory so
 // that it can be encoded and resized again without recomputing it. 8-bit
-// images without alpha already in memory (every JPEG variant) go through
-// resample_u8, the rest through vips_resize.
+// images already in memory (every variant) go through resample.c: without
+// alpha as they are, grey + alpha and RGBA premultiplied; the rest through
+// vips_resize.
 VipsImage *resize_exact(VipsImage *in, int width, int height) {
-	if (in->BandFmt == VIPS_FORMAT_UCHAR && !vips_image_hasalpha(in) && in->data &&
-		(in->Xsize != width || in->Ysize != height)) {
-		unsigned char *px = resample_u8(in->data, in->Xsize, in->Ysize, in->Bands, width, height);
+	if (in->BandFmt == VIPS_FORMAT_UCHAR && in->data && (in->Xsize != width || in->Ysize != height)) {
+		int alpha = vips_image_hasalpha(in);
+		if (alpha && in->Bands != 2 && in->Bands != 4)
+			return resize_libvips(in, width, height);
+		unsigned char *px = alpha ? resample_alpha_u8(in->data, in->Xsize, in->Ysize, in->Bands, width, height)
+					  : resample_u8(in->data, in->Xsize, in->Ysize, in->Bands, width, height);
 		if (!px) {
 			vips_error("imaging", "out of memory resizing to %dx%d", width, height);
 			return NULL;
 		}
-		return wrap_pixels(px, width, height, in->Bands);
+		VipsImage *out = wrap_pixels(px, width, height, in->Bands);
+		if (out)
+			out->Type = in->Type; // grey + alpha stays grey + alpha
+		return out;
 	}
 	return resize_libvips(in, width, height);
 }

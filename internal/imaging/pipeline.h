@@ -11,6 +11,7 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 VipsImage *load_thumbnail(void *buf, size_t len, int width, int height, int colour_manage);
 VipsImage *resize_exact(VipsImage *in, int width, int height);
 VipsImage *resize_libvips(VipsImage *in, int width, int height);
+VipsImage *to_grey_alpha(VipsImage *in);
 int encode_variant(VipsImage *in, int format, int quality, int png_compression, void **out, size_t *out_len);
 int decode_full(void *buf, size_t len);
 int decode_full_turbo(void *buf, size_t len);
@@ -23,6 +24,7 @@ int resample_taps(int in, int out);
 int resample_taps_at(int in, double scale);
 unsigned char *resample_rows(row_getter get, void *ctx, int w, int h, int bands, int ow, int oh, int orientation);
 unsigned char *resample_u8(const unsigned char *in, int w, int h, int bands, int ow, int oh);
+unsigned char *resample_alpha_u8(const unsigned char *in, int w, int h, int bands, int ow, int oh);
 // scale_at places the samples of one axis: output sample o is centred at
 // (o + 0.5) * scale + offset input samples.
 typedef struct {

@@ -134,6 +134,19 @@ func (p picture) resize(width, height int) (picture, error) {
 	return picture{p: im}, nil
 }
 
+// hasAlpha says whether p's last band is alpha, as libvips sees it.
+func (p picture) hasAlpha() bool { return p.p != nil && C.vips_image_hasalpha(p.p) != 0 }
+
+// toGreyAlpha returns p (sRGB with alpha) as grey + alpha, in memory (for
+// the tests).
+func (p picture) toGreyAlpha() (picture, error) {
+	im := C.to_grey_alpha(p.p)
+	if im == nil {
+		return picture{}, vipsError()
+	}
+	return picture{p: im}, nil
+}
+
 // resizeWithLibvips is resize through vips_resize only, the reference the
 // tests hold resample_u8 to.
 func (p picture) resizeWithLibvips(width, height int) (picture, error) {

@@ -190,8 +190,9 @@ func (r *Resizer) Resize(_ context.Context, src []byte, specs []image.Spec) ([]i
 // intermediate decodes src once into the largest variant: upright, sRGB,
 // 8 bits. A JPEG whose variants are JPEGs too stays in YCbCr planes when
 // it can (ycc.c); other JPEGs take the libjpeg-turbo RGB path when it
-// applies; everything else, and any JPEG both decline, goes through
-// vips_thumbnail.
+// applies; a PNG without a profile or orientation is decoded row by row
+// into resample.c; everything else, and whatever those decline, goes
+// through vips_thumbnail.
 func (r *Resizer) intermediate(src []byte, meta bimg.ImageMetadata, largest image.Spec, format int) (picture, error) {
 	if meta.Type == "jpeg" {
 		w, h := meta.Size.Width, meta.Size.Height
@@ -207,6 +208,14 @@ func (r *Resizer) intermediate(src []byte, meta bimg.ImageMetadata, largest imag
 		if p, ok := loadJPEGTurbo(src, tw, th, meta.Orientation); ok {
 			return p, nil
 		}
+	}
+	if meta.Type == "png" && !meta.Profile && meta.Orientation <= 1 {
+		tw, th := largest.Fit(meta.Size.Width, meta.Size.Height)
+		if p, err := loadStreamed(src, tw, th); err == nil {
+			return p, nil
+		}
+		// A PNG that does not decode here goes through vips_thumbnail,
+		// whose checks decide.
 	}
 	return loadThumbnail(src, largest.Width, largest.Height, meta.Profile || meta.Space == "cmyk")
 }

@@ -25,6 +25,9 @@ int resample_taps_at(int in, double scale);
 unsigned char *resample_rows(row_getter get, void *ctx, int w, int h, int bands, int ow, int oh, int orientation);
 unsigned char *resample_u8(const unsigned char *in, int w, int h, int bands, int ow, int oh);
 unsigned char *resample_alpha_u8(const unsigned char *in, int w, int h, int bands, int ow, int oh);
+void premultiply(const unsigned char *in, unsigned char *out, size_t n, int bands);
+void unpremultiply(unsigned char *px, size_t n, int bands);
+VipsImage *load_streamed(void *buf, size_t len, int width, int height);
 // scale_at places the samples of one axis: output sample o is centred at
 // (o + 0.5) * scale + offset input samples.
 typedef struct {

@@ -421,6 +421,32 @@ unsigned char *resample_plane(const unsigned char *in, size_t stride, int w, int
 	return resample_at(memory_row, &m, w, h, 1, ow, oh, orientation, x, y);
 }
 
+// premultiply writes n pixels of bands samples, the last alpha, with their
+// colours multiplied by alpha (0 to 255 standing for 0 to 1), rounded.
+void premultiply(const unsigned char *in, unsigned char *out, size_t n, int bands) {
+	for (size_t i = 0; i < n; i++) {
+		const unsigned char *p = in + i * bands;
+		unsigned char *q = out + i * bands;
+		unsigned a = p[bands - 1];
+		for (int b = 0; b < bands - 1; b++)
+			q[b] = (unsigned char) ((p[b] * a + 127) / 255);
+		q[bands - 1] = (unsigned char) a;
+	}
+}
+
+// unpremultiply divides the colours of n premultiplied pixels by their
+// alpha, in place; fully transparent pixels get black.
+void unpremultiply(unsigned char *px, size_t n, int bands) {
+	for (size_t i = 0; i < n; i++) {
+		unsigned char *q = px + i * bands;
+		unsigned a = q[bands - 1];
+		for (int b = 0; b < bands - 1; b++) {
+			unsigned v = a ? (q[b] * 255u + a / 2) / a : 0;
+			q[b] = (unsigned char) (v > 255 ? 255 : v);
+		}
+	}
+}
+
 // resample_alpha_u8 is resample_u8 of an 8-bit image whose last band is
 // alpha (grey + alpha or RGBA): the colours are premultiplied by alpha
 // around the resample, so that transparent pixels do not bleed their
@@ -434,26 +460,10 @@ unsigned char *resample_alpha_u8(const unsigned char *in, int w, int h, int band
 	unsigned char *pre = malloc(n * bands);
 	if (!pre)
 		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		const unsigned char *p = in + i * bands;
-		unsigned char *q = pre + i * bands;
-		unsigned a = p[bands - 1];
-		for (int b = 0; b < bands - 1; b++)
-			q[b] = (unsigned char) ((p[b] * a + 127) / 255);
-		q[bands - 1] = (unsigned char) a;
-	}
+	premultiply(in, pre, n, bands);
 	unsigned char *out = resample_u8(pre, w, h, bands, ow, oh);
 	free(pre);
-	if (!out)
-		return NULL;
-	size_t m = (size_t) ow * oh;
-	for (size_t i = 0; i < m; i++) {
-		unsigned char *q = out + i * bands;
-		unsigned a = q[bands - 1];
-		for (int b = 0; b < bands - 1; b++) {
-			unsigned v = a ? (q[b] * 255u + a / 2) / a : 0;
-			q[b] = (unsigned char) (v > 255 ? 255 : v);
-		}
-	}
+	if (out)
+		unpremultiply(out, (size_t) ow * oh, bands);
 	return out;
 }

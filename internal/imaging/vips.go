@@ -107,6 +107,17 @@ func loadJPEGPlanes(src []byte, width, height, orientation, sub int) (picture, b
 	return picture{y: y}, y != nil
 }
 
+// loadStreamed returns the intermediate of a PNG without a profile or
+// orientation, decoded row by row into the resampler (see load_streamed).
+func loadStreamed(src []byte, width, height int) (picture, error) {
+	p, n := cbuf(src)
+	im := C.load_streamed(p, n, C.int(width), C.int(height))
+	if im == nil {
+		return picture{}, vipsError()
+	}
+	return picture{p: im}, nil
+}
+
 // loadThumbnail returns the intermediate made by vips_thumbnail (see
 // load_thumbnail).
 func loadThumbnail(src []byte, width, height int, colourManage bool) (picture, error) {

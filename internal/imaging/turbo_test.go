@@ -37,6 +37,24 @@ func meanAbsDiff(t *testing.T, a, b picture) float64 {
 	return float64(sum) / float64(len(pa))
 }
 
+// bothResized returns src scaled to w x h by resize (resample.c where it
+// applies) and by vips_resize, the reference; both are freed when the test
+// ends.
+func bothResized(t *testing.T, src picture, w, h int) (got, want picture) {
+	t.Helper()
+	got, err := src.resize(w, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(got.free)
+	want, err = src.resizeWithLibvips(w, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(want.free)
+	return got, want
+}
+
 // TestTurboPathMatchesLibvips: the libjpeg-turbo path takes the JPEGs it is
 // meant for (baseline, progressive, greyscale, rotated, with an ICC
 // profile) and gives what vips_thumbnail gives for them, size for size and
@@ -149,16 +167,7 @@ func TestResampleMatchesLibvips(t *testing.T) {
 				t.Fatal("turbo path declined the source")
 			}
 			defer src.free()
-			got, err := src.resize(tt.tw, tt.th)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer got.free()
-			want, err := src.resizeWithLibvips(tt.tw, tt.th)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer want.free()
+			got, want := bothResized(t, src, tt.tw, tt.th)
 			if got.width() != tt.tw || got.height() != tt.th {
 				t.Fatalf("size %dx%d, want %dx%d", got.width(), got.height(), tt.tw, tt.th)
 			}
@@ -204,21 +213,12 @@ func TestResampleNarrow(t *testing.T) {
 				}
 				defer in.free()
 				for _, h := range []int{75, 43, 1} {
-					got, err := in.resize(max(1, w/2), h)
-					if err != nil {
-						t.Fatal(err)
-					}
-					want, err := in.resizeWithLibvips(max(1, w/2), h)
-					if err != nil {
-						t.Fatal(err)
-					}
+					got, want := bothResized(t, in, max(1, w/2), h)
 					d := meanAbsDiff(t, got, want)
 					t.Logf("to %dx%d: mean difference %.2f/255", max(1, w/2), h, d)
 					if d > 3 {
 						t.Errorf("to %dx%d: mean difference from vips_resize %.2f/255, want at most 3", max(1, w/2), h, d)
 					}
-					got.free()
-					want.free()
 				}
 			})
 		}
@@ -326,25 +326,14 @@ func TestResampleAlphaMatchesLibvips(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer src.free()
+			t.Cleanup(src.free)
 			if tt.grey {
-				g, err := src.toGreyAlpha()
-				if err != nil {
+				if src, err = src.toGreyAlpha(); err != nil {
 					t.Fatal(err)
 				}
-				src.free()
-				src = g
+				t.Cleanup(src.free)
 			}
-			got, err := src.resize(tt.tw, tt.th)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer got.free()
-			want, err := src.resizeWithLibvips(tt.tw, tt.th)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer want.free()
+			got, want := bothResized(t, src, tt.tw, tt.th)
 			if got.width() != tt.tw || got.height() != tt.th || got.bands() != src.bands() || !got.hasAlpha() {
 				t.Fatalf("%dx%d, %d bands (alpha %v), want %dx%d, %d bands with alpha", got.width(), got.height(), got.bands(), got.hasAlpha(), tt.tw, tt.th, src.bands())
 			}

@@ -170,13 +170,13 @@ VipsImage *resize_exact(VipsImage *in, int width, int height) {
 	return resize_libvips(in, width, height);
 }
 
-// icc_to_srgb converts 8-bit RGB or grey pixels in their embedded ICC
-// profile to sRGB with lcms2 (relative colorimetric, as vips_icc_transform
-// does). It returns a malloc'd 3-band buffer, or NULL when the profile is
+// srgb_transform makes the lcms2 transform of 8-bit RGB (bands 3) or grey
+// (bands 1) pixels in an embedded ICC profile to 8-bit sRGB, relative
+// colorimetric as vips_icc_transform does; NULL when the profile is
 // unusable or does not fit the pixels. libvips' own transform goes through
 // floating-point Lab and cost 0.08 CPU-s on a 2048x1536 intermediate; an
 // 8-bit lcms2 transform costs a fraction of that (see the README).
-static unsigned char *icc_to_srgb(const unsigned char *px, int w, int h, int bands, const void *icc, size_t icc_len) {
+static cmsHTRANSFORM srgb_transform(const void *icc, size_t icc_len, int bands) {
 	cmsHPROFILE in = cmsOpenProfileFromMem(icc, (cmsUInt32Number) icc_len);
 	if (!in)
 		return NULL;
@@ -191,36 +191,15 @@ static unsigned char *icc_to_srgb(const unsigned char *px, int w, int h, int ban
 	cmsCloseProfile(in);
 	if (srgb)
 		cmsCloseProfile(srgb);
-	if (!t)
-		return NULL;
-	unsigned char *out = malloc((size_t) w * h * 3);
-	if (out)
-		for (int y = 0; y < h; y++)
-			cmsDoTransform(t, px + (size_t) y * w * bands, out + (size_t) y * w * 3, (cmsUInt32Number) w);
-	cmsDeleteTransform(t);
-	return out;
+	return t;
 }
 
-// icc_is_srgb says whether an RGB ICC profile is sRGB in effect: its
-// transform to sRGB (as icc_to_srgb makes it) moves no colour of a 16^3
-// grid by more than 2/255. Cameras and editors embed sRGB profiles that
-// differ in their bytes; converting through one costs a transform for
-// nothing, and keeps the source out of the YCbCr path.
-int icc_is_srgb(const void *icc, size_t icc_len) {
-	cmsHPROFILE in = cmsOpenProfileFromMem(icc, (cmsUInt32Number) icc_len);
-	if (!in)
-		return 0;
-	if (cmsGetColorSpace(in) != cmsSigRgbData) {
-		cmsCloseProfile(in);
-		return 0;
-	}
-	cmsHPROFILE srgb = cmsCreate_sRGBProfile();
-	cmsHTRANSFORM t = srgb ? cmsCreateTransform(in, TYPE_RGB_8, srgb, TYPE_RGB_8, INTENT_RELATIVE_COLORIMETRIC, 0) : NULL;
-	cmsCloseProfile(in);
-	if (srgb)
-		cmsCloseProfile(srgb);
-	if (!t)
-		return 0;
+// moves_nothing says whether an RGB to sRGB transform is the identity in
+// effect: it moves no colour of a 16^3 grid by more than 2/255. Cameras and
+// editors embed sRGB profiles that differ in their bytes; converting
+// through one costs a transform for nothing, and keeps the source out of
+// the YCbCr path.
+static int moves_nothing(cmsHTRANSFORM t) {
 	unsigned char grid[16 * 16 * 16 * 3], out[sizeof grid];
 	int n = 0;
 	for (int r = 0; r < 16; r++)
@@ -231,11 +210,31 @@ int icc_is_srgb(const void *icc, size_t icc_len) {
 				grid[n++] = (unsigned char) (b * 17);
 			}
 	cmsDoTransform(t, grid, out, 16 * 16 * 16);
-	cmsDeleteTransform(t);
 	for (int i = 0; i < n; i++)
 		if (abs((int) grid[i] - (int) out[i]) > 2)
 			return 0;
 	return 1;
+}
+
+// icc_is_srgb says whether an RGB ICC profile is sRGB in effect (see
+// moves_nothing).
+int icc_is_srgb(const void *icc, size_t icc_len) {
+	cmsHTRANSFORM t = srgb_transform(icc, icc_len, 3);
+	if (!t)
+		return 0;
+	int r = moves_nothing(t);
+	cmsDeleteTransform(t);
+	return r;
+}
+
+// to_srgb returns w x h pixels of bands samples converted by t into a
+// malloc'd 3-band buffer, or NULL when memory runs out.
+static unsigned char *to_srgb(cmsHTRANSFORM t, const unsigned char *px, int w, int h, int bands) {
+	unsigned char *out = malloc((size_t) w * h * 3);
+	if (out)
+		for (int y = 0; y < h; y++)
+			cmsDoTransform(t, px + (size_t) y * w * bands, out + (size_t) y * w * 3, (cmsUInt32Number) w);
+	return out;
 }
 
 // jpeg_rows hands the rows of a JPEG to resample_rows as they are decoded,
@@ -311,8 +310,7 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 	struct jpeg_decompress_struct c;
 	turbo_err err;
 	unsigned char *volatile pixels = NULL;
-	JOCTET *volatile icc = NULL;
-	unsigned int icc_len = 0;
+	cmsHTRANSFORM volatile colour = NULL; // from an embedded profile other than sRGB
 	VipsImage *im = NULL;
 
 	if (width < 1 || height < 1)
@@ -324,7 +322,8 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 	if (setjmp(err.jb)) {
 		jpeg_destroy_decompress(&c);
 		free(pixels);
-		free(icc);
+		if (colour)
+			cmsDeleteTransform(colour);
 		return NULL;
 	}
 	jpeg_create_decompress(&c);
@@ -344,12 +343,17 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 	if (c.data_precision != 8 || err.warnings)
 		longjmp(err.jb, 1);
 	{
-		JOCTET *p = NULL;
-		if (jpeg_read_icc_profile(&c, &p, &icc_len)) {
-			if (bands == 3 && icc_is_srgb(p, icc_len))
-				free(p); // nothing to convert
-			else
-				icc = p;
+		JOCTET *icc = NULL;
+		unsigned int icc_len = 0;
+		if (jpeg_read_icc_profile(&c, &icc, &icc_len)) {
+			colour = srgb_transform(icc, icc_len, bands);
+			free(icc);
+			if (!colour)
+				longjmp(err.jb, 1); // a profile lcms2 cannot use: libvips decides
+			if (bands == 3 && moves_nothing(colour)) {
+				cmsDeleteTransform(colour); // sRGB: nothing to convert
+				colour = NULL;
+			}
 		}
 	}
 
@@ -402,10 +406,7 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 		}
 		if (!px || finish(&c, &err)) {
 			free(px);
-			jpeg_destroy_decompress(&c);
-			free(pixels);
-			free(icc);
-			return NULL;
+			longjmp(err.jb, 1);
 		}
 		free(pixels);
 		pixels = NULL;
@@ -413,20 +414,20 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 	jpeg_destroy_decompress(&c);
 	if (err.warnings) {
 		free(px);
-		free(icc);
-		return NULL;
+		px = NULL;
 	}
 
 	int pw = rotated ? width : sw, ph = rotated ? height : sh;
-	if (icc) {
-		unsigned char *srgb = icc_to_srgb(px, pw, ph, bands, icc, icc_len);
+	if (px && colour) {
+		unsigned char *srgb = to_srgb(colour, px, pw, ph, bands);
 		free(px);
-		free(icc);
-		if (!srgb)
-			return NULL;
 		px = srgb;
 		bands = 3;
 	}
+	if (colour)
+		cmsDeleteTransform(colour);
+	if (!px)
+		return NULL;
 	if (!(im = wrap_pixels(px, pw, ph, bands)))
 		return NULL;
 

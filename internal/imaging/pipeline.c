@@ -13,7 +13,7 @@
 #include <vips/vips.h>
 
 #include "pipeline.h"
-#include "turboerr.h"
+#include "turbo.h"
 
 // tune_malloc sets glibc's malloc for a worker's pattern: a few large
 // pixel buffers per image, many small ones in libvips.
@@ -54,6 +54,20 @@ struct jpeg_error_mgr *turbo_err_init(turbo_err *err) {
 	pub->emit_message = turbo_emit_message;
 	err->warnings = 0;
 	return pub;
+}
+
+void turbo_scale(struct jpeg_decompress_struct *c, int width, int height, int orientation, int *sw, int *sh) {
+	int turned = orientation >= 5 && orientation <= 8;
+	unsigned w = turned ? height : width, h = turned ? width : height;
+	if (sw)
+		*sw = (int) w, *sh = (int) h;
+	c->scale_num = 1;
+	c->scale_denom = 1;
+	for (int d = 8; d >= 2; d /= 2)
+		if ((c->image_width + d - 1) / d >= w && (c->image_height + d - 1) / d >= h) {
+			c->scale_denom = d;
+			return;
+		}
 }
 
 static void free_pixels(VipsImage *image, gpointer pixels) {
@@ -357,17 +371,8 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 		}
 	}
 
-	// The stored (not yet upright) size wanted.
-	int sw = width, sh = height;
-	if (orientation >= 5 && orientation <= 8)
-		sw = height, sh = width;
-	c.scale_num = 1;
-	c.scale_denom = 1;
-	for (int d = 8; d >= 2; d /= 2)
-		if ((c.image_width + d - 1) / d >= (unsigned) sw && (c.image_height + d - 1) / d >= (unsigned) sh) {
-			c.scale_denom = d;
-			break;
-		}
+	int sw, sh; // the stored (not yet upright) size wanted
+	turbo_scale(&c, width, height, orientation, &sw, &sh);
 	jpeg_start_decompress(&c);
 	int ow = c.output_width, oh = c.output_height;
 	size_t stride = (size_t) ow * bands;

@@ -24,7 +24,7 @@
 #include <jpeglib.h>
 
 #include "pipeline.h"
-#include "turboerr.h"
+#include "turbo.h"
 
 // The scaled DCT sizes of a component (libjpeg 7 and later name them per
 // direction; libjpeg-turbo keeps them equal).
@@ -219,15 +219,7 @@ ycc *ycc_load(void *buf, size_t len, int width, int height, int orientation, int
 		if (c.comp_info[i].h_samp_factor != 1 || c.comp_info[i].v_samp_factor != 1)
 			longjmp(err.jb, 1);
 
-	int turned = orientation >= 5 && orientation <= 8;
-	int sw = turned ? height : width, sh = turned ? width : height;
-	c.scale_num = 1;
-	c.scale_denom = 1;
-	for (int d = 8; d >= 2; d /= 2)
-		if ((c.image_width + d - 1) / d >= (unsigned) sw && (c.image_height + d - 1) / d >= (unsigned) sh) {
-			c.scale_denom = d;
-			break;
-		}
+	turbo_scale(&c, width, height, orientation, NULL, NULL);
 	c.raw_data_out = TRUE;
 	jpeg_start_decompress(&c);
 

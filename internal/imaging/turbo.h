@@ -1,5 +1,7 @@
-#ifndef IMAGESVC_TURBOERR_H
-#define IMAGESVC_TURBOERR_H
+// libjpeg-turbo helpers shared by pipeline.c and ycc.c.
+
+#ifndef IMAGESVC_TURBO_H
+#define IMAGESVC_TURBO_H
 
 #include <setjmp.h>
 #include <stdio.h>
@@ -17,5 +19,11 @@ typedef struct {
 } turbo_err;
 
 struct jpeg_error_mgr *turbo_err_init(turbo_err *err);
+
+// turbo_scale sets the smallest DCT scale (1/8, 1/4, 1/2 or 1) at which a
+// decompressor whose header is read still covers width x height upright,
+// and gives that size as stored (orientations 5 to 8 swap it) in sw, sh
+// unless they are NULL.
+void turbo_scale(struct jpeg_decompress_struct *c, int width, int height, int orientation, int *sw, int *sh);
 
 #endif

@@ -50,28 +50,22 @@ static void axis_free(axis *a) {
 	a->w = NULL;
 }
 
-// taps_at is the number of consecutive input samples one output sample of
-// a scale of in samples by scale (input samples per output sample) reads:
-// the kernel's support, 3, widened by the scale when shrinking, on both
-// sides.
-static int taps_at(int in, double scale) {
+// resample_taps_at is the number of consecutive input samples one output
+// sample of a scale of in samples by scale (input samples per output
+// sample) reads: the kernel's support, 3, widened by the scale when
+// shrinking, on both sides. A row getter must keep that many of the latest
+// rows it returned valid.
+int resample_taps_at(int in, double scale) {
 	int taps = (int) ceil(2 * 3 * (scale > 1 ? scale : 1));
 	return taps > in ? in : taps;
 }
 
-// resample_taps_at is taps_at for row getters: the rows one output row
-// of a scale reads, which a getter must keep valid.
-int resample_taps_at(int in, double scale) {
-	return taps_at(in, scale);
-}
-
-// resample_taps is the number of consecutive input rows one output row of
-// a scale from in to out rows reads: a row getter must keep that many of
-// the latest rows it returned valid. -1 for an empty size.
+// resample_taps is resample_taps_at for a scale from in to out rows; -1
+// for an empty size.
 int resample_taps(int in, int out) {
 	if (in < 1 || out < 1)
 		return -1;
-	return taps_at(in, (double) in / out);
+	return resample_taps_at(in, (double) in / out);
 }
 
 // axis_make computes the windows of out output samples from in input
@@ -85,7 +79,7 @@ static int axis_make(axis *a, int in, int out, scale_at at) {
 	if (in < 1 || out < 1 || !(at.scale > 0))
 		return -1;
 	double scale = at.scale;
-	int taps = taps_at(in, scale);
+	int taps = resample_taps_at(in, scale);
 	double fs = scale > 1 ? scale : 1;
 	double support = 3 * fs;
 	a->taps = taps;
@@ -236,22 +230,17 @@ static void transpose16(const uint8_t *src, ptrdiff_t ss, uint8_t *dst, ptrdiff_
 	__m128i x[16], t[16];
 	for (int i = 0; i < 16; i++)
 		x[i] = _mm_loadu_si128((const __m128i *) (src + i * ss));
-	for (int i = 0; i < 8; i++) {
-		t[i] = _mm_unpacklo_epi8(x[2 * i], x[2 * i + 1]);
-		t[i + 8] = _mm_unpackhi_epi8(x[2 * i], x[2 * i + 1]);
+// One round: pairs of rows interleaved in units of bits.
+#define INTERLEAVE(dst, src, bits) \
+	for (int i = 0; i < 8; i++) { \
+		dst[i] = _mm_unpacklo_epi##bits(src[2 * i], src[2 * i + 1]); \
+		dst[i + 8] = _mm_unpackhi_epi##bits(src[2 * i], src[2 * i + 1]); \
 	}
-	for (int i = 0; i < 8; i++) {
-		x[i] = _mm_unpacklo_epi16(t[2 * i], t[2 * i + 1]);
-		x[i + 8] = _mm_unpackhi_epi16(t[2 * i], t[2 * i + 1]);
-	}
-	for (int i = 0; i < 8; i++) {
-		t[i] = _mm_unpacklo_epi32(x[2 * i], x[2 * i + 1]);
-		t[i + 8] = _mm_unpackhi_epi32(x[2 * i], x[2 * i + 1]);
-	}
-	for (int i = 0; i < 8; i++) {
-		x[i] = _mm_unpacklo_epi64(t[2 * i], t[2 * i + 1]);
-		x[i + 8] = _mm_unpackhi_epi64(t[2 * i], t[2 * i + 1]);
-	}
+	INTERLEAVE(t, x, 8)
+	INTERLEAVE(x, t, 16)
+	INTERLEAVE(t, x, 32)
+	INTERLEAVE(x, t, 64)
+#undef INTERLEAVE
 	for (int i = 0; i < 16; i++)
 		_mm_storeu_si128((__m128i *) (dst + rev[i] * ds), x[i]);
 #else
@@ -259,6 +248,24 @@ static void transpose16(const uint8_t *src, ptrdiff_t ss, uint8_t *dst, ptrdiff_
 		for (int j = 0; j < 16; j++)
 			dst[j * ds + i] = src[i * ss + j];
 #endif
+}
+
+// transpose_block writes the transpose of a block of rows x cols bytes
+// (rows ss bytes apart) to dst (rows ds bytes apart), 16x16 at a time where
+// it can.
+static void transpose_block(const uint8_t *src, ptrdiff_t ss, uint8_t *dst, ptrdiff_t ds, int rows, int cols) {
+	int i = 0;
+	for (; i + 16 <= rows; i += 16) {
+		int j = 0;
+		for (; j + 16 <= cols; j += 16)
+			transpose16(src + i * ss + j, ss, dst + j * ds + i, ds);
+		for (; j < cols; j++)
+			for (int k = i; k < i + 16; k++)
+				dst[j * ds + k] = src[k * ss + j];
+	}
+	for (; i < rows; i++)
+		for (int j = 0; j < cols; j++)
+			dst[j * ds + i] = src[i * ss + j];
 }
 
 // memory_row is the row getter of an image in memory.
@@ -322,30 +329,23 @@ unsigned char *resample_at(row_getter get, void *ctx, int w, int h, int bands, i
 			filter_rows(window, av.taps, av.w + (size_t) y * av.taps, acc, rows + j * row, row);
 		}
 		// Transposed: w columns of ny pixels.
-		int x0 = 0;
 		if (bands == 1)
-			for (; x0 + 16 <= w; x0 += 16) {
-				int j = 0;
-				for (; j + 16 <= ny; j += 16)
-					transpose16(rows + (size_t) j * row + x0, (ptrdiff_t) row, cols + (size_t) x0 * col + j, (ptrdiff_t) col);
-				for (; j < ny; j++)
-					for (int i = 0; i < 16; i++)
-						cols[(size_t) (x0 + i) * col + j] = rows[(size_t) j * row + x0 + i];
+			transpose_block(rows, (ptrdiff_t) row, cols, (ptrdiff_t) col, ny, w);
+		else
+			for (int x = 0; x < w; x++) {
+				uint8_t *c = cols + x * col;
+				const uint8_t *r = rows + (size_t) x * bands;
+				if (bands == 3)
+					for (int j = 0; j < ny; j++) {
+						c[3 * j] = r[j * row];
+						c[3 * j + 1] = r[j * row + 1];
+						c[3 * j + 2] = r[j * row + 2];
+					}
+				else
+					for (int j = 0; j < ny; j++)
+						for (int b = 0; b < bands; b++)
+							c[j * bands + b] = r[j * row + b];
 			}
-		for (int x = x0; x < w; x++) {
-			uint8_t *c = cols + x * col;
-			const uint8_t *r = rows + (size_t) x * bands;
-			if (bands == 3)
-				for (int j = 0; j < ny; j++) {
-					c[3 * j] = r[j * row];
-					c[3 * j + 1] = r[j * row + 1];
-					c[3 * j + 2] = r[j * row + 2];
-				}
-			else
-				for (int j = 0; j < ny; j++)
-					for (int b = 0; b < bands; b++)
-						c[j * bands + b] = r[j * row + b];
-		}
 		// Horizontal, as rows of the transposed block; each result is a
 		// column of ny output pixels, placed where it belongs. Grey
 		// columns whose pixels go along output rows (orientations 1 and 4)
@@ -360,13 +360,7 @@ unsigned char *resample_at(row_getter get, void *ctx, int w, int h, int bands, i
 				filter_rows(window, ah.taps, ah.w + (size_t) x * ah.taps, acc, l, (size_t) ny);
 				if ((x & 15) < 15)
 					continue;
-				o -= 15;
-				int j = 0;
-				for (; j + 16 <= ny; j += 16)
-					transpose16(lines + j, (ptrdiff_t) col, o + j * place.y_step, place.y_step);
-				for (; j < ny; j++)
-					for (int i = 0; i < 16; i++)
-						o[j * place.y_step + i] = lines[(size_t) i * col + j];
+				transpose_block(lines, (ptrdiff_t) col, o - 15, place.y_step, 16, ny);
 				continue;
 			}
 			filter_rows(window, ah.taps, ah.w + (size_t) x * ah.taps, acc, line, (size_t) ny * bands);

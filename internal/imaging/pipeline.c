@@ -132,14 +132,16 @@ static VipsImage *to_memory(VipsImage *in) {
 	return out;
 }
 
-// wrap_pixels makes a libvips image of malloc'd 8-bit pixels, which it
-// frees when the image closes.
-static VipsImage *wrap_pixels(unsigned char *pixels, int width, int height, int bands) {
+// wrap_pixels makes a libvips image of malloc'd 8-bit pixels in the given
+// interpretation (libvips would guess grey + alpha as multiband, which
+// has no alpha), which frees them when the image closes.
+static VipsImage *wrap_pixels(unsigned char *pixels, int width, int height, int bands, VipsInterpretation type) {
 	VipsImage *im = vips_image_new_from_memory(pixels, (size_t) width * height * bands, width, height, bands, VIPS_FORMAT_UCHAR);
 	if (!im) {
 		free(pixels);
 		return NULL;
 	}
+	im->Type = type;
 	g_signal_connect(im, "postclose", G_CALLBACK(free_pixels), pixels);
 	return im;
 }
@@ -176,10 +178,7 @@ VipsImage *resize_exact(VipsImage *in, int width, int height) {
 			vips_error("imaging", "out of memory resizing to %dx%d", width, height);
 			return NULL;
 		}
-		VipsImage *out = wrap_pixels(px, width, height, in->Bands);
-		if (out)
-			out->Type = in->Type; // grey + alpha stays grey + alpha
-		return out;
+		return wrap_pixels(px, width, height, in->Bands, in->Type);
 	}
 	return resize_libvips(in, width, height);
 }
@@ -433,7 +432,7 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 		cmsDeleteTransform(colour);
 	if (!px)
 		return NULL;
-	if (!(im = wrap_pixels(px, pw, ph, bands)))
+	if (!(im = wrap_pixels(px, pw, ph, bands, bands == 1 ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB)))
 		return NULL;
 
 	if (orientation > 1 && !rotated) {
@@ -563,10 +562,7 @@ VipsImage *load_streamed(void *buf, size_t len, int width, int height) {
 	}
 	if (alpha)
 		unpremultiply(px, (size_t) width * height, bands);
-	VipsImage *out = wrap_pixels(px, width, height, bands);
-	if (out)
-		out->Type = type;
-	return out;
+	return wrap_pixels(px, width, height, bands, type);
 }
 
 // encode_jpeg_turbo encodes 8-bit sRGB or grey pixels in memory as a JPEG

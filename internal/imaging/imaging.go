@@ -10,17 +10,21 @@
 //
 // The intermediate of a JPEG (YCbCr or greyscale, 8-bit, decoded without a
 // warning) comes from libjpeg-turbo directly, at the smallest DCT scale that
-// covers the largest variant; everything else comes from one
-// vips_thumbnail call (pipeline.c says why). An sRGB YCbCr JPEG (no ICC
-// profile, or an sRGB one) whose variants are JPEGs never goes through
-// RGB: its planes are decoded, resampled and encoded as they are stored
-// (ycc.c), which halves the resampling and skips four conversions. bimg still reads the header
-// (type, size, orientation, profile) and starts libvips; its resize
-// pipeline is not used: it cannot apply an embedded ICC profile (a CMYK or
-// Display P3 photo would come out with wrong colours), rotates before it
-// shrinks, and takes an encoded buffer, so deriving variants from one
-// decode through it meant writing and decoding an intermediate file per
-// variant. The measurements are in the README's Performance section.
+// covers the largest variant; an sRGB YCbCr JPEG (no ICC profile, or an
+// sRGB one) whose variants are JPEGs never goes through RGB: its planes are
+// decoded, resampled and encoded as they are stored (ycc.c), which halves
+// the resampling and skips four conversions. A PNG without a profile or
+// orientation is decoded row by row into the same resampler
+// (load_streamed). Everything else comes from one vips_thumbnail call
+// (pipeline.c says why).
+//
+// bimg still reads the header (type, size, orientation, profile) and starts
+// libvips; its resize pipeline is not used: it cannot apply an embedded ICC
+// profile (a CMYK or Display P3 photo would come out with wrong colours),
+// rotates before it shrinks, and takes an encoded buffer, so deriving
+// variants from one decode through it meant writing and decoding an
+// intermediate file per variant. The measurements are in the README's
+// Performance section.
 package imaging
 
 import (

@@ -48,10 +48,19 @@ type Config struct {
 	OutputFormat string
 	// JPEGQuality is the quality of JPEG, WebP and AVIF variants.
 	JPEGQuality int
+	// MaxPixels is the largest source (width x height of the frame
+	// decoded) the worker decodes, checked on the header libvips reads:
+	// the upload checked it too, but on its own reading of the header.
+	MaxPixels int64
+	// MaxScans is the most scans a progressive JPEG may have.
+	MaxScans int
 }
 
 // NewDefaultConfig returns the defaults.
-func NewDefaultConfig() Config { return Config{OutputFormat: "auto", JPEGQuality: 82} }
+func NewDefaultConfig() Config {
+	return Config{OutputFormat: "auto", JPEGQuality: 82, MaxPixels: image.NewDefaultConfig().MaxPixels,
+		MaxScans: image.MaxJPEGScans}
+}
 
 // Validate reports every invalid setting at once, including an output
 // format the libvips of this machine cannot write.
@@ -69,6 +78,9 @@ func (c Config) Validate() error {
 	}
 	if c.JPEGQuality < 1 || c.JPEGQuality > 100 {
 		errs = append(errs, fmt.Errorf("JPEG_QUALITY must be between 1 and 100"))
+	}
+	if c.MaxPixels < 1 || c.MaxScans < 1 {
+		errs = append(errs, fmt.Errorf("the pixel and scan limits must be positive"))
 	}
 	return errors.Join(errs...)
 }
@@ -118,14 +130,21 @@ const pngCompression = 2
 // VipsVersion is the libvips version in use.
 func VipsVersion() string { return bimg.VipsVersion }
 
-// Resize implements image.Resizer.
-func (r *Resizer) Resize(_ context.Context, src []byte, specs []image.Spec) ([]image.Rendition, error) {
+// Resize implements image.Resizer. A source that is corrupt, over the
+// pixel limit or a JPEG with too many scans fails for good (an error
+// wrapping image.ErrUndecodable, ErrTooManyPixels or ErrTooComplex); when
+// ctx ends, the decode stops within a few rows and Resize returns ctx's
+// error.
+func (r *Resizer) Resize(ctx context.Context, src []byte, specs []image.Spec) ([]image.Rendition, error) {
 	meta, err := bimg.NewImage(src).Metadata()
 	if err != nil {
 		return nil, undecodable(err)
 	}
 	if meta.Size.Width < 1 || meta.Size.Height < 1 {
 		return nil, undecodable(fmt.Errorf("empty image %dx%d", meta.Size.Width, meta.Size.Height))
+	}
+	if px := int64(meta.Size.Width) * int64(meta.Size.Height); px > r.cfg.MaxPixels {
+		return nil, fmt.Errorf("%w: libvips reads %dx%d", image.ErrTooManyPixels, meta.Size.Width, meta.Size.Height)
 	}
 	largest := specs[0]
 	for _, s := range specs[1:] {
@@ -140,10 +159,12 @@ func (r *Resizer) Resize(_ context.Context, src []byte, specs []image.Spec) ([]i
 	defer runtime.UnlockOSThread()
 	defer threadShutdown()
 
+	g := newGuard(ctx, r.cfg.MaxScans)
+	defer g.release()
 	format, contentType, ext := r.cfg.output(meta.Alpha)
-	inter, err := r.intermediate(src, meta, largest, format)
+	inter, err := r.intermediate(ctx, src, meta, largest, format, g)
 	if err != nil {
-		return nil, undecodable(err)
+		return nil, err
 	}
 	// made holds the images rendered so far, largest first; each variant is
 	// resized from the smallest one that still covers it.
@@ -163,6 +184,9 @@ func (r *Resizer) Resize(_ context.Context, src []byte, specs []image.Spec) ([]i
 
 	out := make([]image.Rendition, len(specs))
 	for _, i := range order {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		s := specs[i]
 		start := time.Now()
 		vw, vh := s.Fit(inter.width(), inter.height())
@@ -196,8 +220,9 @@ func (r *Resizer) Resize(_ context.Context, src []byte, specs []image.Spec) ([]i
 // it can (ycc.c); other JPEGs take the libjpeg-turbo RGB path when it
 // applies; a PNG without a profile or orientation is decoded row by row
 // into resample.c; everything else, and whatever those decline, goes
-// through vips_thumbnail.
-func (r *Resizer) intermediate(src []byte, meta bimg.ImageMetadata, largest image.Spec, format int) (picture, error) {
+// through vips_thumbnail. A path that stops on the guard's account (corrupt
+// data, too many scans, cancelled) ends it: no other path tries again.
+func (r *Resizer) intermediate(ctx context.Context, src []byte, meta bimg.ImageMetadata, largest image.Spec, format int, g *guard) (picture, error) {
 	if meta.Type == "jpeg" {
 		w, h := meta.Size.Width, meta.Size.Height
 		if meta.Orientation >= 5 && meta.Orientation <= 8 {
@@ -205,23 +230,55 @@ func (r *Resizer) intermediate(src []byte, meta bimg.ImageMetadata, largest imag
 		}
 		tw, th := largest.Fit(w, h)
 		if format == outJPEG {
-			if p, ok := loadJPEGPlanes(src, tw, th, meta.Orientation, chromaSubsampling(r.cfg.JPEGQuality)); ok {
+			if p, ok := loadJPEGPlanes(src, tw, th, meta.Orientation, chromaSubsampling(r.cfg.JPEGQuality), g); ok {
 				return p, nil
 			}
+			if err := g.err(ctx); err != nil {
+				return picture{}, err
+			}
 		}
-		if p, ok := loadJPEGTurbo(src, tw, th, meta.Orientation); ok {
+		if p, ok := loadJPEGTurbo(src, tw, th, meta.Orientation, g); ok {
 			return p, nil
+		}
+		if err := g.err(ctx); err != nil {
+			return picture{}, err
 		}
 	}
 	if meta.Type == "png" && !meta.Profile && meta.Orientation <= 1 {
 		tw, th := largest.Fit(meta.Size.Width, meta.Size.Height)
-		if p, err := loadStreamed(src, tw, th); err == nil {
+		p, err := loadStreamed(src, tw, th, g)
+		if err == nil {
 			return p, nil
+		}
+		if gerr := g.err(ctx); gerr != nil {
+			return picture{}, gerr
 		}
 		// A PNG that does not decode here goes through vips_thumbnail,
 		// whose checks decide.
 	}
-	return loadThumbnail(src, largest.Width, largest.Height, meta.Profile || meta.Space == "cmyk")
+	p, err := loadThumbnail(src, largest.Width, largest.Height, meta.Profile || meta.Space == "cmyk", loaderOptions(meta.Type), g)
+	if gerr := g.err(ctx); gerr != nil {
+		if err == nil {
+			p.free()
+		}
+		return picture{}, gerr
+	}
+	if err != nil {
+		return picture{}, undecodable(err)
+	}
+	return p, nil
+}
+
+// loaderOptions are the options of libvips' loader for a source type: stop
+// on any error, truncation included, rather than fill what is missing with
+// grey. A JPEG stops on warnings too, as the libjpeg-turbo paths do (a
+// corrupt JPEG is a libjpeg warning); PNG and GIF warnings are mostly about
+// metadata and stay allowed.
+func loaderOptions(typ string) string {
+	if typ == "jpeg" {
+		return "fail_on=warning"
+	}
+	return "fail_on=error"
 }
 
 // chromaSubsampling is how many times JPEG variants subsample chroma in

@@ -43,17 +43,64 @@ static void turbo_error_exit(j_common_ptr c) {
 }
 
 static void turbo_emit_message(j_common_ptr c, int level) {
-	if (level < 0)
-		((turbo_err *) c->err)->warnings++;
+	turbo_err *err = (turbo_err *) c->err;
+	if (level >= 0)
+		return;
+	switch (c->err->msg_code) {
+	case JWRN_ADOBE_XFORM:
+	case JWRN_BOGUS_ICC:
+	case JWRN_EXTRANEOUS_DATA:
+	case JWRN_JFIF_MAJOR:
+		return; // about metadata, or bytes between segments: the pixels are whole
+	}
+	err->warnings++;
+	if (err->g)
+		err->g->verdict = VERDICT_CORRUPT;
 }
 
 // turbo_err_init sets err up and returns what goes in a codec's err.
-struct jpeg_error_mgr *turbo_err_init(turbo_err *err) {
+struct jpeg_error_mgr *turbo_err_init(turbo_err *err, guard *g) {
 	struct jpeg_error_mgr *pub = jpeg_std_error(&err->pub);
 	pub->error_exit = turbo_error_exit;
 	pub->emit_message = turbo_emit_message;
 	err->warnings = 0;
+	err->g = g;
 	return pub;
+}
+
+void guard_cancel(guard *g) {
+	__atomic_store_n(&g->cancel, 1, __ATOMIC_RELAXED);
+}
+
+int guard_cancelled(guard *g) {
+	if (!g || !__atomic_load_n(&g->cancel, __ATOMIC_RELAXED))
+		return 0;
+	g->verdict = VERDICT_CANCELLED;
+	return 1;
+}
+
+// turbo_progress runs between iMCU rows of a decode (and, for a
+// progressive source, while jpeg_start_decompress reads its scans): it
+// stops the decode when the guard is cancelled or the source has more
+// scans than allowed, as djpeg -maxscans does. Thousands of empty scans
+// are valid JPEG and each costs a pass over every block.
+static void turbo_progress(j_common_ptr c) {
+	turbo_err *err = (turbo_err *) c->err;
+	if (guard_cancelled(err->g))
+		longjmp(err->jb, 1);
+	if (c->is_decompressor && err->g->max_scans > 0 &&
+		((j_decompress_ptr) c)->input_scan_number > err->g->max_scans) {
+		err->g->verdict = VERDICT_TOO_COMPLEX;
+		longjmp(err->jb, 1);
+	}
+}
+
+void turbo_watch(struct jpeg_decompress_struct *c, turbo_err *err) {
+	if (!err->g)
+		return;
+	memset(&err->progress, 0, sizeof err->progress);
+	err->progress.progress_monitor = turbo_progress;
+	c->progress = &err->progress;
 }
 
 void turbo_scale(struct jpeg_decompress_struct *c, int width, int height, int orientation, int *sw, int *sh) {
@@ -319,7 +366,7 @@ done:
 // It returns NULL without a libvips error for what it does not handle
 // (other colour spaces such as CMYK, anything libjpeg warns about or fails
 // on): the caller then takes the libvips path, whose checks decide.
-VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int orientation) {
+VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int orientation, guard *g) {
 	struct jpeg_decompress_struct c;
 	turbo_err err;
 	unsigned char *volatile pixels = NULL;
@@ -331,7 +378,7 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 	if (orientation < 1 || orientation > 8)
 		orientation = 1; // no EXIF orientation (0), or a meaningless one
 	memset(&c, 0, sizeof c);
-	c.err = turbo_err_init(&err);
+	c.err = turbo_err_init(&err, g);
 	if (setjmp(err.jb)) {
 		jpeg_destroy_decompress(&c);
 		free(pixels);
@@ -340,6 +387,7 @@ VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int ori
 		return NULL;
 	}
 	jpeg_create_decompress(&c);
+	turbo_watch(&c, &err);
 	jpeg_mem_src(&c, buf, len);
 	jpeg_save_markers(&c, JPEG_APP0 + 2, 0xFFFF);
 	jpeg_read_header(&c, TRUE);
@@ -468,6 +516,24 @@ static VipsImage *to_8bit(VipsImage *in) {
 	return out;
 }
 
+// kill_on_cancel is the "eval" handler of an image being rendered: libvips
+// calls it between tiles, and a killed image stops the render (every region
+// of it checks the kill flag before it computes).
+static void kill_on_cancel(VipsImage *image, VipsProgress *progress, guard *g) {
+	if (guard_cancelled(g))
+		vips_image_set_kill(image, TRUE);
+}
+
+// render renders a lazy pipeline into memory, as to_memory does, stopping
+// when g is cancelled.
+static VipsImage *render(VipsImage *in, guard *g) {
+	if (in && g) {
+		vips_image_set_progress(in, TRUE);
+		g_signal_connect(in, "eval", G_CALLBACK(kill_on_cancel), g);
+	}
+	return to_memory(in);
+}
+
 // load_thumbnail makes the intermediate of any accepted format with one
 // vips_thumbnail_buffer call: the source scaled to fit inside width x height
 // (never enlarged) with shrink-on-load, turned upright after the shrink,
@@ -475,20 +541,25 @@ static VipsImage *to_8bit(VipsImage *in) {
 // for CMYK, a built-in one) converts it to sRGB through lcms; that costs
 // about a third of the step, so it is asked for only when the source has a
 // profile or is CMYK.
-VipsImage *load_thumbnail(void *buf, size_t len, int width, int height, int colour_manage) {
+//
+// options go to the loader, as "fail_on=error": vips_thumbnail_buffer
+// does not pass its own fail_on to the loader in libvips 8.14 (the file
+// variant does), so a truncated PNG came out with a grey band.
+VipsImage *load_thumbnail(void *buf, size_t len, int width, int height, int colour_manage, const char *options,
+	guard *g) {
 	VipsImage *thumb = NULL;
 	int r;
 	if (colour_manage)
 		r = vips_thumbnail_buffer(buf, len, &thumb, width, "height", height, "size", VIPS_SIZE_DOWN,
-			"export_profile", "srgb", "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+			"export_profile", "srgb", "option_string", options, NULL);
 	else
 		r = vips_thumbnail_buffer(buf, len, &thumb, width, "height", height, "size", VIPS_SIZE_DOWN,
-			"fail_on", VIPS_FAIL_ON_ERROR, NULL);
+			"option_string", options, NULL);
 	if (r)
 		return NULL;
 	VipsImage *x = to_8bit(thumb);
 	g_object_unref(thumb);
-	return to_memory(x);
+	return render(x, g);
 }
 
 // vips_rows hands the rows of a libvips image to resample_rows: read in
@@ -500,6 +571,7 @@ typedef struct {
 	unsigned char *ring;
 	int slots, strip, next, alpha;
 	size_t stride;
+	guard *g;
 } vips_rows;
 
 static const unsigned char *vips_row(void *ctx, int i) {
@@ -508,7 +580,7 @@ static const unsigned char *vips_row(void *ctx, int i) {
 	while (v->next <= i) {
 		int n = VIPS_MIN(v->strip, im->Ysize - v->next);
 		VipsRect r = { 0, v->next, im->Xsize, n };
-		if (n < 1 || vips_region_prepare(v->reg, &r))
+		if (n < 1 || guard_cancelled(v->g) || vips_region_prepare(v->reg, &r))
 			return NULL;
 		for (int k = 0; k < n; k++) {
 			const unsigned char *src = (const unsigned char *) VIPS_REGION_ADDR(v->reg, 0, v->next + k);
@@ -529,7 +601,7 @@ static const unsigned char *vips_row(void *ctx, int i) {
 // the same in floating point (premultiplied when there is alpha), at about
 // twice the CPU for a 12 MP RGBA PNG; the full decode is never held whole
 // here either. NULL with a libvips error when the source does not decode.
-VipsImage *load_streamed(void *buf, size_t len, int width, int height) {
+VipsImage *load_streamed(void *buf, size_t len, int width, int height, guard *g) {
 	VipsImage *in = vips_image_new_from_buffer(buf, len, "", "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
 		VIPS_FAIL_ON_ERROR, NULL);
 	if (!in)
@@ -544,8 +616,8 @@ VipsImage *load_streamed(void *buf, size_t len, int width, int height) {
 		return NULL;
 	}
 	if (x->Xsize == width && x->Ysize == height)
-		return to_memory(x);
-	vips_rows v = { vips_region_new(x), NULL, 0, 16, 0, vips_image_hasalpha(x), (size_t) x->Xsize * x->Bands };
+		return render(x, g);
+	vips_rows v = { vips_region_new(x), NULL, 0, 16, 0, vips_image_hasalpha(x), (size_t) x->Xsize * x->Bands, g };
 	v.slots = resample_taps(x->Ysize, height) + v.strip;
 	unsigned char *px = NULL;
 	if (v.reg && v.slots > v.strip && (v.ring = malloc(v.stride * v.slots)))
@@ -575,7 +647,7 @@ static int encode_jpeg_turbo(VipsImage *in, int quality, void **out, size_t *out
 	unsigned char *buf = NULL;
 	unsigned long len = 0;
 	memset(&c, 0, sizeof c);
-	c.err = turbo_err_init(&err);
+	c.err = turbo_err_init(&err, NULL);
 	if (setjmp(err.jb)) {
 		// Not free(buf): once the output outgrew it, libjpeg freed it and
 		// keeps its replacement to itself until the encode ends. Only
@@ -665,7 +737,7 @@ int decode_full_turbo(void *buf, size_t len) {
 	turbo_err err;
 	unsigned char *volatile strip = NULL;
 	memset(&c, 0, sizeof c);
-	c.err = turbo_err_init(&err);
+	c.err = turbo_err_init(&err, NULL);
 	if (setjmp(err.jb)) {
 		jpeg_destroy_decompress(&c);
 		free(strip);

@@ -4,11 +4,13 @@
 #include <stddef.h>
 #include <vips/vips.h>
 
+#include "guard.h"
+
 // Output encodings of encode_variant.
 enum { OUT_JPEG = 0, OUT_PNG = 1, OUT_WEBP = 2, OUT_AVIF = 3 };
 
-VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int orientation);
-VipsImage *load_thumbnail(void *buf, size_t len, int width, int height, int colour_manage);
+VipsImage *load_jpeg_turbo(void *buf, size_t len, int width, int height, int orientation, guard *g);
+VipsImage *load_thumbnail(void *buf, size_t len, int width, int height, int colour_manage, const char *options, guard *g);
 VipsImage *resize_exact(VipsImage *in, int width, int height);
 VipsImage *resize_libvips(VipsImage *in, int width, int height);
 VipsImage *to_grey_alpha(VipsImage *in);
@@ -27,7 +29,7 @@ unsigned char *resample_u8(const unsigned char *in, int w, int h, int bands, int
 unsigned char *resample_alpha_u8(const unsigned char *in, int w, int h, int bands, int ow, int oh);
 void premultiply(const unsigned char *in, unsigned char *out, size_t n, int bands);
 void unpremultiply(unsigned char *px, size_t n, int bands);
-VipsImage *load_streamed(void *buf, size_t len, int width, int height);
+VipsImage *load_streamed(void *buf, size_t len, int width, int height, guard *g);
 // scale_at places the samples of one axis: output sample o is centred at
 // (o + 0.5) * scale + offset input samples.
 typedef struct {
@@ -46,7 +48,7 @@ unsigned char *resample_plane(const unsigned char *in, size_t stride, int w, int
 // ycc is a JPEG's picture as planes: full-resolution luma and two chroma
 // planes subsampled sub times in each direction (1 or 2).
 typedef struct ycc ycc;
-ycc *ycc_load(void *buf, size_t len, int width, int height, int orientation, int sub);
+ycc *ycc_load(void *buf, size_t len, int width, int height, int orientation, int sub, guard *g);
 ycc *ycc_resize(const ycc *in, int width, int height);
 int ycc_encode(const ycc *in, int quality, void **out, size_t *out_len);
 int ycc_width(const ycc *in);

@@ -102,7 +102,7 @@ func TestTurboPathMatchesLibvips(t *testing.T) {
 			meta, err := bimg.NewImage(tt.src).Metadata()
 			if err != nil {
 				// Too broken for a header: check it is declined all the same.
-				if _, ok := loadJPEGTurbo(tt.src, 300, 300, 1); ok || tt.turbo {
+				if _, ok := loadJPEGTurbo(tt.src, 300, 300, 1, nil); ok || tt.turbo {
 					t.Fatalf("header: %v; turbo path taken = %v, want %v", err, ok, tt.turbo)
 				}
 				return
@@ -113,7 +113,7 @@ func TestTurboPathMatchesLibvips(t *testing.T) {
 					w, h = h, w
 				}
 				tw, th := imagedomain.Spec{Width: box, Height: box}.Fit(w, h)
-				got, ok := loadJPEGTurbo(tt.src, tw, th, meta.Orientation)
+				got, ok := loadJPEGTurbo(tt.src, tw, th, meta.Orientation, nil)
 				if ok != tt.turbo {
 					t.Fatalf("box %d: turbo path taken = %v, want %v", box, ok, tt.turbo)
 				}
@@ -121,7 +121,7 @@ func TestTurboPathMatchesLibvips(t *testing.T) {
 					return
 				}
 				defer got.free()
-				want, err := loadThumbnail(tt.src, box, box, meta.Profile)
+				want, err := loadThumbnail(tt.src, box, box, meta.Profile, "", nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -162,7 +162,7 @@ func TestResampleMatchesLibvips(t *testing.T) {
 		{"OddSource", gray, 1001, 999, 333, 332},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			src, ok := loadJPEGTurbo(tt.src, tt.w, tt.h, 1)
+			src, ok := loadJPEGTurbo(tt.src, tt.w, tt.h, 1, nil)
 			if !ok {
 				t.Fatal("turbo path declined the source")
 			}
@@ -207,7 +207,7 @@ func TestResampleNarrow(t *testing.T) {
 				} else {
 					src = testenv.PhotoJPEG(w, 500)
 				}
-				in, ok := loadJPEGTurbo(src, w, 500, 1)
+				in, ok := loadJPEGTurbo(src, w, 500, 1, nil)
 				if !ok {
 					t.Fatal("turbo path declined the source")
 				}
@@ -238,7 +238,7 @@ func TestResampleAVX2MatchesPortable(t *testing.T) {
 	run := func(portable bool) (rgb, planes []byte) {
 		setPortableResample(portable)
 		defer setPortableResample(false)
-		p, ok := loadJPEGTurbo(src, 1023, 682, 6)
+		p, ok := loadJPEGTurbo(src, 1023, 682, 6, nil)
 		if !ok {
 			t.Fatal("the RGB path declined the source")
 		}
@@ -248,7 +248,7 @@ func TestResampleAVX2MatchesPortable(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer small.free()
-		y, ok := loadJPEGPlanes(src, 1023, 682, 6, 2)
+		y, ok := loadJPEGPlanes(src, 1023, 682, 6, 2, nil)
 		if !ok {
 			t.Fatal("the planes path declined the source")
 		}
@@ -322,7 +322,7 @@ func TestResampleAlphaMatchesLibvips(t *testing.T) {
 		{"GreyAlphaThird", true, 400, 300},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			src, err := loadThumbnail(rgba, 1200, 1200, false)
+			src, err := loadThumbnail(rgba, 1200, 1200, false, "", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -389,7 +389,7 @@ func TestStreamedPNGMatchesLibvips(t *testing.T) {
 		return buf.Bytes()
 	}
 	rgbaPNG := encode(rgba)
-	full, err := loadThumbnail(rgbaPNG, 1500, 1500, false)
+	full, err := loadThumbnail(rgbaPNG, 1500, 1500, false, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,12 +417,12 @@ func TestStreamedPNGMatchesLibvips(t *testing.T) {
 		for _, box := range []int{2048, 700, 300} {
 			t.Run(fmt.Sprintf("%s/box%d", tt.name, box), func(t *testing.T) {
 				tw, th := imagedomain.Spec{Width: box, Height: box}.Fit(1500, 1000)
-				got, err := loadStreamed(tt.src, tw, th)
+				got, err := loadStreamed(tt.src, tw, th, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer got.free()
-				want, err := loadThumbnail(tt.src, box, box, false)
+				want, err := loadThumbnail(tt.src, box, box, false, "", nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -448,7 +448,7 @@ func TestStreamedPNGMatchesLibvips(t *testing.T) {
 			})
 		}
 	}
-	if p, err := loadStreamed(rgbaPNG[:len(rgbaPNG)/2], 700, 467); err == nil {
+	if p, err := loadStreamed(rgbaPNG[:len(rgbaPNG)/2], 700, 467, nil); err == nil {
 		p.free()
 		t.Error("a truncated PNG was decoded")
 	}

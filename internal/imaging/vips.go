@@ -91,27 +91,28 @@ func cbuf(src []byte) (unsafe.Pointer, C.size_t) {
 }
 
 // loadJPEGTurbo returns the intermediate of a JPEG decoded by libjpeg-turbo
-// (see load_jpeg_turbo), or false when that path does not apply.
-func loadJPEGTurbo(src []byte, width, height, orientation int) (picture, bool) {
+// (see load_jpeg_turbo), or false when that path does not take it (the
+// guard's verdict then says whether that is final).
+func loadJPEGTurbo(src []byte, width, height, orientation int, g *guard) (picture, bool) {
 	p, n := cbuf(src)
-	im := C.load_jpeg_turbo(p, n, C.int(width), C.int(height), C.int(orientation))
+	im := C.load_jpeg_turbo(p, n, C.int(width), C.int(height), C.int(orientation), g.c())
 	return picture{p: im}, im != nil
 }
 
 // loadJPEGPlanes returns the intermediate of a JPEG as planes (see
 // ycc_load), with chroma subsampled sub times, or false when that path
-// does not apply.
-func loadJPEGPlanes(src []byte, width, height, orientation, sub int) (picture, bool) {
+// does not take it (the guard's verdict then says whether that is final).
+func loadJPEGPlanes(src []byte, width, height, orientation, sub int, g *guard) (picture, bool) {
 	p, n := cbuf(src)
-	y := C.ycc_load(p, n, C.int(width), C.int(height), C.int(orientation), C.int(sub))
+	y := C.ycc_load(p, n, C.int(width), C.int(height), C.int(orientation), C.int(sub), g.c())
 	return picture{y: y}, y != nil
 }
 
 // loadStreamed returns the intermediate of a PNG without a profile or
 // orientation, decoded row by row into the resampler (see load_streamed).
-func loadStreamed(src []byte, width, height int) (picture, error) {
+func loadStreamed(src []byte, width, height int, g *guard) (picture, error) {
 	p, n := cbuf(src)
-	im := C.load_streamed(p, n, C.int(width), C.int(height))
+	im := C.load_streamed(p, n, C.int(width), C.int(height), g.c())
 	if im == nil {
 		return picture{}, vipsError()
 	}
@@ -119,10 +120,12 @@ func loadStreamed(src []byte, width, height int) (picture, error) {
 }
 
 // loadThumbnail returns the intermediate made by vips_thumbnail (see
-// load_thumbnail).
-func loadThumbnail(src []byte, width, height int, colourManage bool) (picture, error) {
+// load_thumbnail); options go to libvips' loader.
+func loadThumbnail(src []byte, width, height int, colourManage bool, options string, g *guard) (picture, error) {
 	p, n := cbuf(src)
-	im := C.load_thumbnail(p, n, C.int(width), C.int(height), cbool(colourManage))
+	opts := C.CString(options)
+	defer C.free(unsafe.Pointer(opts))
+	im := C.load_thumbnail(p, n, C.int(width), C.int(height), cbool(colourManage), opts, g.c())
 	if im == nil {
 		return picture{}, vipsError()
 	}

@@ -177,7 +177,7 @@ static const unsigned char *luma_row(void *ctx, int i) {
 // chroma planes are held whole (6 MB for a 12 MP 4:2:0 source decoded at
 // full scale, up to 24 MB for 4:4:4; a source is decoded at full scale
 // only when it is less than twice the largest variant).
-ycc *ycc_load(void *buf, size_t len, int width, int height, int orientation, int sub) {
+ycc *ycc_load(void *buf, size_t len, int width, int height, int orientation, int sub, guard *g) {
 	struct jpeg_decompress_struct c;
 	turbo_err err;
 	unsigned char *volatile planes[3] = { NULL, NULL, NULL };
@@ -188,7 +188,7 @@ ycc *ycc_load(void *buf, size_t len, int width, int height, int orientation, int
 	if (orientation < 1 || orientation > 8)
 		orientation = 1;
 	memset(&c, 0, sizeof c);
-	c.err = turbo_err_init(&err);
+	c.err = turbo_err_init(&err, g);
 	if (setjmp(err.jb)) {
 		jpeg_destroy_decompress(&c);
 		for (int i = 0; i < 3; i++)
@@ -197,6 +197,7 @@ ycc *ycc_load(void *buf, size_t len, int width, int height, int orientation, int
 		return NULL;
 	}
 	jpeg_create_decompress(&c);
+	turbo_watch(&c, &err);
 	jpeg_mem_src(&c, buf, len);
 	jpeg_save_markers(&c, JPEG_APP0 + 2, 0xFFFF);
 	jpeg_read_header(&c, TRUE);
@@ -306,7 +307,7 @@ int ycc_encode(const ycc *in, int quality, void **out, size_t *out_len) {
 	unsigned long len = 0;
 	unsigned char *volatile strip = NULL;
 	memset(&c, 0, sizeof c);
-	c.err = turbo_err_init(&err);
+	c.err = turbo_err_init(&err, NULL);
 	if (setjmp(err.jb)) {
 		// Not free(buf): see encode_jpeg_turbo.
 		jpeg_destroy_compress(&c);

@@ -38,7 +38,7 @@ func waves(w, h int, period float64) *stdimage.NRGBA {
 // difference of its own).
 func decodeTurbo(t *testing.T, data []byte, w, h int) picture {
 	t.Helper()
-	p, ok := loadJPEGTurbo(data, w, h, 1)
+	p, ok := loadJPEGTurbo(data, w, h, 1, nil)
 	if !ok {
 		t.Fatal("the variant does not decode")
 	}
@@ -72,12 +72,12 @@ func TestPlanesMatchRGBPath(t *testing.T) {
 							w, h = h, w
 						}
 						tw, th := imagedomain.Spec{Width: box, Height: box}.Fit(w, h)
-						yp, ok := loadJPEGPlanes(src, tw, th, o, sub)
+						yp, ok := loadJPEGPlanes(src, tw, th, o, sub, nil)
 						if !ok {
 							t.Fatal("the planes path declined the source")
 						}
 						defer yp.free()
-						rp, ok := loadJPEGTurbo(src, tw, th, o)
+						rp, ok := loadJPEGTurbo(src, tw, th, o, nil)
 						if !ok {
 							t.Fatal("the RGB path declined the source")
 						}
@@ -144,11 +144,11 @@ func TestPlanesTakeSRGBOnly(t *testing.T) {
 			t.Fatalf("the %s source has no ICC profile (%v): the test would prove nothing", name, err)
 		}
 	}
-	if p, ok := loadJPEGPlanes(p3, 600, 400, 1, 1); ok {
+	if p, ok := loadJPEGPlanes(p3, 600, 400, 1, 1, nil); ok {
 		p.free()
 		t.Error("the planes path took a Display P3 source")
 	}
-	got, ok := loadJPEGPlanes(srgb, 600, 400, 1, 1)
+	got, ok := loadJPEGPlanes(srgb, 600, 400, 1, 1, nil)
 	if !ok {
 		t.Fatal("the planes path declined an sRGB source")
 	}
@@ -159,7 +159,7 @@ func TestPlanesTakeSRGBOnly(t *testing.T) {
 	}
 	dec := decodeTurbo(t, data, 600, 400)
 	defer dec.free()
-	want, err := loadThumbnail(srgb, 600, 600, true)
+	want, err := loadThumbnail(srgb, 600, 600, true, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -204,6 +204,29 @@ func ViaVips(tb testing.TB, src []byte, op, arg string) []byte {
 	return b
 }
 
+// VipsSave returns src saved by `vips copy` as the format of ext ("webp",
+// "gif", "png", …), with options as vips takes them after the file name
+// ("[Q=90]"): a source Go cannot write. It needs the vips command.
+func VipsSave(tb testing.TB, src []byte, ext, options string) []byte {
+	tb.Helper()
+	if _, err := exec.LookPath("vips"); err != nil {
+		tb.Fatal("the vips command (Debian package libvips-tools) is needed; `make test` installs it")
+	}
+	dir := tb.TempDir()
+	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out."+ext)
+	if err := os.WriteFile(in, src, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	if b, err := exec.Command("vips", "copy", in, out+options).CombinedOutput(); err != nil {
+		tb.Fatalf("vips copy to %s%s: %v\n%s", ext, options, err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
 // CJPEG returns img (alpha ignored) encoded by libjpeg-turbo's cjpeg with
 // the given chroma sampling of the luma ("2x2" is 4:2:0, "2x1" 4:2:2,
 // "1x2" 4:4:0, "1x1" 4:4:4), which Go's encoder (always 4:2:0) cannot
@@ -227,6 +250,93 @@ func CJPEG(tb testing.TB, img *image.NRGBA, sample string, quality int) []byte {
 	out, err := cmd.Output()
 	if err != nil {
 		tb.Fatalf("cjpeg -sample %s: %v", sample, err)
+	}
+	return out
+}
+
+// ManyScansJPEG returns img's luminance as a progressive greyscale JPEG
+// of scans scans: the DC coefficients, then one AC scan repeated. A
+// repeated first AC scan is legal and libjpeg decodes it without a
+// warning (it expects the bits a coefficient already has, none), yet
+// every scan costs the decoder a pass over every block: the file an
+// attacker sends to burn a worker's CPU.
+func ManyScansJPEG(tb testing.TB, img *image.NRGBA, scans int) []byte {
+	tb.Helper()
+	if _, err := exec.LookPath("cjpeg"); err != nil {
+		tb.Fatal("the cjpeg command (Debian package libjpeg-turbo-progs) is needed; `make test` installs it")
+	}
+	if scans < 2 {
+		tb.Fatalf("ManyScansJPEG: %d scans, want 2 or more", scans)
+	}
+	script := filepath.Join(tb.TempDir(), "scans.txt")
+	if err := os.WriteFile(script, []byte("0: 0 0 0 0;\n0: 1 63 0 0;\n"), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	b := img.Bounds()
+	pgm := fmt.Appendf(nil, "P5\n%d %d\n255\n", b.Dx(), b.Dy())
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			p := img.PixOffset(x, y)
+			pgm = append(pgm, byte((299*int(img.Pix[p])+587*int(img.Pix[p+1])+114*int(img.Pix[p+2]))/1000))
+		}
+	}
+	cmd := exec.Command("cjpeg", "-grayscale", "-scans", script)
+	cmd.Stdin = bytes.NewReader(pgm)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	two, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("cjpeg -scans: %v\n%s", err, stderr.Bytes())
+	}
+	// The AC scan, with the Huffman table cjpeg writes just before it, runs
+	// from that table to the end of image.
+	segs := jpegSegments(two)
+	start, end := -1, -1
+	sos := 0
+	for i, sg := range segs {
+		switch sg.marker {
+		case 0xDA:
+			if sos++; sos == 2 {
+				start = sg.start
+				if i > 0 && segs[i-1].marker == 0xC4 {
+					start = segs[i-1].start
+				}
+			}
+		case 0xD9:
+			end = sg.start
+		}
+	}
+	if start < 0 || end < start {
+		tb.Fatalf("cjpeg wrote no second scan (%d segments)", len(segs))
+	}
+	out := append([]byte{}, two[:end]...)
+	for range scans - 2 {
+		out = append(out, two[start:end]...)
+	}
+	return append(out, two[end:]...)
+}
+
+type jpegSegment struct {
+	marker     byte
+	start, end int // the segment's bytes, a scan's entropy-coded data included
+}
+
+// jpegSegments splits a well-formed JPEG into its marker segments.
+func jpegSegments(b []byte) []jpegSegment {
+	var out []jpegSegment
+	for i := 2; i+2 <= len(b) && b[i] == 0xFF; {
+		m := b[i+1]
+		if m == 0xD9 || i+4 > len(b) {
+			return append(out, jpegSegment{m, i, i + 2})
+		}
+		end := i + 2 + (int(b[i+2])<<8 | int(b[i+3]))
+		if m == 0xDA {
+			for end+1 < len(b) && (b[end] != 0xFF || b[end+1] == 0 || b[end+1] >= 0xD0 && b[end+1] <= 0xD7) {
+				end++
+			}
+		}
+		out = append(out, jpegSegment{m, i, end})
+		i = end
 	}
 	return out
 }

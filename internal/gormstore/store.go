@@ -79,6 +79,8 @@ type imageRow struct {
 	Height      int
 	Attempt     int
 	LeaseUntil  *time.Time
+	// Crashes counts claims that found the image still processing.
+	Crashes int
 	// NotifyPending: finished, its notification not yet recorded.
 	NotifyPending bool
 	ErrorCode     *string
@@ -320,6 +322,11 @@ func (s *Store) ClaimImage(ctx context.Context, id string, leaseUntil time.Time)
 		if row.Status != string(image.StatusQueued) && row.Status != string(image.StatusProcessing) {
 			return image.ErrNotClaimable
 		}
+		// Still processing: the attempt before never finished, released
+		// or failed the image (its worker died, or outlived its lease).
+		if row.Status == string(image.StatusProcessing) {
+			row.Crashes++
+		}
 		lease := leaseUntil.UTC()
 		row.Status = string(image.StatusProcessing)
 		row.Attempt++
@@ -327,6 +334,7 @@ func (s *Store) ClaimImage(ctx context.Context, id string, leaseUntil time.Time)
 		row.UpdatedAt = time.Now().UTC()
 		return tx.Model(&imageRow{}).Where("id = ?", id).Updates(map[string]any{
 			"status": row.Status, "attempt": row.Attempt, "lease_until": lease, "updated_at": row.UpdatedAt,
+			"crashes": row.Crashes,
 		}).Error
 	})
 	if errors.Is(err, image.ErrNotClaimable) {
@@ -423,6 +431,20 @@ func (s *Store) FailImage(ctx context.Context, id string, attempt int, code, mes
 	return nil
 }
 
+// ReleaseImage implements image.Ledger.
+func (s *Store) ReleaseImage(ctx context.Context, id string, attempt int) error {
+	res := s.db.WithContext(ctx).Model(&imageRow{}).
+		Where("id = ? AND status = ? AND attempt = ?", id, string(image.StatusProcessing), attempt).
+		Updates(map[string]any{"status": string(image.StatusQueued), "lease_until": nil, "updated_at": time.Now().UTC()})
+	if res.Error != nil {
+		return fmt.Errorf("release image: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return image.ErrLeaseLost
+	}
+	return nil
+}
+
 // StaleImages implements image.Ledger.
 func (s *Store) StaleImages(ctx context.Context, queuedBefore, now time.Time, limit int) ([]string, error) {
 	var ids []string
@@ -464,7 +486,7 @@ func (s *Store) UnnotifiedImages(ctx context.Context, finishedBefore time.Time, 
 func (s *Store) RequeueImage(ctx context.Context, id string) error {
 	res := s.db.WithContext(ctx).Model(&imageRow{}).Where("id = ?", id).Updates(map[string]any{
 		"status": string(image.StatusQueued), "lease_until": nil, "error_code": nil, "error_message": nil,
-		"updated_at": time.Now().UTC(),
+		"crashes": 0, "updated_at": time.Now().UTC(),
 	})
 	if res.Error != nil {
 		return fmt.Errorf("requeue image: %w", res.Error)
@@ -479,7 +501,7 @@ func (r *imageRow) toDomain() *image.Image {
 	img := &image.Image{
 		ID: r.ID, UserID: r.UserID, Status: image.Status(r.Status), Filename: r.Filename,
 		ContentType: r.ContentType, Bytes: r.Bytes, Width: r.Width, Height: r.Height,
-		Attempt: r.Attempt, LeaseUntil: r.LeaseUntil, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		Attempt: r.Attempt, LeaseUntil: r.LeaseUntil, Crashes: r.Crashes, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 	if r.ErrorCode != nil {
 		img.ErrorCode = *r.ErrorCode

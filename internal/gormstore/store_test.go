@@ -100,6 +100,42 @@ func testLedgerFencing(t *testing.T, s *gormstore.Store) {
 
 // TestPendingNotification: finishing an image leaves its notification
 // pending until MarkNotified of that attempt; only finished images older
+// TestCrashCount: a claim that finds the image still processing counts a
+// crash of the attempt before; an attempt released for its retry is not
+// one; a requeue (reprocess) starts the count again.
+func TestCrashCount(t *testing.T) { eachDatabase(t, testCrashCount) }
+
+func testCrashCount(t *testing.T, s *gormstore.Store) {
+	img := mustUserAndImage(t, s)
+	ctx := context.Background()
+	lease := time.Now().Add(time.Minute)
+	claim := func(wantCrashes int) *image.Image {
+		t.Helper()
+		got, err := s.ClaimImage(ctx, img.ID, lease)
+		if err != nil || got.Crashes != wantCrashes {
+			t.Fatalf("ClaimImage = crashes %v, %v; want %d", got, err, wantCrashes)
+		}
+		return got
+	}
+	first := claim(0)
+	if err := s.ReleaseImage(ctx, img.ID, first.Attempt); err != nil {
+		t.Fatalf("ReleaseImage = %v", err)
+	}
+	if got, _ := s.Image(ctx, img.ID); got.Status != image.StatusQueued || got.LeaseUntil != nil {
+		t.Errorf("after release: %s, lease %v; want queued without a lease", got.Status, got.LeaseUntil)
+	}
+	second := claim(0)
+	claim(1) // the second attempt was never heard of again
+	if err := s.ReleaseImage(ctx, img.ID, second.Attempt); !errors.Is(err, image.ErrLeaseLost) {
+		t.Errorf("ReleaseImage of a stale attempt = %v, want ErrLeaseLost", err)
+	}
+	claim(2)
+	if err := s.RequeueImage(ctx, img.ID); err != nil {
+		t.Fatal(err)
+	}
+	claim(0)
+}
+
 // than the cut-off are listed.
 func TestPendingNotification(t *testing.T) { eachDatabase(t, testPendingNotification) }
 

@@ -321,6 +321,31 @@ func TestReconcilerRepairsLostEnqueue(t *testing.T) {
 	}
 }
 
+// TestCrashingImageFails: an image whose attempts keep ending without a
+// word (its worker killed each time) fails with processing_crashed once
+// the reconciler finds it again, instead of being handed on for ever.
+func TestCrashingImageFails(t *testing.T) {
+	h := newHarness(t, func(s *settings) { s.Image.StaleAfter = time.Millisecond })
+	token := h.user("crash@example.com")
+	ctx := context.Background()
+	img := h.insertQueued(h.userID(token), "01900000-0000-7000-8000-0000000dead1",
+		testenv.JPEG(t, 640, 480, 1), 640, 480, time.Now().Add(-time.Minute))
+	// Three claims, none of which ever finished: the last two found the
+	// image still processing. The last lease has run out.
+	for i := range 3 {
+		if _, err := h.store.ClaimImage(ctx, img.ID, time.Now().Add(time.Duration(i-2)*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := h.images.Reconcile(ctx); err != nil || n != 1 {
+		t.Fatalf("Reconcile = %d, %v; want 1 image re-enqueued", n, err)
+	}
+	got := h.waitFor(token, img.ID)
+	if got.Status != "failed" || got.Error == nil || got.Error.Code != "processing_crashed" {
+		t.Errorf("image ended %s with %+v, want failed with processing_crashed", got.Status, got.Error)
+	}
+}
+
 // TestLastRetryFails: an image whose original cannot be fetched is retried
 // with backoff and, after the last retry, ends failed with a reason.
 func TestLastRetryFails(t *testing.T) {

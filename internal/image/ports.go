@@ -23,9 +23,14 @@ type Catalog interface {
 // is fenced by the attempt number that ClaimImage handed out.
 type Ledger interface {
 	// ClaimImage moves a queued or processing image to processing, bumps its
-	// attempt and sets its lease. It returns ErrNotClaimable when the image is
-	// gone or already done or failed.
+	// attempt and sets its lease; claiming one still processing counts a
+	// crash of the attempt before. It returns ErrNotClaimable when the image
+	// is gone or already done or failed.
 	ClaimImage(ctx context.Context, id string, leaseUntil time.Time) (*Image, error)
+	// ReleaseImage puts an image whose attempt ended in an error that will
+	// be retried back to queued, if attempt is still the current one; else
+	// ErrLeaseLost.
+	ReleaseImage(ctx context.Context, id string, attempt int) error
 	// CompleteImage writes the variants and marks the image done, in one
 	// transaction, if attempt is still the current one; else ErrLeaseLost.
 	CompleteImage(ctx context.Context, id string, attempt int, variants []Variant) error
@@ -35,8 +40,8 @@ type Ledger interface {
 	// StaleImages lists images queued before queuedBefore, or processing
 	// with a lease that ended before now.
 	StaleImages(ctx context.Context, queuedBefore, now time.Time, limit int) ([]string, error)
-	// RequeueImage puts an image back to queued, clearing its error and
-	// lease; ErrNotFound if absent.
+	// RequeueImage puts an image back to queued, clearing its error, lease
+	// and crashes; ErrNotFound if absent.
 	RequeueImage(ctx context.Context, id string) error
 	// CompleteImage and FailImage leave the image's notification pending;
 	// MarkNotified clears it once the notifier has the change of that

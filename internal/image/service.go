@@ -36,6 +36,11 @@ type Config struct {
 	// StaleAfter is how long an image may stay queued before the reconciler
 	// enqueues it again.
 	StaleAfter time.Duration
+	// MaxCrashes is how many attempts at an image may end without a word
+	// (the worker killed, or stuck past its lease) before the image fails
+	// with processing_crashed: an input that kills its worker must not be
+	// handed from worker to worker for ever.
+	MaxCrashes int
 	// TempDir is where uploads are spooled before they go to S3.
 	TempDir string
 	// Failpoint makes the process fail at a chosen place, for fault tests
@@ -61,6 +66,7 @@ func NewDefaultConfig() Config {
 		URLExpiry:  15 * time.Minute,
 		Lease:      10 * time.Minute,
 		StaleAfter: 2 * time.Minute,
+		MaxCrashes: 3,
 	}
 }
 
@@ -85,6 +91,9 @@ func (c Config) Validate() error {
 	if c.Lease <= 0 || c.StaleAfter <= 0 {
 		errs = append(errs, errors.New("lease and stale threshold must be positive"))
 	}
+	if c.MaxCrashes < 1 {
+		errs = append(errs, errors.New("PROCESSING_MAX_CRASHES must be at least 1"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -102,6 +111,8 @@ type Service struct {
 	cfg       Config
 	log       *slog.Logger
 	now       func() time.Time
+	// busy holds the ids of the images this process is processing.
+	busy sync.Map
 }
 
 // Deps are the adapters a Service works with. Resizer may be nil in a process
@@ -448,7 +459,16 @@ func (s *Service) Process(ctx context.Context, id string) error {
 	return err
 }
 
+// errBusy is a task for an image this process is still working on: asynq
+// gives a timed-out task's slot (and the retry of the same image) to a new
+// task while the old one is still stopping.
+var errBusy = errors.New("the image is still being processed by this process")
+
 func (s *Service) process(ctx context.Context, id string) (result string, pixels int64, err error) {
+	if _, busy := s.busy.LoadOrStore(id, true); busy {
+		return ResultRetry, 0, errBusy
+	}
+	defer s.busy.Delete(id)
 	start := time.Now()
 	img, err := s.ledger.ClaimImage(ctx, id, s.now().Add(s.cfg.Lease))
 	if errors.Is(err, ErrNotClaimable) {
@@ -466,27 +486,22 @@ func (s *Service) process(ctx context.Context, id string) (result string, pixels
 		return ResultRetry, 0, fmt.Errorf("claim image: %w", err)
 	}
 	pixels = int64(img.Width) * int64(img.Height)
+	if img.Crashes >= s.cfg.MaxCrashes {
+		return s.fail(ctx, img, pixels, ErrProcessingCrashed)
+	}
 	src, err := s.blobs.Get(ctx, img.OriginalKey())
 	if err != nil {
 		s.obs.DependencyError("s3")
-		return ResultRetry, pixels, fmt.Errorf("get original: %w", err)
+		return s.retry(ctx, img, pixels, fmt.Errorf("get original: %w", err))
 	}
 	start = s.stage(StageFetch, start)
 
 	renditions, err := s.resizer.Resize(ctx, src, s.cfg.Variants)
-	if errors.Is(err, ErrUndecodable) {
-		fe := failure.As(err)
-		if ferr := s.ledger.FailImage(ctx, id, img.Attempt, fe.Code, fe.Message); ferr != nil && !errors.Is(ferr, ErrLeaseLost) {
-			s.obs.DependencyError(StageDatabase)
-			return ResultRetry, pixels, fmt.Errorf("mark failed: %w", ferr)
-		}
-		if nerr := s.notifyFinished(ctx, id); nerr != nil {
-			return ResultRetry, pixels, nerr // retried: the next attempt notifies again
-		}
-		return ResultFailed, pixels, err
+	if failure.KindOf(err) == failure.Unprocessable {
+		return s.fail(ctx, img, pixels, err)
 	}
 	if err != nil {
-		return ResultRetry, pixels, fmt.Errorf("resize: %w", err)
+		return s.retry(ctx, img, pixels, fmt.Errorf("resize: %w", err))
 	}
 	var encode time.Duration
 	for _, r := range renditions {
@@ -499,7 +514,7 @@ func (s *Service) process(ctx context.Context, id string) (result string, pixels
 	variants, err := s.uploadRenditions(ctx, img, renditions)
 	if err != nil {
 		s.obs.DependencyError("s3")
-		return ResultRetry, pixels, err
+		return s.retry(ctx, img, pixels, err)
 	}
 	start = s.stage(StageUpload, start)
 
@@ -519,12 +534,43 @@ func (s *Service) process(ctx context.Context, id string) (result string, pixels
 		return ResultSkipped, pixels, nil
 	case err != nil:
 		s.obs.DependencyError(StageDatabase)
-		return ResultRetry, pixels, fmt.Errorf("complete image: %w", err)
+		return s.retry(ctx, img, pixels, fmt.Errorf("complete image: %w", err))
 	}
 	if err := s.notifyFinished(ctx, id); err != nil {
 		return ResultRetry, pixels, err
 	}
 	return ResultDone, pixels, nil
+}
+
+// ErrProcessingCrashed fails an image whose processing ended without a word
+// Config.MaxCrashes times: its worker was killed or stuck each time.
+var ErrProcessingCrashed = failure.New(failure.Unprocessable, "processing_crashed",
+	"processing this image stopped its worker several times")
+
+// fail marks a claimed image failed for good, with the code and message of
+// cause (a failure.Error), and notifies. The error returned is cause, which
+// the queue does not retry.
+func (s *Service) fail(ctx context.Context, img *Image, pixels int64, cause error) (string, int64, error) {
+	fe := failure.As(cause)
+	if err := s.ledger.FailImage(ctx, img.ID, img.Attempt, fe.Code, fe.Message); err != nil && !errors.Is(err, ErrLeaseLost) {
+		s.obs.DependencyError(StageDatabase)
+		return s.retry(ctx, img, pixels, fmt.Errorf("mark failed: %w", err))
+	}
+	if err := s.notifyFinished(ctx, img.ID); err != nil {
+		return ResultRetry, pixels, err // retried: the next attempt notifies again
+	}
+	return ResultFailed, pixels, cause
+}
+
+// retry puts a claimed image back to queued before its task is retried, so
+// that the next claim does not count this attempt as a crash. A release
+// that fails (the database is down) leaves it processing: one crash too
+// many counted, against an image that may then fail a little early.
+func (s *Service) retry(ctx context.Context, img *Image, pixels int64, cause error) (string, int64, error) {
+	if err := s.ledger.ReleaseImage(context.WithoutCancel(ctx), img.ID, img.Attempt); err != nil && !errors.Is(err, ErrLeaseLost) {
+		s.log.WarnContext(ctx, "release image for its retry", "err", err)
+	}
+	return ResultRetry, pixels, cause
 }
 
 // notifyFinished tells the notifier about an image that is done or failed,

@@ -157,6 +157,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.Image.URLExpiry = e.duration("URL_EXPIRY", c.Image.URLExpiry)
 	c.Image.StaleAfter = e.duration("RECONCILE_STALE_AFTER", c.Image.StaleAfter)
 	c.Image.Lease = e.duration("PROCESSING_LEASE", c.Image.Lease)
+	c.Image.MaxCrashes = e.integer("PROCESSING_MAX_CRASHES", c.Image.MaxCrashes)
 	c.Image.TempDir = e.str("UPLOAD_TMP_DIR", "")
 	c.Image.Failpoint = e.str("IMAGESVC_FAILPOINT", "") // fault tests only
 
@@ -201,6 +202,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 
 	c.Imaging.JPEGQuality = e.integer("JPEG_QUALITY", c.Imaging.JPEGQuality)
+	c.Imaging.MaxPixels = c.Image.MaxPixels
 	c.Imaging.OutputFormat = strings.ToLower(e.str("OUTPUT_FORMAT", c.Imaging.OutputFormat))
 
 	errs := e.errs

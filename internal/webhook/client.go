@@ -12,39 +12,24 @@ import (
 	"net/url"
 	"syscall"
 	"time"
+
+	"code.dny.dev/ssrf"
 )
 
-// Internal address ranges a webhook may not reach unless private addresses
-// are allowed. IPv4-mapped IPv6 addresses are unmapped before the check.
-var blocked = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),      // "this network", unspecified
-	netip.MustParsePrefix("10.0.0.0/8"),     // private
-	netip.MustParsePrefix("100.64.0.0/10"),  // carrier-grade NAT
-	netip.MustParsePrefix("127.0.0.0/8"),    // loopback
-	netip.MustParsePrefix("169.254.0.0/16"), // link-local, cloud metadata
-	netip.MustParsePrefix("172.16.0.0/12"),  // private
-	netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments
-	netip.MustParsePrefix("192.168.0.0/16"), // private
-	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking
-	netip.MustParsePrefix("224.0.0.0/4"),    // multicast
-	netip.MustParsePrefix("240.0.0.0/4"),    // reserved, broadcast
-	netip.MustParsePrefix("::/128"),         // unspecified
-	netip.MustParsePrefix("::1/128"),        // loopback
-	netip.MustParsePrefix("64:ff9b::/96"),   // NAT64 of any IPv4, internal included
-	netip.MustParsePrefix("fc00::/7"),       // unique local
-	netip.MustParsePrefix("fe80::/10"),      // link-local
-	netip.MustParsePrefix("ff00::/8"),       // multicast
-}
+// guardian decides which addresses a webhook may reach: any port, but no
+// address in the IANA special-purpose registries (loopback, private,
+// shared, link-local and cloud metadata, documentation, benchmarking,
+// multicast, reserved…) and no IPv6 address outside global unicast, which
+// takes in unique-local, link-local, IPv4-mapped and zoned addresses
+// ("[fe80::1%eth0]": a zoned address is in no prefix, so a deny list that
+// asked "is it in a blocked prefix?" let it through). The registries are
+// code.dny.dev/ssrf's, generated from IANA's, rather than a list kept by
+// hand here.
+var guardian = ssrf.New(ssrf.WithAnyPort())
 
 // Internal reports whether ip is an address a webhook may not reach.
 func Internal(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	for _, p := range blocked {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return guardian.SafeAddr(ip) != nil
 }
 
 // errInternal is returned by the dialer for a blocked address.
@@ -74,13 +59,12 @@ func NewClient(allowPrivate bool, version string) *Client {
 	c := &Client{allowPrivate: allowPrivate, resolver: net.DefaultResolver, userAgent: "imagesvc-webhooks/" + version}
 	dialer := &net.Dialer{
 		Timeout: ConnectTimeout,
-		Control: func(_, address string, _ syscall.RawConn) error {
+		Control: func(network, address string, c syscall.RawConn) error {
 			if allowPrivate {
 				return nil
 			}
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil || Internal(ap.Addr()) {
-				return errInternal
+			if err := guardian.Safe(network, address, c); err != nil {
+				return fmt.Errorf("%w: %v", errInternal, err)
 			}
 			return nil
 		},

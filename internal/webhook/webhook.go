@@ -130,7 +130,7 @@ var (
 	ErrNotFound         = failure.New(failure.NotFound, "not_found", "webhook not found")
 	ErrDeliveryNotFound = failure.New(failure.NotFound, "not_found", "delivery not found")
 	ErrBadURL           = failure.New(failure.Unprocessable, "invalid_url", "url must be an http or https URL of at most 2048 characters, without credentials")
-	ErrForbiddenURL     = failure.New(failure.Unprocessable, "forbidden_url", "url resolves to an internal address (loopback, private, link-local or similar)")
+	ErrForbiddenURL     = failure.New(failure.Unprocessable, "forbidden_url", "url resolves to an internal address (loopback, private, link-local or similar); a server for local development may set WEBHOOK_ALLOW_PRIVATE=true")
 	ErrUnresolvedURL    = failure.New(failure.Unprocessable, "unresolvable_url", "the host of url does not resolve")
 	ErrBadEvents        = failure.New(failure.Unprocessable, "invalid_events", "events must list one or more of image.processed, image.failed")
 	ErrTooMany          = failure.New(failure.Unprocessable, "too_many_webhooks", "this account has the maximum number of webhooks")

@@ -11,12 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"runtime"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/imagesvc/imagesvc/internal/failure"
 )
@@ -75,6 +77,7 @@ var (
 	ErrBadCredentials = failure.New(failure.Unauthorized, "invalid_credentials", "email or password is incorrect")
 	ErrBadRefresh     = failure.New(failure.Unauthorized, "invalid_refresh_token", "refresh token is invalid, expired or already used")
 	ErrBadToken       = failure.New(failure.Unauthorized, "invalid_token", "access token is missing, invalid or expired")
+	ErrBusy           = failure.New(failure.Unavailable, "auth_busy", "too many sign-ins at once; retry shortly")
 	ErrUnknownUser    = errors.New("unknown user")
 	ErrUnknownToken   = errors.New("unknown refresh token")
 	ErrTokenReused    = errors.New("refresh token reused")
@@ -87,16 +90,25 @@ type Config struct {
 	RefreshTTL time.Duration
 	Issuer     string
 	Hasher     HashParams
+	// MaxConcurrentHashes bounds the password hashes computed at once by
+	// this process, signups and logins together: each holds
+	// Hasher.MemoryKiB of memory and a core for tens of milliseconds. One
+	// that cannot start within HashWait gets ErrBusy.
+	MaxConcurrentHashes int
+	HashWait            time.Duration
 }
 
 // NewDefaultConfig returns the defaults: 15-minute access tokens, 30-day
-// refresh tokens.
+// refresh tokens, two password hashes at once per core, waiting up to two
+// seconds for one.
 func NewDefaultConfig() Config {
 	return Config{
-		AccessTTL:  15 * time.Minute,
-		RefreshTTL: 30 * 24 * time.Hour,
-		Issuer:     "imagesvc",
-		Hasher:     DefaultHashParams,
+		AccessTTL:           15 * time.Minute,
+		RefreshTTL:          30 * 24 * time.Hour,
+		Issuer:              "imagesvc",
+		Hasher:              DefaultHashParams,
+		MaxConcurrentHashes: 2 * runtime.NumCPU(),
+		HashWait:            2 * time.Second,
 	}
 }
 
@@ -109,6 +121,9 @@ func (c Config) Validate() error {
 	if c.AccessTTL <= 0 || c.RefreshTTL <= 0 {
 		errs = append(errs, errors.New("token lifetimes must be positive"))
 	}
+	if c.MaxConcurrentHashes < 1 || c.HashWait <= 0 {
+		errs = append(errs, errors.New("AUTH_MAX_CONCURRENT_HASHES must be at least 1"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -120,6 +135,8 @@ type Service struct {
 	parser    *jwt.Parser
 	dummyHash string
 	now       func() time.Time
+	// hashes holds a token per password hash being computed.
+	hashes chan struct{}
 }
 
 // NewService returns a Service.
@@ -135,6 +152,7 @@ func NewService(users Users, sessions Sessions, cfg Config) (*Service, error) {
 	}
 	return &Service{
 		users: users, sessions: sessions, cfg: cfg, dummyHash: dummy, now: time.Now,
+		hashes: make(chan struct{}, cfg.MaxConcurrentHashes),
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
@@ -160,7 +178,12 @@ func (s *Service) Signup(ctx context.Context, email, password string) (*User, er
 	if err := checkPassword(password); err != nil {
 		return nil, err
 	}
+	release, err := s.startHash(ctx)
+	if err != nil {
+		return nil, err
+	}
 	hash, err := HashPassword(password, s.cfg.Hasher)
+	release()
 	if err != nil {
 		return nil, err
 	}
@@ -179,21 +202,14 @@ func (s *Service) Signup(ctx context.Context, email, password string) (*User, er
 // Login checks a password and issues tokens. Unknown email and wrong
 // password give the same error after the same work.
 func (s *Service) Login(ctx context.Context, email, password string) (Tokens, error) {
-	email, err := normalizeEmail(email)
-	if err != nil || len(password) > maxPassword {
-		_ = VerifyPassword(s.dummyHash, password)
-		return Tokens{}, ErrBadCredentials
-	}
-	u, err := s.users.UserByEmail(ctx, email)
-	if errors.Is(err, ErrUnknownUser) {
-		_ = VerifyPassword(s.dummyHash, password)
-		return Tokens{}, ErrBadCredentials
-	}
+	release, err := s.startHash(ctx)
 	if err != nil {
-		return Tokens{}, fmt.Errorf("find user: %w", err)
+		return Tokens{}, err
 	}
-	if !VerifyPassword(u.PasswordHash, password) {
-		return Tokens{}, ErrBadCredentials
+	u, err := s.checkCredentials(ctx, email, password)
+	release()
+	if err != nil {
+		return Tokens{}, err
 	}
 	refresh, hash, err := newRefreshToken()
 	if err != nil {
@@ -204,6 +220,45 @@ func (s *Service) Login(ctx context.Context, email, password string) (Tokens, er
 		return Tokens{}, fmt.Errorf("store refresh token: %w", err)
 	}
 	return s.issue(u, refresh)
+}
+
+// checkCredentials returns the user whose email and password these are,
+// after one password hash whatever the outcome.
+func (s *Service) checkCredentials(ctx context.Context, email, password string) (*User, error) {
+	email, err := normalizeEmail(email)
+	if err != nil || len(password) > maxPassword {
+		_ = VerifyPassword(s.dummyHash, password)
+		return nil, ErrBadCredentials
+	}
+	u, err := s.users.UserByEmail(ctx, email)
+	if errors.Is(err, ErrUnknownUser) {
+		_ = VerifyPassword(s.dummyHash, password)
+		return nil, ErrBadCredentials
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find user: %w", err)
+	}
+	if !VerifyPassword(u.PasswordHash, password) {
+		return nil, ErrBadCredentials
+	}
+	return u, nil
+}
+
+// startHash waits up to HashWait for one of the MaxConcurrentHashes
+// password hashes: a burst of signups held 120 hashes of 19 MiB at once
+// (2.4 GB) and made a real login wait 10 s. It returns ErrBusy when none
+// comes free in time, and the function that frees the one it got.
+func (s *Service) startHash(ctx context.Context) (func(), error) {
+	t := time.NewTimer(s.cfg.HashWait)
+	defer t.Stop()
+	select {
+	case s.hashes <- struct{}{}:
+		return func() { <-s.hashes }, nil
+	case <-t.C:
+		return nil, ErrBusy
+	case <-ctx.Done():
+		return nil, ErrBusy
+	}
 }
 
 // Refresh exchanges a refresh token for new tokens; the old one stops
@@ -298,9 +353,11 @@ func checkPassword(p string) error {
 	return nil
 }
 
-// normalizeEmail accepts a bare address (no display name), lower-cased.
+// normalizeEmail accepts a bare address (no display name), in Unicode
+// compatibility form (NFKC) and lower-cased: the same address typed as NFC
+// or NFD, or with a long s (U+017F) for an s, is one account.
 func normalizeEmail(email string) (string, error) {
-	email = strings.TrimSpace(email)
+	email = norm.NFKC.String(strings.TrimSpace(email))
 	if email == "" || len(email) > 254 {
 		return "", ErrInvalidEmail
 	}

@@ -155,12 +155,15 @@ func TestCursorRoundTrip(t *testing.T) {
 
 func TestCleanFilename(t *testing.T) {
 	tests := map[string]string{
-		"cat.jpg":                "cat.jpg",
-		"../../etc/passwd":       "passwd",
-		`C:\Users\me\photo.png`:  "photo.png",
-		"a\x00b\nc.jpg":          "abc.jpg",
-		"":                       "",
-		strings.Repeat("é", 200): strings.Repeat("é", 127),
+		"cat.jpg":                   "cat.jpg",
+		"../../etc/passwd":          "passwd",
+		`C:\Users\me\photo.png`:     "photo.png",
+		"a\x00b\nc.jpg":             "abc.jpg",
+		"":                          "",
+		strings.Repeat("é", 200):    strings.Repeat("é", 127),
+		"invoice\u202Egpj.exe":      "invoicegpj.exe", // right-to-left override: shows as "invoiceexe.jpg"
+		"a\u2066b\u2069\u200Fc.png": "abc.png",
+		"👩\u200D💻.png":              "👩\u200D💻.png", // a zero-width joiner is no bidi control
 	}
 	for in, want := range tests {
 		if got := image.CleanFilename(in); got != want {

@@ -688,7 +688,9 @@ func (s *Service) requeue(ctx context.Context, queuedBefore, leaseBefore time.Ti
 }
 
 // CleanFilename keeps the base name of a client-supplied file name, without
-// control characters, at most 255 bytes of valid UTF-8.
+// control characters or bidirectional controls (a right-to-left override
+// shows "invoice\u202Egpj.exe" as "invoiceexe.jpg"), at most 255 bytes of
+// valid UTF-8.
 func CleanFilename(name string) string {
 	name = strings.ReplaceAll(name, "\\", "/")
 	name = path.Base(name)
@@ -696,7 +698,7 @@ func CleanFilename(name string) string {
 		name = ""
 	}
 	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == utf8.RuneError {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == utf8.RuneError {
 			return -1
 		}
 		return r

@@ -140,4 +140,6 @@ func (m *memUsers) UserByEmail(_ context.Context, email string) (*auth.User, err
 	}
 	return nil, auth.ErrUnknownUser
 }
-func (m *memUsers) UserByID(context.Context, string) (*auth.User, error) { return nil, auth.ErrUnknownUser }
+func (m *memUsers) UserByID(context.Context, string) (*auth.User, error) {
+	return nil, auth.ErrUnknownUser
+}

@@ -171,6 +171,10 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.API.MaxUploadBytes = c.Image.MaxUploadBytes
 	c.API.UploadRatePerMinute = e.integer("UPLOAD_RATE_PER_MINUTE", 60)
 	c.API.MaxConcurrentUploads = e.integer("MAX_CONCURRENT_UPLOADS", 32)
+	c.API.MaxConcurrentUploadsPerUser = e.integer("MAX_CONCURRENT_UPLOADS_PER_USER", 0)
+	c.API.UploadMinBytesPerSecond = int64(e.integer("UPLOAD_MIN_BYTES_PER_SECOND", 16<<10))
+	c.API.SignupRatePerMinutePerAddress = e.integer("SIGNUP_RATE_PER_MINUTE_PER_ADDRESS", 10)
+	c.API.WebhookActionRatePerMinute = e.integer("WEBHOOK_ACTION_RATE_PER_MINUTE", 30)
 	c.API.LoginRatePerMinute = e.integer("LOGIN_RATE_PER_MINUTE", 10)
 	c.API.LoginRatePerMinutePerAddress = e.integer("LOGIN_RATE_PER_MINUTE_PER_ADDRESS", 30)
 	c.API.AdminUser = e.str("ADMIN_USER", "")
@@ -188,6 +192,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			c.API.TrustedProxies = append(c.API.TrustedProxies, n)
 		}
 	}
+
+	c.Auth.MaxConcurrentHashes = e.integer("AUTH_MAX_CONCURRENT_HASHES", c.Auth.MaxConcurrentHashes)
 
 	c.Webhook.AllowPrivate = e.boolean("WEBHOOK_ALLOW_PRIVATE", false)
 	c.Webhook.MaxPerUser = e.integer("WEBHOOK_MAX_PER_USER", c.Webhook.MaxPerUser)

@@ -26,6 +26,7 @@ const (
 	Unsupported               // media type not accepted
 	Unprocessable             // well-formed but cannot be accepted
 	Unavailable               // a dependency is down; retry later
+	Timeout                   // the client sent its request too slowly
 )
 
 // Error is a domain error with a stable machine-readable code and a message

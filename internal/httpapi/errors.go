@@ -45,6 +45,8 @@ func statusOf(k failure.Kind) int {
 		return http.StatusUnprocessableEntity
 	case failure.Unavailable:
 		return http.StatusServiceUnavailable
+	case failure.Timeout:
+		return http.StatusRequestTimeout
 	}
 	return http.StatusInternalServerError
 }
@@ -82,6 +84,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 func describe(err error) (int, errorBody) {
 	var rl rateLimited
 	if errors.As(err, &rl) {
+		if rl.code != "" {
+			return http.StatusTooManyRequests, errorBody{errorDetail{rl.code, rl.message}}
+		}
 		return http.StatusTooManyRequests, errorBody{errorDetail{"rate_limited", "too many requests; retry after the time in Retry-After"}}
 	}
 	var mbe *http.MaxBytesError

@@ -55,6 +55,7 @@ type harness struct {
 
 // settings are what a test may change before the harness starts.
 type settings struct {
+	Auth    auth.Config
 	Image   image.Config
 	Queue   queue.Config
 	API     httpapi.Config
@@ -70,7 +71,9 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	blobs, _ := testenv.MustBucket(t)
 	rdb := testenv.MustRedis(t, redisDB)
 
-	set := settings{Image: image.NewDefaultConfig(), Queue: queue.NewDefaultConfig(), Webhook: webhook.NewDefaultConfig()}
+	set := settings{Auth: auth.NewDefaultConfig(), Image: image.NewDefaultConfig(), Queue: queue.NewDefaultConfig(), Webhook: webhook.NewDefaultConfig()}
+	set.Auth.JWTSecret = []byte("test-secret-test-secret-test-secret!")
+	set.Auth.Hasher = auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1} // fast in tests
 	set.Queue.RetryBase, set.Queue.RetryMax, set.Queue.MaxRetry = 200*time.Millisecond, time.Second, 2
 	// Receivers are httptest servers on loopback; retries come quickly.
 	set.Webhook.AllowPrivate = true
@@ -79,9 +82,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 		o(&set)
 	}
 	set.API.MaxUploadBytes = set.Image.MaxUploadBytes
-	acfg := auth.NewDefaultConfig()
-	acfg.JWTSecret = []byte("test-secret-test-secret-test-secret!")
-	acfg.Hasher = auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1} // fast in tests
+	acfg := set.Auth
 	authSvc, err := auth.NewService(store, store, acfg)
 	if err != nil {
 		t.Fatal(err)

@@ -2,11 +2,14 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -41,17 +44,15 @@ func (s *Server) upload(c echo.Context) error {
 var errUploadsSaturated = failure.New(failure.Unavailable, "uploads_saturated", "too many uploads in progress; retry shortly")
 
 func (s *Server) receiveUpload(c echo.Context) (*image.Image, error) {
-	if err := s.limit(c, "upload:"+principal(c).UserID, s.cfg.UploadRatePerMinute); err != nil {
+	userID := principal(c).UserID
+	if err := s.limit(c, "upload:"+userID, s.cfg.UploadRatePerMinute); err != nil {
 		return nil, err
 	}
-	// Bounded uploads in flight: each holds a spool file of up to
-	// MaxUploadBytes and an S3 connection.
-	select {
-	case s.uploads <- struct{}{}:
-		defer func() { <-s.uploads }()
-	default:
-		return nil, errUploadsSaturated
+	release, err := s.takeUploadSlot(userID)
+	if err != nil {
+		return nil, err
 	}
+	defer release()
 	req := c.Request()
 	mt, params, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
@@ -61,6 +62,9 @@ func (s *Server) receiveUpload(c echo.Context) (*image.Image, error) {
 		return nil, image.TooLarge(s.cfg.MaxUploadBytes)
 	}
 	body := http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxUploadBytes+multipartOverhead)
+	if s.cfg.UploadMinBytesPerSecond > 0 {
+		body = newPacedReader(c.Response(), body, s.cfg.UploadMinBytesPerSecond, s.cfg.UploadGrace, s.cfg.UploadTimeout)
+	}
 	mr := multipart.NewReader(body, params["boundary"])
 	for {
 		part, err := mr.NextPart()
@@ -80,9 +84,80 @@ func (s *Server) receiveUpload(c echo.Context) (*image.Image, error) {
 	}
 }
 
+// takeUploadSlot takes one of the process's upload slots for a user, or
+// refuses: 503 when every slot is taken, 429 when the user holds their
+// share. Each slot holds a spool file of up to MaxUploadBytes and an S3
+// connection.
+func (s *Server) takeUploadSlot(userID string) (release func(), err error) {
+	s.uploadsMu.Lock()
+	defer s.uploadsMu.Unlock()
+	if s.uploadsByUser[userID] >= s.cfg.MaxConcurrentUploadsPerUser {
+		return nil, rateLimited{retryAfter: 5 * time.Second, code: "too_many_uploads",
+			message: fmt.Sprintf("at most %d uploads of one user at a time; retry after the time in Retry-After", s.cfg.MaxConcurrentUploadsPerUser)}
+	}
+	select {
+	case s.uploads <- struct{}{}:
+	default:
+		return nil, errUploadsSaturated
+	}
+	s.uploadsByUser[userID]++
+	return func() {
+		s.uploadsMu.Lock()
+		defer s.uploadsMu.Unlock()
+		if s.uploadsByUser[userID]--; s.uploadsByUser[userID] == 0 {
+			delete(s.uploadsByUser, userID)
+		}
+		<-s.uploads
+	}, nil
+}
+
+var errUploadTooSlow = failure.New(failure.Timeout, "upload_too_slow", "the upload arrived too slowly")
+
+// pacedReader fails a body that arrives slower than a minimum average rate
+// once a grace period has passed, through the connection's read deadline:
+// each read may wait until the time by which the bytes so far plus one
+// more should have come, and never past the upload's time limit. (It
+// replaces the server's ReadTimeout for this request.)
+type pacedReader struct {
+	body  io.ReadCloser
+	rc    *http.ResponseController
+	start time.Time
+	grace time.Duration
+	limit time.Time
+	rate  int64
+	n     int64
+}
+
+func newPacedReader(w http.ResponseWriter, body io.ReadCloser, rate int64, grace, timeout time.Duration) io.ReadCloser {
+	now := time.Now()
+	return &pacedReader{body: body, rc: http.NewResponseController(w), start: now, grace: grace,
+		limit: now.Add(timeout), rate: rate}
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	due := p.start.Add(p.grace + time.Duration((p.n+1)*int64(time.Second)/p.rate))
+	if due.After(p.limit) {
+		due = p.limit
+	}
+	if err := p.rc.SetReadDeadline(due); err != nil {
+		return p.body.Read(b) // not a net/http connection (tests): no pacing
+	}
+	n, err := p.body.Read(b)
+	p.n += int64(n)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, errUploadTooSlow
+	}
+	return n, err
+}
+
+func (p *pacedReader) Close() error {
+	_ = p.rc.SetReadDeadline(time.Time{})
+	return p.body.Close()
+}
+
 func multipartError(err error) error {
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	if errors.As(err, &mbe) || errors.Is(err, errUploadTooSlow) {
 		return err
 	}
 	return failure.Wrap(failure.Invalid, errBadMultipart.Code, errBadMultipart.Message, err)
@@ -136,6 +211,9 @@ func nextCursor(p image.Page) *string {
 
 func (s *Server) reprocess(c echo.Context) error {
 	p := principal(c)
+	if err := s.limit(c, "upload:"+p.UserID, s.cfg.UploadRatePerMinute); err != nil {
+		return err
+	}
 	img, err := s.Operations.Reprocess(c.Request().Context(), p.UserID, p.Role == auth.RoleAdmin, c.Param("id"))
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 
@@ -35,11 +36,11 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "imagesvc_uploads_rejected_total",
-			Help: "Uploads refused, by reason: too_large, unsupported_type, too_many_pixels, bad_request, rate_limited, unavailable.",
+			Help: "Uploads refused, by reason: too_large, unsupported_type, too_many_pixels, bad_request, rate_limited, too_slow, unavailable.",
 		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.uploadBytes, m.rejected)
-	for _, r := range []string{"too_large", "unsupported_type", "too_many_pixels", "bad_request", "rate_limited", "unavailable"} {
+	for _, r := range []string{"too_large", "unsupported_type", "too_many_pixels", "bad_request", "rate_limited", "too_slow", "unavailable"} {
 		m.rejected.WithLabelValues(r) // exported at zero from the start
 	}
 	return m
@@ -63,8 +64,22 @@ func (m *httpMetrics) rejectedUpload(err error) {
 		reason = "too_many_pixels"
 	case status == 429:
 		reason = "rate_limited"
+	case status == 408:
+		reason = "too_slow"
 	case status >= 500:
 		reason = "unavailable"
 	}
 	m.rejected.WithLabelValues(reason).Inc()
+}
+
+// methodLabel is the method as a metric label: one of the methods the API
+// answers, or OTHER. A client can send any token as a method, and each one
+// would be a new series (300,000 invented methods made /metrics 165 MB).
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
 }

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -66,10 +67,20 @@ type Config struct {
 	MaxUploadBytes int64
 	// UploadRatePerMinute bounds uploads per user; 0 turns it off.
 	UploadRatePerMinute int
-	// LoginRatePerMinute bounds login attempts per email, and
-	// LoginRatePerMinutePerAddress per client address; 0 turns one off.
+	// LoginRatePerMinute bounds login attempts per email from one client
+	// address (so that a stranger failing on an email does not lock its
+	// owner out elsewhere), and LoginRatePerMinutePerAddress per client
+	// address; 0 turns one off.
 	LoginRatePerMinute           int
 	LoginRatePerMinutePerAddress int
+	// SignupRatePerMinutePerAddress bounds signups per client address; 0
+	// turns it off.
+	SignupRatePerMinutePerAddress int
+	// WebhookActionRatePerMinute bounds webhook pings and redeliveries per
+	// user (each is an outgoing request); 0 turns it off. Reprocessing
+	// counts against UploadRatePerMinute, since it costs what an upload
+	// does.
+	WebhookActionRatePerMinute int
 	// AdminUser and AdminPassword guard /monitoring (HTTP Basic auth).
 	AdminUser, AdminPassword string
 	// TrustedProxies are the networks whose X-Forwarded-For is believed
@@ -78,6 +89,18 @@ type Config struct {
 	// MaxConcurrentUploads bounds the uploads in flight in this process;
 	// one more is answered 503 with Retry-After. 0 means 32.
 	MaxConcurrentUploads int
+	// MaxConcurrentUploadsPerUser is one user's share of them; one more is
+	// answered 429. 0 means a quarter of MaxConcurrentUploads (at least 1).
+	MaxConcurrentUploadsPerUser int
+	// UploadMinBytesPerSecond is the slowest an upload body may arrive on
+	// average, after UploadGrace (0 turns it off): a client trickling a
+	// byte a second would otherwise hold its slot for the whole read
+	// timeout.
+	UploadMinBytesPerSecond int64
+	UploadGrace             time.Duration
+	// UploadTimeout bounds the time an upload body may take in all,
+	// however steadily it arrives. 0 means 5 minutes.
+	UploadTimeout time.Duration
 }
 
 // Deps are the API's collaborators.
@@ -118,6 +141,9 @@ type Server struct {
 	metrics *httpMetrics
 	// uploads holds a token per upload in flight.
 	uploads chan struct{}
+	// uploadsByUser counts each user's uploads in flight.
+	uploadsMu     sync.Mutex
+	uploadsByUser map[string]int
 }
 
 // New returns the Echo instance with every route.
@@ -128,15 +154,27 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 	if cfg.MaxConcurrentUploads <= 0 {
 		cfg.MaxConcurrentUploads = 32
 	}
+	if cfg.MaxConcurrentUploadsPerUser <= 0 {
+		cfg.MaxConcurrentUploadsPerUser = max(1, cfg.MaxConcurrentUploads/4)
+	}
+	if cfg.UploadGrace <= 0 {
+		cfg.UploadGrace = 10 * time.Second
+	}
+	if cfg.UploadTimeout <= 0 {
+		cfg.UploadTimeout = 5 * time.Minute
+	}
 	s := &Server{Deps: d, cfg: cfg, log: log, metrics: newHTTPMetrics(d.Registry),
-		uploads: make(chan struct{}, cfg.MaxConcurrentUploads)}
+		uploads: make(chan struct{}, cfg.MaxConcurrentUploads), uploadsByUser: map[string]int{}}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(log)
 	e.IPExtractor = echo.ExtractIPDirect()
 	if len(cfg.TrustedProxies) > 0 {
-		var opts []echo.TrustOption
+		// Only the configured ranges: Echo trusts loopback, link-local and
+		// private peers by default, and any of them could then write the
+		// client address that the per-address limits count.
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
 		for _, n := range cfg.TrustedProxies {
 			opts = append(opts, echo.TrustIPRange(n))
 		}
@@ -206,7 +244,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			route = "unmatched" // never a raw path: it would explode the label set
 		}
 		elapsed := time.Since(start)
-		s.metrics.observe(route, req.Method, c.Response().Status, elapsed)
+		s.metrics.observe(route, methodLabel(req.Method), c.Response().Status, elapsed)
 		s.log.InfoContext(req.Context(), "request",
 			"method", req.Method, "route", route, "status", c.Response().Status,
 			"bytes_in", req.ContentLength, "seconds", elapsed.Seconds())
@@ -272,6 +310,8 @@ func principal(c echo.Context) auth.Principal {
 // rateLimited is a 429 with the time until the client may try again.
 type rateLimited struct {
 	retryAfter time.Duration
+	// code and message replace rate_limited and its message when set.
+	code, message string
 }
 
 func (e rateLimited) Error() string { return "rate limited" }
@@ -346,6 +386,9 @@ func (s *Server) signup(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	if err := s.limit(c, "signup:addr:"+c.RealIP(), s.cfg.SignupRatePerMinutePerAddress); err != nil {
+		return err
+	}
 	u, err := s.Auth.Signup(c.Request().Context(), req.Email, req.Password)
 	if err != nil {
 		return err
@@ -361,8 +404,10 @@ func (s *Server) login(c echo.Context) error {
 	if err := s.limit(c, "login:addr:"+c.RealIP(), s.cfg.LoginRatePerMinutePerAddress); err != nil {
 		return err
 	}
-	// Hashed, so that Redis holds no email addresses.
-	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(req.Email))))
+	// Per email and address, hashed so that Redis holds no email
+	// addresses: a stranger failing on an email locks it only for their
+	// own address.
+	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(req.Email)) + "\x00" + c.RealIP()))
 	if err := s.limit(c, "login:email:"+hex.EncodeToString(sum[:16]), s.cfg.LoginRatePerMinute); err != nil {
 		return err
 	}

@@ -144,6 +144,9 @@ func (s *Server) webhookDeliveries(c echo.Context) error {
 }
 
 func (s *Server) redeliverWebhook(c echo.Context) error {
+	if err := s.limit(c, "webhook-action:"+principal(c).UserID, s.cfg.WebhookActionRatePerMinute); err != nil {
+		return err
+	}
 	d, err := s.Webhooks.Redeliver(c.Request().Context(), principal(c).UserID, c.Param("id"), c.Param("delivery_id"))
 	if err != nil {
 		return err
@@ -152,6 +155,9 @@ func (s *Server) redeliverWebhook(c echo.Context) error {
 }
 
 func (s *Server) pingWebhook(c echo.Context) error {
+	if err := s.limit(c, "webhook-action:"+principal(c).UserID, s.cfg.WebhookActionRatePerMinute); err != nil {
+		return err
+	}
 	r, err := s.Webhooks.Ping(c.Request().Context(), principal(c).UserID, c.Param("id"))
 	if err != nil {
 		return err

@@ -163,6 +163,9 @@ func (s *Service) Upload(ctx context.Context, userID, filename string, body io.R
 		os.Remove(f.Name())
 	}()
 	n, err := io.Copy(f, io.LimitReader(body, s.cfg.MaxUploadBytes+1))
+	if fe := failure.As(err); fe != nil {
+		return nil, err // the reader said why (too slow, say)
+	}
 	if err != nil {
 		return nil, failure.Wrap(failure.Invalid, "bad_request", "the upload could not be read", err)
 	}

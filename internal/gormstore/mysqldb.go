@@ -96,6 +96,9 @@ func Open(ctx context.Context, cfg Config) (*gorm.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	if err := classifyErrors(db); err != nil {
+		return nil, fmt.Errorf("register error classifier: %w", err)
+	}
 	sqlDB, err := db.DB()
 	if err != nil {
 		return nil, err

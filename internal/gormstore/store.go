@@ -164,7 +164,8 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t auth.RefreshToken) err
 func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, now time.Time, next auth.RefreshToken) (string, error) {
 	var userID string
 	reused := false
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		reused = false
 		var old refreshTokenRow
 		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("token_hash = ?", oldHash).Take(&old).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -173,15 +174,16 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, now time
 		if err != nil {
 			return err
 		}
+		at := now.UTC()
 		if old.RevokedAt != nil {
 			// Reuse of a rotated token: end every session of the user.
 			reused = true
-			return nil
+			return tx.Model(&refreshTokenRow{}).Where("user_id = ? AND revoked_at IS NULL", old.UserID).
+				Update("revoked_at", at).Error
 		}
 		if !old.ExpiresAt.After(now) {
 			return auth.ErrUnknownToken
 		}
-		at := now.UTC()
 		if err := tx.Model(&refreshTokenRow{}).Where("token_hash = ?", oldHash).Update("revoked_at", at).Error; err != nil {
 			return err
 		}
@@ -196,12 +198,6 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash string, now time
 		return "", fmt.Errorf("rotate refresh token: %w", err)
 	}
 	if reused {
-		err := s.db.WithContext(ctx).Exec(
-			"UPDATE refresh_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND user_id = (SELECT user_id FROM (SELECT user_id FROM refresh_tokens WHERE token_hash = ?) t)",
-			now.UTC(), oldHash).Error
-		if err != nil {
-			return "", fmt.Errorf("revoke sessions: %w", err)
-		}
 		return "", auth.ErrTokenReused
 	}
 	return userID, nil
@@ -311,7 +307,7 @@ func (s *Store) DeleteImage(ctx context.Context, id string) error {
 // is bumped, so two workers never leave holding the same attempt.
 func (s *Store) ClaimImage(ctx context.Context, id string, leaseUntil time.Time) (*image.Image, error) {
 	var row imageRow
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ?", id).Take(&row).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return image.ErrNotClaimable
@@ -348,7 +344,7 @@ func (s *Store) ClaimImage(ctx context.Context, id string, leaseUntil time.Time)
 
 // CompleteImage implements image.Ledger.
 func (s *Store) CompleteImage(ctx context.Context, id string, attempt int, variants []image.Variant) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.transaction(ctx, func(tx *gorm.DB) error {
 		res := tx.Model(&imageRow{}).
 			Where("id = ? AND status = ? AND attempt = ?", id, string(image.StatusProcessing), attempt).
 			Updates(map[string]any{

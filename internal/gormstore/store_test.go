@@ -276,7 +276,7 @@ func testOutbox(t *testing.T, s *gormstore.Store) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	sub := &webhook.Subscription{ID: "01900000-0000-7000-8000-0000000000dd", UserID: img.UserID, URL: "http://example.com/h",
 		Events: []string{webhook.EventImageProcessed}, Secret: "whsec_x", CreatedAt: now}
-	if err := s.CreateSubscription(ctx, sub); err != nil {
+	if err := s.CreateSubscription(ctx, sub, 10); err != nil {
 		t.Fatal(err)
 	}
 	ev := &webhook.Event{ID: "msg_1", UserID: img.UserID, ImageID: img.ID, Type: webhook.EventImageProcessed, Payload: []byte(`{}`), CreatedAt: now}

@@ -114,13 +114,29 @@ func (r *deliveryRow) toDomain() *webhook.Delivery {
 	return d
 }
 
-// CreateSubscription implements webhook.Subscriptions.
-func (s *Store) CreateSubscription(ctx context.Context, sub *webhook.Subscription) error {
-	row := toSubscriptionRow(sub)
-	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
-		return fmt.Errorf("insert subscription: %w", err)
-	}
-	return nil
+// CreateSubscription implements webhook.Subscriptions. The user's row is
+// locked while the subscriptions are counted, so that requests at once
+// cannot all see room for one more (40 parallel creations left 12 over a
+// limit of 10).
+func (s *Store) CreateSubscription(ctx context.Context, sub *webhook.Subscription, max int) error {
+	return s.transaction(ctx, func(tx *gorm.DB) error {
+		var owner userRow
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id").Where("id = ?", sub.UserID).Take(&owner).Error; err != nil {
+			return fmt.Errorf("lock user: %w", err)
+		}
+		var n int64
+		if err := tx.Model(&subscriptionRow{}).Where("user_id = ?", sub.UserID).Count(&n).Error; err != nil {
+			return fmt.Errorf("count subscriptions: %w", err)
+		}
+		if n >= int64(max) {
+			return webhook.ErrTooMany
+		}
+		row := toSubscriptionRow(sub)
+		if err := tx.Create(&row).Error; err != nil {
+			return fmt.Errorf("insert subscription: %w", err)
+		}
+		return nil
+	})
 }
 
 // Subscriptions implements webhook.Subscriptions.
@@ -178,7 +194,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 // AddEvent implements webhook.Outbox.
 func (s *Store) AddEvent(ctx context.Context, e *webhook.Event, deliveries []*webhook.Delivery) ([]*webhook.Delivery, error) {
 	var rows []deliveryRow
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		ev := eventRow{ID: e.ID, UserID: e.UserID, ImageID: e.ImageID, Type: e.Type, Payload: string(e.Payload), CreatedAt: e.CreatedAt.UTC()}
 		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&ev)
 		if res.Error != nil {

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -209,4 +210,17 @@ func cidrs(t *testing.T, list ...string) []*net.IPNet {
 		out = append(out, n)
 	}
 	return out
+}
+
+// TestTamperedCursor: a cursor naming a time no database column holds is
+// a bad request, not a failed query.
+func TestTamperedCursor(t *testing.T) {
+	h := newHarness(t)
+	token := h.user("cursor@example.com")
+	for _, raw := range []string{"253402300800000000.0196a3f0-0000-7000-8000-000000000001", "-62167219200000001.0196a3f0-0000-7000-8000-000000000001"} {
+		r := h.do(http.MethodGet, "/v1/images?cursor="+base64.RawURLEncoding.EncodeToString([]byte(raw)), token, "", nil)
+		if r.Status != http.StatusBadRequest || r.errorCode(t) != "invalid_cursor" {
+			t.Errorf("list with cursor %q: %d %s, want 400 invalid_cursor", raw, r.Status, r.Body)
+		}
+	}
 }

@@ -146,7 +146,10 @@ func TestCursorRoundTrip(t *testing.T) {
 	if !got.CreatedAt.Equal(c.CreatedAt) || got.ID != c.ID {
 		t.Errorf("DecodeCursor(Encode(%v)) = %v", c, got)
 	}
-	for _, bad := range []string{"!!!", "bm90LWEtY3Vyc29y", "MTIzLm5vdC1hLXV1aWQ"} {
+	// Positions in year 10000 and before year 1: a tampered cursor.
+	year10000 := image.Cursor{CreatedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), ID: c.ID}.Encode()
+	year0 := image.Cursor{CreatedAt: time.Date(0, 12, 31, 0, 0, 0, 0, time.UTC), ID: c.ID}.Encode()
+	for _, bad := range []string{"!!!", "bm90LWEtY3Vyc29y", "MTIzLm5vdC1hLXV1aWQ", year10000, year0} {
 		if _, err := image.DecodeCursor(bad); !errors.Is(err, image.ErrBadCursor) {
 			t.Errorf("DecodeCursor(%q) = %v, want ErrBadCursor", bad, err)
 		}

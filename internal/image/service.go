@@ -385,7 +385,13 @@ func DecodeCursor(s string) (Cursor, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return Cursor{}, ErrBadCursor
 	}
-	return Cursor{CreatedAt: time.UnixMicro(micros).UTC(), ID: id}, nil
+	// A tampered position outside the years a database DATETIME holds
+	// would fail the query instead of listing nothing.
+	at := time.UnixMicro(micros).UTC()
+	if at.Year() < 1 || at.Year() > 9999 {
+		return Cursor{}, ErrBadCursor
+	}
+	return Cursor{CreatedAt: at, ID: id}, nil
 }
 
 // Page is one page of a listing.

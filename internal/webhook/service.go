@@ -122,13 +122,6 @@ func (s *Service) Create(ctx context.Context, userID, rawURL string, events []st
 	if err := s.client.CheckURL(ctx, rawURL); err != nil {
 		return nil, err
 	}
-	existing, err := s.subs.Subscriptions(ctx, userID)
-	if err != nil {
-		return nil, err
-	}
-	if len(existing) >= s.cfg.MaxPerUser {
-		return nil, ErrTooMany
-	}
 	secret, err := NewSecret()
 	if err != nil {
 		return nil, err
@@ -139,7 +132,7 @@ func (s *Service) Create(ctx context.Context, userID, rawURL string, events []st
 	}
 	sub := &Subscription{ID: id.String(), UserID: userID, URL: rawURL, Events: evs, Secret: secret,
 		CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
-	if err := s.subs.CreateSubscription(ctx, sub); err != nil {
+	if err := s.subs.CreateSubscription(ctx, sub, s.cfg.MaxPerUser); err != nil {
 		return nil, err
 	}
 	return sub, nil

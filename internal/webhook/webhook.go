@@ -94,7 +94,9 @@ type Delivery struct {
 
 // Subscriptions stores subscriptions.
 type Subscriptions interface {
-	CreateSubscription(ctx context.Context, s *Subscription) error
+	// CreateSubscription stores s unless its user has max subscriptions
+	// already (ErrTooMany), deciding that atomically.
+	CreateSubscription(ctx context.Context, s *Subscription, max int) error
 	// Subscriptions lists a user's subscriptions, oldest first.
 	Subscriptions(ctx context.Context, userID string) ([]*Subscription, error)
 	// Subscription returns one, or ErrNotFound.

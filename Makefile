@@ -27,7 +27,7 @@ build: vips ## build bin/api and bin/worker
 	$(GO) build -o $(BIN)/worker ./cmd/worker
 
 run: build ## quickstart: one process with embedded database, Redis and S3 under ./data, on :8080
-	@LOG_FORMAT=$${LOG_FORMAT:-text} $(BIN)/api
+	@QUICKSTART=true LOG_FORMAT=$${LOG_FORMAT:-text} $(BIN)/api
 
 data/jwt_secret:
 	@mkdir -p data && head -c 48 /dev/urandom | base64 | tr -d '\n' > $@ && chmod 600 $@
@@ -76,7 +76,7 @@ migrate: build data/jwt_secret ## apply the database migrations to DATABASE_URL 
 
 admin: build ## give a user the admin role: make admin EMAIL=me@example.com (uses DATABASE_URL, else the quickstart's ./data)
 	@test -n "$(EMAIL)" || { echo "usage: make admin EMAIL=user@example.com"; exit 2; }
-	@$(BIN)/api promote "$(EMAIL)"
+	@QUICKSTART=$${QUICKSTART:-true} $(BIN)/api promote "$(EMAIL)"
 
 clean: ## remove build output and local data
 	rm -rf $(BIN) data

@@ -1,10 +1,11 @@
 // Command api serves the imagesvc REST API: it stores uploads in S3, records
-// them in MySQL and enqueues their processing on Redis. With no
-// DATABASE_URL, REDIS_URL or S3 settings it is the whole service in one
-// process (the quickstart).
+// them in MySQL and enqueues their processing on Redis. With QUICKSTART=true
+// it embeds each dependency left unset and is the whole service in one
+// process (make run).
 //
 // Commands: `api` serves; `api migrate` applies the migrations and exits;
-// `api promote EMAIL` gives a user the admin role.
+// `api promote EMAIL` gives a user the admin role; `api healthcheck` exits 0
+// when the API on HTTP_ADDR answers /healthz (the container health check).
 package main
 
 import (
@@ -26,6 +27,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/config"
 	"github.com/imagesvc/imagesvc/internal/gormstore"
+	"github.com/imagesvc/imagesvc/internal/health"
 	"github.com/imagesvc/imagesvc/internal/httpapi"
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/metrics"
@@ -34,7 +36,16 @@ import (
 )
 
 func main() {
-	cfg, err := config.Load()
+	// The health check needs only the listen address: it must not fail on
+	// settings the running process has and the check's environment lacks.
+	if len(os.Args) == 2 && os.Args[1] == "healthcheck" {
+		if err := health.Probe(context.Background(), config.ListenAddr(config.API)); err != nil {
+			fmt.Fprintf(os.Stderr, "api healthcheck: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
+	cfg, err := config.Load(config.API)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "api: configuration:\n%v\n", err)
 		os.Exit(2)
@@ -53,7 +64,7 @@ func main() {
 			fmt.Printf("%s is an admin now; the role is in tokens issued from the next login or refresh\n", args[1])
 		}
 	default:
-		err = errors.New("usage: api [migrate | promote EMAIL]")
+		err = errors.New("usage: api [migrate | promote EMAIL | healthcheck]")
 	}
 	stop()
 	if err != nil {
@@ -102,10 +113,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	// The webhook service here manages subscriptions; the worker delivers.
 	hooks := wiring.NewWebhooks(cfg, deps, enqueuer, nil, log)
-	e := httpapi.New(httpapi.Deps{
-		Auth: authSvc, Images: images, Operations: images, Webhooks: hooks, Checks: deps.Checks(),
+	drain := &health.Drain{}
+	apiDeps := httpapi.Deps{
+		Auth: authSvc, Images: images, Operations: images, Webhooks: hooks, Checks: deps.Checks(), Drain: drain,
 		Limiter: ratelimit.New(deps.Redis, "imagesvc:ratelimit:"), Monitor: monitor, Registry: reg,
-	}, cfg.API, log)
+	}
+	e := httpapi.New(apiDeps, cfg.API, log)
 
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
@@ -116,9 +129,20 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.InfoContext(ctx, "api listening", "addr", cfg.HTTPAddr)
+	// /metrics and /monitoring on their own port, off the public one.
+	var ops *http.Server
+	if cfg.OpsHTTPAddr != "" {
+		ops = &http.Server{
+			Addr: cfg.OpsHTTPAddr, Handler: httpapi.NewOps(apiDeps, cfg.API, log),
+			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		go func() { errc <- ops.ListenAndServe() }()
+		log.InfoContext(ctx, "api operations listening", "addr", cfg.OpsHTTPAddr)
+	}
 	if cfg.Embedded.Any() {
 		fmt.Fprint(os.Stderr, quickstartBanner(cfg.HTTPAddr))
 	}
@@ -128,9 +152,17 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("listen: %w", err)
 	case <-ctx.Done():
 	}
+	// Say "not ready" first and keep serving while load balancers notice,
+	// then stop accepting and let in-flight requests finish.
+	drain.Begin()
+	log.Info("draining api", "delay", cfg.DrainDelay)
+	time.Sleep(cfg.DrainDelay)
 	log.Info("shutting down api")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	if ops != nil {
+		defer ops.Shutdown(shutdownCtx)
+	}
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", err)
 	}

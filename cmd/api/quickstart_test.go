@@ -18,8 +18,8 @@ import (
 	"github.com/imagesvc/imagesvc/internal/testenv"
 )
 
-// TestQuickstart runs the api binary as `make run` does, with no
-// DATABASE_URL, REDIS_URL or S3 settings: one process with an embedded
+// TestQuickstart runs the api binary as `make run` does, with QUICKSTART=true
+// and no DATABASE_URL, REDIS_URL or S3 settings: one process with an embedded
 // database, Redis and S3 under a data directory. It signs up, uploads,
 // waits for done and downloads the variants; stops the process while images
 // are still queued; starts it again and checks that everything is still
@@ -28,23 +28,11 @@ func TestQuickstart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "api")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := binary(t, "")
 	work := t.TempDir() // the data directory is ./data under it
 	addr := testenv.FreeAddr(t)
 	base := "http://" + addr
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch name {
-		case "DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "S3_BUCKET", "JWT_SECRET", "HTTP_ADDR", "DATA_DIR":
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env, "HTTP_ADDR="+addr, "WORKER_CONCURRENCY=1", "LOG_FORMAT=text", "LOG_LEVEL=warn")
+	env := cleanEnv("QUICKSTART=true", "HTTP_ADDR="+addr, "WORKER_CONCURRENCY=1", "LOG_FORMAT=text", "LOG_LEVEL=warn")
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin)
 		cmd.Dir, cmd.Env, cmd.Stderr = work, env, os.Stderr

@@ -1,6 +1,9 @@
 // Command worker processes images: it takes image:process tasks from Redis,
 // makes the variants with libvips, stores them in S3 and marks the image
 // done in MySQL. Run as many replicas as the load needs.
+//
+// Commands: `worker` processes; `worker healthcheck` exits 0 when the worker
+// on WORKER_HTTP_ADDR answers /healthz (the container health check).
 package main
 
 import (
@@ -24,15 +27,22 @@ import (
 )
 
 func main() {
-	cfg, err := config.Load()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "worker: configuration:\n%v\n", err)
+	if len(os.Args) == 2 && os.Args[1] == "healthcheck" {
+		if err := health.Probe(context.Background(), config.ListenAddr(config.Worker)); err != nil {
+			fmt.Fprintf(os.Stderr, "worker healthcheck: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 {
+		fmt.Fprintln(os.Stderr, "usage: worker [healthcheck]")
 		os.Exit(2)
 	}
-	if cfg.Embedded.Any() {
-		fmt.Fprintln(os.Stderr, "worker: DATABASE_URL, REDIS_URL and S3_ENDPOINT or S3_BUCKET must all be set:\n"+
-			"a separate worker cannot reach the servers another process embeds.\n"+
-			"For a single-process quickstart, run the api alone: it processes images itself.")
+	// The configuration refuses QUICKSTART=true and missing dependencies: a
+	// separate worker cannot reach the servers another process embeds.
+	cfg, err := config.Load(config.Worker)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "worker: configuration:\n%v\n", err)
 		os.Exit(2)
 	}
 	log := wiring.NewLogger(cfg)
@@ -59,8 +69,10 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	drain := &health.Drain{}
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", health.Live())
+	mux.Handle("GET /healthz/ready", drain.Handler())
 	mux.Handle("GET /readyz", health.Ready(deps.Checks(), log))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	ops := &http.Server{Addr: cfg.WorkerHTTPAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -72,6 +84,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	log.InfoContext(ctx, "worker running", "concurrency", cfg.Queue.Concurrency, "http_addr", cfg.WorkerHTTPAddr)
 	<-ctx.Done()
 
+	drain.Begin()
 	log.Info("shutting down worker", "timeout", cfg.Queue.ShutdownTimeout)
 	stopWorker()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -24,23 +24,50 @@ import (
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/imaging"
 	"github.com/imagesvc/imagesvc/internal/queue"
+	"github.com/imagesvc/imagesvc/internal/quickstart"
 	"github.com/imagesvc/imagesvc/internal/s3store"
 	"github.com/imagesvc/imagesvc/internal/webhook"
+)
+
+// Process names the binary that reads the configuration: the API signs
+// tokens and may run the quickstart; a worker does neither.
+type Process int
+
+const (
+	// API is cmd/api.
+	API Process = iota
+	// Worker is cmd/worker.
+	Worker
+)
+
+// Default listen addresses, also used by the health-check subcommands.
+const (
+	DefaultHTTPAddr       = ":8080"
+	DefaultWorkerHTTPAddr = ":9090"
 )
 
 // Config is the whole configuration of a process.
 type Config struct {
 	HTTPAddr       string
 	WorkerHTTPAddr string
-	RedisURL       string
-	LogFormat      string
-	LogLevel       slog.Level
+	// OpsHTTPAddr, when set, is where the API serves /metrics and
+	// /monitoring instead of HTTPAddr.
+	OpsHTTPAddr string
+	// DrainDelay is how long the API keeps serving after SIGTERM, answering
+	// 503 on /healthz/ready, before it stops accepting connections.
+	DrainDelay time.Duration
+	RedisURL   string
+	LogFormat  string
+	LogLevel   slog.Level
 	// ReconcileEvery is how often a worker looks for stale images.
 	ReconcileEvery time.Duration
 	// RunMigrations makes the API apply migrations at start.
 	RunMigrations bool
 	// DataDir holds the quickstart's database, objects and JWT secret.
 	DataDir string
+	// Quickstart (QUICKSTART=true, the API only) embeds every dependency
+	// whose setting is unset; without it a missing one is an error.
+	Quickstart bool
 	// Embedded says which dependencies run inside the process (quickstart)
 	// because their settings were left unset.
 	Embedded Embedded
@@ -68,17 +95,32 @@ type Embedded struct {
 // own worker, since no other process can reach its embedded servers.
 func (e Embedded) Any() bool { return e.Database || e.Redis || e.S3 }
 
-// Load reads the configuration. A .env file in the working directory is
-// read first; variables already set in the environment win over it.
-func Load() (Config, error) {
+// Load reads the configuration of process p. A .env file in the working
+// directory is read first; variables already set in the environment win
+// over it.
+func Load(p Process) (Config, error) {
 	if err := godotenv.Load(); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return Config{}, fmt.Errorf(".env: %w", err)
 	}
-	return FromEnv(os.Getenv)
+	return FromEnv(p, os.Getenv)
 }
 
-// FromEnv builds a Config from a lookup function.
-func FromEnv(getenv func(string) string) (Config, error) {
+// ListenAddr is the address process p serves /healthz on (HTTP_ADDR or
+// WORKER_HTTP_ADDR), read from the environment alone: the health-check
+// subcommands need nothing else, so they run where the rest is unset.
+func ListenAddr(p Process) string {
+	name, def := "HTTP_ADDR", DefaultHTTPAddr
+	if p == Worker {
+		name, def = "WORKER_HTTP_ADDR", DefaultWorkerHTTPAddr
+	}
+	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+// FromEnv builds the Config of process p from a lookup function.
+func FromEnv(p Process, getenv func(string) string) (Config, error) {
 	e := &env{get: getenv}
 	c := Config{
 		DB:      gormstore.NewDefaultConfig(),
@@ -91,8 +133,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.Queue.Concurrency = runtime.NumCPU()
 
-	c.HTTPAddr = e.str("HTTP_ADDR", ":8080")
-	c.WorkerHTTPAddr = e.str("WORKER_HTTP_ADDR", ":9090")
+	c.HTTPAddr = e.str("HTTP_ADDR", DefaultHTTPAddr)
+	c.WorkerHTTPAddr = e.str("WORKER_HTTP_ADDR", DefaultWorkerHTTPAddr)
+	c.OpsHTTPAddr = e.str("OPS_HTTP_ADDR", "")
+	c.API.SeparateOps = c.OpsHTTPAddr != ""
+	c.DrainDelay = e.duration("SHUTDOWN_DRAIN_DELAY", 0)
 	c.LogFormat = e.str("LOG_FORMAT", "json")
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		e.fail("LOG_FORMAT", "must be json or text")
@@ -103,25 +148,56 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.ReconcileEvery = e.duration("RECONCILE_INTERVAL", 30*time.Second)
 	c.RunMigrations = e.boolean("MIGRATE_ON_START", true)
 
-	// Unset DATABASE_URL, REDIS_URL and S3_ENDPOINT/S3_BUCKET mean the
-	// quickstart: the process embeds that dependency.
+	// Production needs every dependency named. QUICKSTART=true (make run)
+	// embeds each one left unset instead; only the API can, since no other
+	// process reaches the servers it embeds.
+	c.Quickstart = e.boolean("QUICKSTART", false)
+	if c.Quickstart && p == Worker {
+		e.fail("QUICKSTART", "must not be true for a worker: a separate worker cannot reach the servers "+
+			"another process embeds; set DATABASE_URL, REDIS_URL and S3_BUCKET instead "+
+			"(for a single-process quickstart, run the api alone: it processes images itself)")
+	}
+	if c.Quickstart {
+		if err := quickstart.Available(); err != nil {
+			e.fail("QUICKSTART", "cannot be true: "+err.Error())
+		}
+	}
+	dependency := func(name string) string {
+		v := e.str(name, "")
+		if v == "" && !c.Quickstart {
+			if p == API {
+				e.fail(name, "is required (QUICKSTART=true embeds it instead, for local development only)")
+			} else {
+				e.fail(name, "is required")
+			}
+		}
+		return v
+	}
 	c.DataDir = e.str("DATA_DIR", "data")
-	c.DB.URL = e.str("DATABASE_URL", "")
+	c.DB.URL = dependency("DATABASE_URL")
 	c.DB.MaxOpenConns = e.integer("DB_MAX_OPEN_CONNS", c.DB.MaxOpenConns)
 	c.DB.MaxIdleConns = min(c.DB.MaxIdleConns, c.DB.MaxOpenConns)
-	if c.DB.URL == "" {
+	if c.DB.URL == "" && c.Quickstart {
 		c.Embedded.Database = true
 		c.DB.URL = gormstore.SQLiteURL(filepath.Join(c.DataDir, "imagesvc.db"))
-	} else if _, err := gormstore.DSN(c.DB.URL); err != nil {
-		e.errs = append(e.errs, err)
+	} else if c.DB.URL != "" {
+		if _, err := gormstore.DSN(c.DB.URL); err != nil {
+			e.errs = append(e.errs, err)
+		}
 	}
-	c.RedisURL = e.str("REDIS_URL", "")
-	c.Embedded.Redis = c.RedisURL == ""
+	c.RedisURL = dependency("REDIS_URL")
+	c.Embedded.Redis = c.RedisURL == "" && c.Quickstart
 
+	// An empty S3_ENDPOINT means AWS; the quickstart embeds S3 only when
+	// both are unset.
 	c.S3.Endpoint = e.str("S3_ENDPOINT", "")
 	c.S3.Region = e.str("S3_REGION", c.S3.Region)
-	c.S3.Bucket = e.str("S3_BUCKET", "")
-	c.Embedded.S3 = c.S3.Endpoint == "" && c.S3.Bucket == ""
+	if c.Quickstart {
+		c.S3.Bucket = e.str("S3_BUCKET", "")
+	} else {
+		c.S3.Bucket = dependency("S3_BUCKET")
+	}
+	c.Embedded.S3 = c.S3.Endpoint == "" && c.S3.Bucket == "" && c.Quickstart
 	if c.S3.Bucket == "" {
 		c.S3.Bucket = "images"
 	}
@@ -131,11 +207,15 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.S3.MaxConns = e.integer("S3_MAX_CONNS", c.S3.MaxConns)
 	c.EmbeddedS3Addr = e.str("EMBEDDED_S3_ADDR", "127.0.0.1:0")
 
-	// In the quickstart the secret is generated and kept under DATA_DIR.
-	if c.Embedded.Any() {
-		c.Auth.JWTSecret = []byte(e.str("JWT_SECRET", ""))
-	} else {
-		c.Auth.JWTSecret = []byte(e.required("JWT_SECRET"))
+	// Only the API signs tokens. In the quickstart an unset secret is
+	// generated and kept under DATA_DIR.
+	if p == API {
+		if c.Quickstart {
+			c.Auth.JWTSecret = []byte(e.str("JWT_SECRET", ""))
+		} else {
+			c.Auth.JWTSecret = []byte(e.required("JWT_SECRET"))
+		}
+		e.secret("JWT_SECRET", string(c.Auth.JWTSecret))
 	}
 
 	c.Image.MaxUploadBytes = int64(e.integer("MAX_UPLOAD_BYTES", int(c.Image.MaxUploadBytes)))
@@ -182,6 +262,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if (c.API.AdminUser == "") != (c.API.AdminPassword == "") {
 		e.fail("ADMIN_USER and ADMIN_PASSWORD", "must be set together")
 	}
+	e.secret("ADMIN_PASSWORD", c.API.AdminPassword)
 	if v := e.get("TRUSTED_PROXIES"); v != "" {
 		for _, cidr := range strings.Split(v, ",") {
 			_, n, err := net.ParseCIDR(strings.TrimSpace(cidr))
@@ -225,13 +306,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 // Redacted returns the settings that are safe to log at start-up.
 func (c Config) Redacted() []any {
 	return []any{
-		"http_addr", c.HTTPAddr, "worker_http_addr", c.WorkerHTTPAddr,
+		"http_addr", c.HTTPAddr, "worker_http_addr", c.WorkerHTTPAddr, "ops_http_addr", c.OpsHTTPAddr,
+		"shutdown_drain_delay", c.DrainDelay.String(),
 		"database_url", redactURL(c.DB.URL), "redis_url", redactURL(c.RedisURL),
-		"embedded_database", c.Embedded.Database, "embedded_redis", c.Embedded.Redis, "embedded_s3", c.Embedded.S3,
+		"quickstart", c.Quickstart, "embedded_database", c.Embedded.Database, "embedded_redis", c.Embedded.Redis, "embedded_s3", c.Embedded.S3,
 		"s3_endpoint", c.S3.Endpoint, "s3_bucket", c.S3.Bucket, "s3_region", c.S3.Region,
 		"max_upload_bytes", c.Image.MaxUploadBytes, "max_pixels", c.Image.MaxPixels,
 		"accepted_types", c.Image.AcceptedTypes, "variants", len(c.Image.Variants),
-		"worker_concurrency", c.Queue.Concurrency, "jwt_secret", "[set]",
+		"worker_concurrency", c.Queue.Concurrency, "jwt_secret", len(c.Auth.JWTSecret) > 0,
 		"upload_rate_per_minute", c.API.UploadRatePerMinute, "login_rate_per_minute", c.API.LoginRatePerMinute,
 		"dashboard", c.API.AdminUser != "", "webhook_allow_private", c.Webhook.AllowPrivate,
 	}
@@ -273,6 +355,17 @@ func (e *env) required(name string) string {
 		e.fail(name, "is required")
 	}
 	return v
+}
+
+// secret refuses a value that was copied from a sample rather than
+// generated (see placeholder); an empty one is left to the other checks.
+func (e *env) secret(name, v string) {
+	if v == "" {
+		return
+	}
+	if why := placeholder(v); why != "" {
+		e.fail(name, "is a placeholder ("+why+"): generate a random one, such as `openssl rand -base64 48`")
+	}
 }
 
 func (e *env) integer(name string, def int) int {
@@ -318,10 +411,12 @@ func (e *env) duration(name string, def time.Duration) time.Duration {
 // deployment files can be checked against it.
 func Names() []string {
 	seen := map[string]bool{}
-	FromEnv(func(name string) string {
-		seen[name] = true
-		return ""
-	})
+	for _, p := range []Process{API, Worker} {
+		FromEnv(p, func(name string) string {
+			seen[name] = true
+			return ""
+		})
+	}
 	names := make([]string, 0, len(seen))
 	for name := range seen {
 		names = append(names, name)

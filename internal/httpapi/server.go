@@ -101,6 +101,9 @@ type Config struct {
 	// UploadTimeout bounds the time an upload body may take in all,
 	// however steadily it arrives. 0 means 5 minutes.
 	UploadTimeout time.Duration
+	// SeparateOps leaves /metrics and /monitoring out of New: NewOps serves
+	// them, on a port kept off the public network.
+	SeparateOps bool
 }
 
 // Deps are the API's collaborators.
@@ -111,6 +114,8 @@ type Deps struct {
 	// Webhooks serves /v1/webhooks; nil answers 404 there.
 	Webhooks Webhooks
 	Checks   []health.Check
+	// Drain answers /healthz/ready; nil is always ready.
+	Drain *health.Drain
 	// Limiter enforces the rate limits; nil turns them off.
 	Limiter Limiter
 	// Monitor is the asynqmon handler, rooted at /monitoring; nil (or no
@@ -190,14 +195,11 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 	}))
 
 	e.GET("/healthz", echo.WrapHandler(health.Live()))
+	e.GET("/healthz/ready", echo.WrapHandler(d.Drain.Handler()))
 	e.GET("/readyz", echo.WrapHandler(health.Ready(d.Checks, log)))
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})))
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", OpenAPI) })
-	if d.Monitor != nil && cfg.AdminUser != "" && cfg.AdminPassword != "" {
-		mon := echo.WrapHandler(d.Monitor)
-		guard := s.basicAuth(cfg.AdminUser, cfg.AdminPassword)
-		e.Any("/monitoring", mon, guard)
-		e.Any("/monitoring/*", mon, guard)
+	if !cfg.SeparateOps {
+		s.opsRoutes(e)
 	}
 
 	v1 := e.Group("/v1")
@@ -225,6 +227,34 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 		v1.POST("/webhooks/:id/deliveries/:delivery_id/redeliver", s.redeliverWebhook, s.requireAuth)
 	}
 	return e
+}
+
+// NewOps returns the operators' server: /metrics and, with AdminUser set,
+// /monitoring. With Config.SeparateOps, New leaves these out and this is
+// served on its own port.
+func NewOps(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{Deps: d, cfg: cfg, log: log}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = errorHandler(log)
+	e.Use(middleware.Recover())
+	s.opsRoutes(e)
+	return e
+}
+
+// opsRoutes adds the operators' routes to e.
+func (s *Server) opsRoutes(e *echo.Echo) {
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{Registry: s.Registry})))
+	if s.Monitor != nil && s.cfg.AdminUser != "" && s.cfg.AdminPassword != "" {
+		mon := echo.WrapHandler(s.Monitor)
+		guard := s.basicAuth(s.cfg.AdminUser, s.cfg.AdminPassword)
+		e.Any("/monitoring", mon, guard)
+		e.Any("/monitoring/*", mon, guard)
+	}
 }
 
 // observe gives the request a log context, then logs and measures it.

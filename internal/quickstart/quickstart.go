@@ -1,22 +1,13 @@
-// Package quickstart runs, inside the API process, the dependencies a
-// newcomer does not have: a Redis-protocol server (miniredis, in memory) and
-// an S3-protocol server (gofakes3, objects in files under the data
-// directory), both on loopback. The SQL side is an SQLite file, opened by
-// internal/gormstore. The same asynq and S3 client code runs against them
-// as against the real servers; only the endpoints differ.
+//go:build !noquickstart
+
 package quickstart
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -24,6 +15,10 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3afero"
 	"github.com/spf13/afero"
 )
+
+// Available reports whether this binary can run the quickstart: it can,
+// unless built with the tag noquickstart.
+func Available() error { return nil }
 
 // Redis is an embedded Redis-protocol server. It keeps nothing across
 // restarts: the reconciler enqueues again the images left unfinished.
@@ -82,29 +77,4 @@ func (s *S3) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	s.srv.Shutdown(ctx)
-}
-
-// Secret returns the JWT secret kept in dir/jwt_secret, creating it (48
-// random bytes, base64) on first use, so that tokens survive a restart.
-func Secret(dir string) ([]byte, error) {
-	path := filepath.Join(dir, "jwt_secret")
-	b, err := os.ReadFile(path)
-	if err == nil && len(strings.TrimSpace(string(b))) >= 32 {
-		return []byte(strings.TrimSpace(string(b))), nil
-	}
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("read jwt secret: %w", err)
-	}
-	raw := make([]byte, 48)
-	if _, err := rand.Read(raw); err != nil {
-		return nil, err
-	}
-	secret := base64.RawStdEncoding.EncodeToString(raw)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	if err := os.WriteFile(path, []byte(secret), 0o600); err != nil {
-		return nil, fmt.Errorf("write jwt secret: %w", err)
-	}
-	return []byte(secret), nil
 }

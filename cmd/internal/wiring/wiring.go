@@ -101,7 +101,7 @@ func describe(embedded bool, yes, no string) string {
 }
 
 func (d *Deps) startEmbedded(cfg *config.Config) error {
-	if cfg.Embedded.Any() && len(cfg.Auth.JWTSecret) == 0 {
+	if cfg.Quickstart && len(cfg.Auth.JWTSecret) == 0 {
 		secret, err := quickstart.Secret(cfg.DataDir)
 		if err != nil {
 			return err

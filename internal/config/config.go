@@ -206,6 +206,11 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 	c.S3.SecretAccessKey = e.str("AWS_SECRET_ACCESS_KEY", "")
 	c.S3.MaxConns = e.integer("S3_MAX_CONNS", c.S3.MaxConns)
 	c.EmbeddedS3Addr = e.str("EMBEDDED_S3_ADDR", "127.0.0.1:0")
+	// The embedded S3 server checks no signature: anyone who reaches it
+	// reads and writes every object, so it listens on loopback only.
+	if host, _, err := net.SplitHostPort(c.EmbeddedS3Addr); err != nil || !loopback(host) {
+		e.fail("EMBEDDED_S3_ADDR", "must be a loopback address such as 127.0.0.1:9000 (the embedded S3 server checks no signature)")
+	}
 
 	// Only the API signs tokens. In the quickstart an unset secret is
 	// generated and kept under DATA_DIR.
@@ -317,6 +322,15 @@ func (c Config) Redacted() []any {
 		"upload_rate_per_minute", c.API.UploadRatePerMinute, "login_rate_per_minute", c.API.LoginRatePerMinute,
 		"dashboard", c.API.AdminUser != "", "webhook_allow_private", c.Webhook.AllowPrivate,
 	}
+}
+
+// loopback reports whether host names only the local machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func redactURL(u string) string {

@@ -116,6 +116,15 @@ func TestFromEnv(t *testing.T) {
 			t.Errorf("FromEnv without JWT_SECRET = %v, want an error naming it", err)
 		}
 	})
+	t.Run("ErrEmbeddedS3OffLoopback", func(t *testing.T) {
+		for addr, ok := range map[string]bool{"127.0.0.1:9000": true, "localhost:0": true, "[::1]:9000": true,
+			"0.0.0.0:9000": false, ":9000": false, "192.168.1.5:9000": false} {
+			_, err := config.FromEnv(config.API, env(map[string]string{"QUICKSTART": "true", "EMBEDDED_S3_ADDR": addr}))
+			if got := err == nil; got != ok {
+				t.Errorf("EMBEDDED_S3_ADDR=%s: err = %v, want accepted %v", addr, err, ok)
+			}
+		}
+	})
 	t.Run("ErrEveryBadSettingNamed", func(t *testing.T) {
 		_, err := config.FromEnv(config.API, env(with(production,
 			"JWT_SECRET", "short", "MAX_UPLOAD_BYTES", "lots", "VARIANTS", "bad", "LOG_FORMAT", "xml",

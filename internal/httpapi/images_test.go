@@ -366,12 +366,12 @@ func TestLastRetryFails(t *testing.T) {
 	}
 }
 
-// TestUploadsSaturated: with one upload slot, a second upload while the
-// first is still sending is refused with 503 and Retry-After, and the first
-// one completes.
+// TestUploadsSaturated: with one upload slot, a second upload (another
+// user's) while the first is still sending is refused with 503 and
+// Retry-After, and the first one completes.
 func TestUploadsSaturated(t *testing.T) {
 	h := newHarness(t, func(s *settings) { s.API.MaxConcurrentUploads = 1 })
-	token := h.user("sat@example.com")
+	token, second := h.user("sat@example.com"), h.user("sat2@example.com")
 	ct, body := multipartBody(t, "file", "a.jpg", testenv.JPEG(t, 320, 240, 1))
 	pr, pw := io.Pipe()
 	first := make(chan response, 1)
@@ -379,7 +379,7 @@ func TestUploadsSaturated(t *testing.T) {
 	pw.Write(body.Bytes()[:100]) // the first upload is in flight, holding the slot
 	time.Sleep(300 * time.Millisecond)
 
-	r := h.upload(token, "b.jpg", testenv.JPEG(t, 320, 240, 1))
+	r := h.upload(second, "b.jpg", testenv.JPEG(t, 320, 240, 1))
 	if r.Status != http.StatusServiceUnavailable || r.errorCode(t) != "uploads_saturated" || r.Header.Get("Retry-After") == "" {
 		t.Errorf("second upload while the slot is taken: %d %s, want 503 uploads_saturated with Retry-After", r.Status, r.Body)
 	}

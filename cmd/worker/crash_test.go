@@ -136,7 +136,8 @@ func startFleetWith(t *testing.T, n int, opts ...fleetOption) *fleet {
 	}
 	f := &fleet{t: t, bin: t.TempDir()}
 	for _, name := range []string{"api", "worker"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(f.bin, name), "../"+name).CombinedOutput()
+		// The failpoints tag builds in the crash failpoints the fault tests set.
+		out, err := exec.Command("go", "build", "-tags", "failpoints", "-o", filepath.Join(f.bin, name), "../"+name).CombinedOutput()
 		if err != nil {
 			t.Fatalf("build %s: %v\n%s", name, err, out)
 		}

@@ -251,7 +251,8 @@ func TestFaultS3Flaky(t *testing.T) {
 // and enqueueing its task (a failpoint set by test configuration only). The
 // client gets no answer; the image is processed all the same.
 func TestFaultCrashAfterCommit(t *testing.T) {
-	f := startFleetWith(t, 0, withEnv("IMAGESVC_FAILPOINT", image.FailpointCrashAfterCommit, "RECONCILE_STALE_AFTER", "2s"))
+	f := startFleetWith(t, 0, withEnv("IMAGESVC_FAILPOINT", "crash-after-commit", // the failpoints build only (internal/app/failpoint.go)
+		"RECONCILE_STALE_AFTER", "2s"))
 	f.start("worker")
 	ct, body := testenv.Multipart("crash.jpg", testenv.NoiseJPEG(t, 640, 480))
 	req, _ := http.NewRequest(http.MethodPost, f.base+"/v1/images", body)

@@ -8,22 +8,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/imagesvc/imagesvc/cmd/internal/wiring"
+	"github.com/imagesvc/imagesvc/internal/app"
 	"github.com/imagesvc/imagesvc/internal/config"
 	"github.com/imagesvc/imagesvc/internal/health"
-	"github.com/imagesvc/imagesvc/internal/imaging"
-	"github.com/imagesvc/imagesvc/internal/metrics"
 )
 
 func main() {
@@ -45,49 +37,12 @@ func main() {
 		fmt.Fprintf(os.Stderr, "worker: configuration:\n%v\n", err)
 		os.Exit(2)
 	}
-	log := wiring.NewLogger(cfg)
+	log := app.NewLogger(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = run(ctx, cfg, log)
+	err = app.RunWorker(ctx, cfg, log)
 	stop()
 	if err != nil {
 		log.Error("worker stopped", "err", err)
 		os.Exit(1)
 	}
-}
-
-func run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	log.InfoContext(ctx, "starting worker", append(cfg.Redacted(), "libvips", imaging.VipsVersion())...)
-	// The API owns the schema; a worker only checks it can connect.
-	deps, err := wiring.Open(ctx, &cfg, false, log)
-	if err != nil {
-		return err
-	}
-	defer deps.Close()
-
-	reg := metrics.NewRegistry()
-	stopWorker, err := wiring.StartWorker(ctx, cfg, deps, reg, log)
-	if err != nil {
-		return err
-	}
-	drain := &health.Drain{}
-	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", health.Live())
-	mux.Handle("GET /healthz/ready", drain.Handler())
-	mux.Handle("GET /readyz", health.Ready(deps.Checks(), log))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	ops := &http.Server{Addr: cfg.WorkerHTTPAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := ops.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("worker http server", "err", err)
-		}
-	}()
-	log.InfoContext(ctx, "worker running", "concurrency", cfg.Queue.Concurrency, "http_addr", cfg.WorkerHTTPAddr)
-	<-ctx.Done()
-
-	drain.Begin()
-	log.Info("shutting down worker", "timeout", cfg.Queue.ShutdownTimeout)
-	stopWorker()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return ops.Shutdown(shutdownCtx)
 }

@@ -65,6 +65,8 @@ type Config struct {
 	RunMigrations bool
 	// DataDir holds the quickstart's database, objects and JWT secret.
 	DataDir string
+	// Process is the process the configuration is for.
+	Process Process
 	// Quickstart (QUICKSTART=true, the API only) embeds every dependency
 	// whose setting is unset; without it a missing one is an error.
 	Quickstart bool
@@ -123,6 +125,7 @@ func ListenAddr(p Process) string {
 func FromEnv(p Process, getenv func(string) string) (Config, error) {
 	e := &env{get: getenv}
 	c := Config{
+		Process: p,
 		DB:      gormstore.NewDefaultConfig(),
 		S3:      s3store.NewDefaultConfig(),
 		Auth:    auth.NewDefaultConfig(),
@@ -244,7 +247,6 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 	c.Image.Lease = e.duration("PROCESSING_LEASE", c.Image.Lease)
 	c.Image.MaxCrashes = e.integer("PROCESSING_MAX_CRASHES", c.Image.MaxCrashes)
 	c.Image.TempDir = e.str("UPLOAD_TMP_DIR", "")
-	c.Image.Failpoint = e.str("IMAGESVC_FAILPOINT", "") // fault tests only
 
 	c.Queue.Concurrency = e.integer("WORKER_CONCURRENCY", c.Queue.Concurrency)
 	c.Queue.MaxRetry = e.integer("WORKER_MAX_RETRY", c.Queue.MaxRetry)
@@ -310,9 +312,12 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 
 // Redacted returns the settings that are safe to log at start-up.
 func (c Config) Redacted() []any {
-	return []any{
-		"http_addr", c.HTTPAddr, "worker_http_addr", c.WorkerHTTPAddr, "ops_http_addr", c.OpsHTTPAddr,
-		"shutdown_drain_delay", c.DrainDelay.String(),
+	// Each process logs the addresses it binds, and no other.
+	addrs := []any{"http_addr", c.HTTPAddr, "ops_http_addr", c.OpsHTTPAddr, "shutdown_drain_delay", c.DrainDelay.String()}
+	if c.Process == Worker {
+		addrs = []any{"worker_http_addr", c.WorkerHTTPAddr}
+	}
+	return append(addrs,
 		"database_url", redactURL(c.DB.URL), "redis_url", redactURL(c.RedisURL),
 		"quickstart", c.Quickstart, "embedded_database", c.Embedded.Database, "embedded_redis", c.Embedded.Redis, "embedded_s3", c.Embedded.S3,
 		"s3_endpoint", c.S3.Endpoint, "s3_bucket", c.S3.Bucket, "s3_region", c.S3.Region,
@@ -321,7 +326,7 @@ func (c Config) Redacted() []any {
 		"worker_concurrency", c.Queue.Concurrency, "jwt_secret", len(c.Auth.JWTSecret) > 0,
 		"upload_rate_per_minute", c.API.UploadRatePerMinute, "login_rate_per_minute", c.API.LoginRatePerMinute,
 		"dashboard", c.API.AdminUser != "", "webhook_allow_private", c.Webhook.AllowPrivate,
-	}
+	)
 }
 
 // loopback reports whether host names only the local machine.

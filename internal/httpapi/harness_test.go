@@ -14,19 +14,16 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/hibiken/asynq"
-	"github.com/hibiken/asynqmon"
 
+	"github.com/imagesvc/imagesvc/internal/app"
 	"github.com/imagesvc/imagesvc/internal/auth"
+	"github.com/imagesvc/imagesvc/internal/config"
 	"github.com/imagesvc/imagesvc/internal/gormstore"
-	"github.com/imagesvc/imagesvc/internal/health"
 	"github.com/imagesvc/imagesvc/internal/httpapi"
 	"github.com/imagesvc/imagesvc/internal/image"
-	"github.com/imagesvc/imagesvc/internal/imaging"
 	"github.com/imagesvc/imagesvc/internal/logctx"
 	"github.com/imagesvc/imagesvc/internal/metrics"
 	"github.com/imagesvc/imagesvc/internal/queue"
-	"github.com/imagesvc/imagesvc/internal/ratelimit"
 	"github.com/imagesvc/imagesvc/internal/s3store"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 	"github.com/imagesvc/imagesvc/internal/webhook"
@@ -35,14 +32,15 @@ import (
 // redisDB is this package's Redis database (see testenv.RedisURL).
 const redisDB = 1
 
-// harness is the whole service over real MariaDB, Redis and S3: the API on
-// an httptest server and an asynq worker in the same process.
+// harness is the whole service over real MariaDB, Redis and S3, built by
+// the same wiring as the binaries (internal/app): the API on an httptest
+// server and a worker in the same process.
 type harness struct {
 	t      *testing.T
 	url    string
 	store  *gormstore.Store
 	blobs  *s3store.Store
-	images *image.Service
+	images *image.Service // the worker's: Process, Reconcile
 	queue  *queue.Enqueuer
 	hooks  *webhook.Service
 	secret []byte
@@ -51,6 +49,8 @@ type harness struct {
 	// replica starts another API instance sharing every dependency and
 	// returns its URL.
 	replica func() string
+	// worker starts another worker on every dependency.
+	worker func() *app.Worker
 }
 
 // settings are what a test may change before the harness starts.
@@ -71,8 +71,13 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	blobs, _ := testenv.MustBucket(t)
 	rdb := testenv.MustRedis(t, redisDB)
 
-	set := settings{Auth: auth.NewDefaultConfig(), Image: image.NewDefaultConfig(), Queue: queue.NewDefaultConfig(), Webhook: webhook.NewDefaultConfig()}
-	set.Auth.JWTSecret = []byte("test-secret-test-secret-test-secret!")
+	// Every setting's default, as a deployment that sets nothing gets it.
+	// (FromEnv also says the dependencies are missing: here they come
+	// from testenv.)
+	cfg, _ := config.FromEnv(config.API, func(string) string { return "" })
+	cfg.Auth.JWTSecret = []byte("test-secret-test-secret-test-secret!")
+	cfg.RedisURL = testenv.RedisURL(redisDB) // for the dashboard
+	set := settings{Auth: cfg.Auth, Image: cfg.Image, Queue: cfg.Queue, Webhook: cfg.Webhook, API: cfg.API}
 	set.Auth.Hasher = auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1} // fast in tests
 	set.Queue.RetryBase, set.Queue.RetryMax, set.Queue.MaxRetry = 200*time.Millisecond, time.Second, 2
 	// Receivers are httptest servers on loopback; retries come quickly.
@@ -82,48 +87,47 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 		o(&set)
 	}
 	set.API.MaxUploadBytes = set.Image.MaxUploadBytes
-	acfg := set.Auth
-	authSvc, err := auth.NewService(store, store, acfg)
+	cfg.Auth, cfg.Image, cfg.Queue, cfg.Webhook, cfg.API = set.Auth, set.Image, set.Queue, set.Webhook, set.API
+	cfg.Imaging.MaxPixels = cfg.Image.MaxPixels
+
+	// One process with both, as the quickstart runs them: the worker's
+	// metrics are in the API's /metrics.
+	deps := &app.Deps{Store: store, Redis: rdb, Blobs: blobs}
+	reg := metrics.NewRegistry()
+	worker, err := app.StartWorker(context.Background(), cfg, deps, reg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := metrics.NewRegistry()
-	enq := queue.NewEnqueuer(rdb, set.Queue)
-	metrics.RegisterQueues(reg, enq.Inspector())
-	hooks := webhook.NewService(store, store, enq, set.Webhook, metrics.NewWebhooks(reg), log)
-	images := image.NewService(image.Deps{
-		Catalog: store, Ledger: store, Blobs: blobs, Queue: enq, Resizer: imaging.New(imaging.NewDefaultConfig()),
-		Inventory: store, QueueStats: enq, Observer: metrics.NewProcessing(reg), Notifier: hooks,
-	}, set.Image, log)
-
-	srv := queue.NewServer(rdb, set.Queue, log)
-	if err := srv.Start(queue.NewMux(queue.NewImageHandler(images, log), queue.NewWebhookHandler(hooks, log))); err != nil {
+	t.Cleanup(worker.Stop)
+	api, err := app.NewAPI(cfg, deps, reg, log)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Shutdown)
-
-	checks := []health.Check{{Name: "database", Ping: store.Ping}, {Name: "s3", Ping: blobs.Ping},
-		{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}}
-	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: asynq.RedisClientOpt{Addr: rdb.Options().Addr, DB: redisDB}})
-	t.Cleanup(func() { mon.Close() })
-	e := httpapi.New(httpapi.Deps{
-		Auth: authSvc, Images: images, Operations: images, Webhooks: hooks, Checks: checks,
-		Limiter: ratelimit.New(rdb, "t:ratelimit:"), Monitor: mon, Registry: reg,
-	}, set.API, log)
-	ts := httptest.NewServer(e)
+	t.Cleanup(api.Close)
+	ts := httptest.NewServer(api.Handler)
 	t.Cleanup(ts.Close)
 	_, router := spec(t)
-	h := &harness{t: t, url: ts.URL, store: store, blobs: blobs, images: images, queue: enq, hooks: hooks, secret: acfg.JWTSecret,
+	h := &harness{t: t, url: ts.URL, store: store, blobs: blobs, images: worker.Images,
+		queue: queue.NewEnqueuer(rdb, cfg.Queue), hooks: worker.Webhooks, secret: cfg.Auth.JWTSecret,
 		client: &http.Client{Transport: validating{t: t, router: router}}}
 	// A second API replica on the same database, Redis and bucket.
 	h.replica = func() string {
-		e := httpapi.New(httpapi.Deps{
-			Auth: authSvc, Images: images, Operations: images, Checks: checks,
-			Limiter: ratelimit.New(rdb, "t:ratelimit:"), Registry: metrics.NewRegistry(),
-		}, set.API, log)
-		ts := httptest.NewServer(e)
+		api, err := app.NewAPI(cfg, deps, metrics.NewRegistry(), log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(api.Close)
+		ts := httptest.NewServer(api.Handler)
 		t.Cleanup(ts.Close)
 		return ts.URL
+	}
+	h.worker = func() *app.Worker {
+		w, err := app.StartWorker(context.Background(), cfg, deps, metrics.NewRegistry(), log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Stop)
+		return w
 	}
 	return h
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -16,7 +15,6 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/imagesvc/imagesvc/internal/image"
-	"github.com/imagesvc/imagesvc/internal/imaging"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 	"github.com/imagesvc/imagesvc/internal/webhook"
 )
@@ -452,12 +450,9 @@ func TestFaultSameTaskTwiceAtOnce(t *testing.T) {
 	owner := h.userID(token)
 	ctx := context.Background()
 	img := h.insertQueued(owner, "01900000-0000-7000-8000-0000000f00d1", testenv.JPEG(t, 1600, 1200, 1), 1600, 1200, time.Now())
-	// Two workers: a second service on the same dependencies (one
-	// process never runs two tasks of one image at once).
-	other := image.NewService(image.Deps{Catalog: h.store, Ledger: h.store, Blobs: h.blobs, Queue: h.queue,
-		Resizer: imaging.New(imaging.NewDefaultConfig()), Notifier: h.hooks}, image.NewDefaultConfig(), slog.Default())
+	// Two workers (one process never runs two tasks of one image at once).
 	var wg sync.WaitGroup
-	for _, worker := range []*image.Service{h.images, other} {
+	for _, worker := range []*image.Service{h.images, h.worker().Images} {
 		wg.Go(func() {
 			if err := worker.Process(ctx, img.ID); err != nil {
 				t.Errorf("Process: %v", err)

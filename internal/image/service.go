@@ -43,14 +43,7 @@ type Config struct {
 	MaxCrashes int
 	// TempDir is where uploads are spooled before they go to S3.
 	TempDir string
-	// Failpoint makes the process fail at a chosen place, for fault tests
-	// only (IMAGESVC_FAILPOINT); empty in any real deployment.
-	Failpoint string
 }
-
-// FailpointCrashAfterCommit makes the API exit between writing an image's
-// row and enqueueing its task: the crash the reconciler repairs.
-const FailpointCrashAfterCommit = "crash-after-commit"
 
 // NewDefaultConfig returns the defaults of DESIGN.md.
 func NewDefaultConfig() Config {
@@ -206,10 +199,6 @@ func (s *Service) Upload(ctx context.Context, userID, filename string, body io.R
 	if err := s.catalog.CreateImage(ctx, img); err != nil {
 		s.undo(cleanup, img, false)
 		return nil, unavailable("database_unavailable", "the database is unavailable", fmt.Errorf("insert image: %w", err))
-	}
-	if s.cfg.Failpoint == FailpointCrashAfterCommit {
-		s.log.ErrorContext(ctx, "failpoint: crashing between commit and enqueue")
-		os.Exit(3)
 	}
 	if err := s.queue.EnqueueProcess(ctx, img.ID); err != nil {
 		s.undo(cleanup, img, true)

@@ -1,7 +1,12 @@
-// Package wiring connects the adapters to the domain for the binaries in
-// cmd/. It lives under cmd/ so that only the binaries (and their tests) can
-// import it: the rest of the code never knows every package.
-package wiring
+// Package app builds the service from its parts: the one wiring path that
+// cmd/api, cmd/worker and the end-to-end tests all call, so that a test
+// cannot pass on wiring that production forgot. It is the only package
+// besides cmd/ that knows every adapter.
+//
+// Open connects to the dependencies (or embeds them in the quickstart);
+// NewAPI builds the HTTP API on them and StartWorker the task processor;
+// RunAPI and RunWorker are the two processes, from listening to draining.
+package app
 
 import (
 	"context"

@@ -1,14 +1,18 @@
-package wiring
+package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/imagesvc/imagesvc/internal/config"
+	"github.com/imagesvc/imagesvc/internal/health"
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/imaging"
 	"github.com/imagesvc/imagesvc/internal/metrics"
@@ -16,13 +20,21 @@ import (
 	"github.com/imagesvc/imagesvc/internal/webhook"
 )
 
+// Worker processes tasks on a process's dependencies.
+type Worker struct {
+	// Images processes, gives up on and reconciles images.
+	Images *image.Service
+	// Webhooks delivers the events of finished images.
+	Webhooks *webhook.Service
+	stop     func()
+}
+
 // StartWorker starts processing images on deps: the asynq server and the
 // reconciler. cmd/worker runs it alone; the quickstart API runs it in its
-// own process. The returned function stops dequeuing, lets running tasks
-// finish within the shutdown timeout, and returns.
-func StartWorker(ctx context.Context, cfg config.Config, deps *Deps, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
+// own process. reg receives the processing metrics.
+func StartWorker(ctx context.Context, cfg config.Config, deps *Deps, reg prometheus.Registerer, log *slog.Logger) (*Worker, error) {
 	enqueuer := queue.NewEnqueuer(deps.Redis, cfg.Queue)
-	hooks := NewWebhooks(cfg, deps, enqueuer, reg, log)
+	hooks := newWebhooks(cfg, deps, enqueuer, reg, log)
 	images := image.NewService(image.Deps{
 		Catalog: deps.Store, Ledger: deps.Store, Blobs: deps.Blobs,
 		Queue: enqueuer, Resizer: imaging.New(cfg.Imaging),
@@ -49,12 +61,16 @@ func StartWorker(ctx context.Context, cfg config.Config, deps *Deps, reg prometh
 		defer close(done)
 		reconcile(rctx, []reconciler{images, hooks}, cfg.ReconcileEvery, log)
 	}()
-	return func() {
+	return &Worker{Images: images, Webhooks: hooks, stop: func() {
 		cancel()
 		<-done
 		srv.Shutdown()
-	}, nil
+	}}, nil
 }
+
+// Stop stops dequeuing, lets running tasks finish within the shutdown
+// timeout, and returns.
+func (w *Worker) Stop() { w.stop() }
 
 // reconciler re-enqueues work whose task was lost.
 type reconciler interface {
@@ -85,11 +101,55 @@ func reconcile(ctx context.Context, rs []reconciler, every time.Duration, log *s
 	}
 }
 
-// NewWebhooks returns the webhook service on deps.
-func NewWebhooks(cfg config.Config, deps *Deps, enqueuer *queue.Enqueuer, reg prometheus.Registerer, log *slog.Logger) *webhook.Service {
+// newWebhooks returns the webhook service on deps.
+func newWebhooks(cfg config.Config, deps *Deps, enqueuer *queue.Enqueuer, reg prometheus.Registerer, log *slog.Logger) *webhook.Service {
 	var obs webhook.Observer
 	if reg != nil {
 		obs = metrics.NewWebhooks(reg)
 	}
 	return webhook.NewService(deps.Store, deps.Store, enqueuer, cfg.Webhook, obs, log)
+}
+
+// RunWorker is the worker process: it processes tasks until ctx ends, with
+// /healthz, /healthz/ready, /readyz and /metrics on cfg.WorkerHTTPAddr,
+// then stops dequeuing and lets running tasks finish.
+func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	log.InfoContext(ctx, "starting worker", append(cfg.Redacted(), "libvips", imaging.VipsVersion())...)
+	// The API owns the schema; a worker only checks it can connect.
+	deps, err := Open(ctx, &cfg, false, log)
+	if err != nil {
+		return err
+	}
+	defer deps.Close()
+
+	reg := metrics.NewRegistry()
+	worker, err := StartWorker(ctx, cfg, deps, reg, log)
+	if err != nil {
+		return err
+	}
+	drain := &health.Drain{}
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", health.Live())
+	mux.Handle("GET /healthz/ready", drain.Handler())
+	mux.Handle("GET /readyz", health.Ready(deps.Checks(), log))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	errc := make(chan error, 1)
+	ops, err := serve(cfg.WorkerHTTPAddr, mux, &http.Server{}, errc, log)
+	if err != nil {
+		worker.Stop()
+		return err
+	}
+	log.InfoContext(ctx, "worker running", "concurrency", cfg.Queue.Concurrency, "http_addr", ops.Addr)
+	select {
+	case err = <-errc:
+		err = fmt.Errorf("worker http server: %w", err)
+	case <-ctx.Done():
+	}
+
+	drain.Begin()
+	log.Info("shutting down worker", "timeout", cfg.Queue.ShutdownTimeout)
+	worker.Stop()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return errors.Join(err, ops.Shutdown(shutdownCtx))
 }

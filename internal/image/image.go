@@ -158,7 +158,16 @@ var (
 	// ErrUndecodable is returned by a Resizer when the source cannot be
 	// decoded; processing then fails at once, without retries.
 	ErrUndecodable = failure.New(failure.Unprocessable, "undecodable_image", "the image data could not be decoded")
+	// ErrTooComplex is a source that would cost far more to decode than
+	// its size suggests: a progressive JPEG with more than MaxJPEGScans
+	// scans.
+	ErrTooComplex = failure.New(failure.Unprocessable, "too_complex", "the image is too complex to decode (a JPEG with too many scans)")
 )
+
+// MaxJPEGScans is the most scans a progressive JPEG may have. Cameras and
+// encoders write about 10 (mozjpeg up to about 20); each scan costs a pass
+// over every block, and thousands of empty ones are valid JPEG.
+const MaxJPEGScans = 100
 
 // TooLarge returns the error for an upload over limit bytes.
 func TooLarge(limit int64) error {

@@ -89,6 +89,10 @@ type Header struct {
 	// Frames is the number of frames of an animation (GIF, APNG, WebP),
 	// 1 for a still image.
 	Frames int
+	// Scans is the number of scans of a JPEG up to its end-of-image marker:
+	// 1 for a baseline JPEG, about 10 for a progressive one. Counting stops
+	// at MaxJPEGScans+1. Zero for the other formats.
+	Scans int
 }
 
 // Pixels is the number of pixels of every frame together: what a decoder
@@ -170,6 +174,10 @@ func sniffStandard(f Format, buf []byte, r io.Reader) (Header, error) {
 	hdr := Header{Format: f, Width: cfg.Width, Height: cfg.Height, Frames: 1}
 	whole := bufio.NewReader(io.MultiReader(&seen, r))
 	switch f {
+	case JPEG:
+		if hdr.Scans, err = jpegScans(whole); err != nil {
+			return Header{}, fmt.Errorf("count jpeg scans: %w", err)
+		}
 	case PNG:
 		if hdr.Frames, err = apngFrames(whole); err != nil {
 			return Header{}, ErrUnsupported
@@ -236,8 +244,9 @@ func apngFrames(r *bufio.Reader) (int, error) {
 }
 
 // Inspect reads an upload and checks it: a format in accepted, no more
-// than maxPixels pixels over all frames (and over the largest picture a
-// HEIF or AVIF decoder makes),. Nothing is decoded; the whole file is read, as a stream.
+// than maxPixels pixels over all frames (and in the largest picture a HEIF
+// or AVIF decoder makes), and for a JPEG no more than MaxJPEGScans scans.
+// Nothing is decoded; the whole file is read, as a stream.
 //
 // The errors are ErrUnsupported, or errors that match ErrTooManyPixels or
 // ErrTooComplex under errors.Is and say the numbers in their message.
@@ -262,6 +271,10 @@ func Inspect(r io.Reader, accepted []Format, maxPixels int64) (Header, error) {
 			msg = fmt.Sprintf("the image decodes to %dx%d, over the limit of %d pixels", hdr.DecodedWidth, hdr.DecodedHeight, maxPixels)
 		}
 		return Header{}, failure.New(ErrTooManyPixels.Kind, ErrTooManyPixels.Code, msg)
+	}
+	if hdr.Scans > MaxJPEGScans {
+		msg := fmt.Sprintf("the JPEG has more than %d scans, too many to decode in reasonable time", MaxJPEGScans)
+		return Header{}, failure.New(ErrTooComplex.Kind, ErrTooComplex.Code, msg)
 	}
 	return hdr, nil
 }

@@ -49,6 +49,14 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
+// Is reports whether target is an *Error of the same Kind and Code, so that
+// errors.Is(err, image.ErrTooManyPixels) holds for an error built with a
+// message of its own (the pixel count, the limit) under the same code.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t != nil && e.Kind == t.Kind && e.Code == t.Code
+}
+
 // New returns an Error of the given kind.
 func New(kind Kind, code, message string) *Error {
 	return &Error{Kind: kind, Code: code, Message: message}

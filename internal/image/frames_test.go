@@ -128,6 +128,13 @@ func FuzzInspect(f *testing.F) {
 		testenv.JPEG(f, 16, 16, 6), testenv.PNG(f, 8, 8, 100), testenv.PNGHeaderOnly(30000, 30000),
 		animatedGIF(f, 8, 8, 3), apng(f, 3), animatedWebP(8, 8, 2), webpVP8L(64, 64), avifHeader(100, 100),
 		[]byte("GIF89a\x10\x00\x08\x00\x80\x00\x00"), []byte("RIFF\x00\x00\x00\x00WEBPANMF"),
+		gifFile(1, 1, gifFrame{0, 0, 65535, 65535}), gifFile(10, 10, gifFrame{5, 5, 10, 10}, gifFrame{0, 0, 0, 3}),
+		cjpeg(f, noisePGM(24, 16), "-progressive", "-restart", "1"),
+		vipsSave(f, testenv.PNG(f, 40, 30, 255), "avif"), vipsSave(f, testenv.PNG(f, 33, 21, 255), "heic"),
+		heicWith([][]byte{hvcCProp(spsNAL(spsOpts{w: 64, h: 48, subLayers: 1, subProfile: []bool{true}, subLevel: []bool{true}})), ispeProp(64, 48), clapProp(63, 1, 47, 1), irotProp(90)}),
+		avifWith([][]byte{av1CProp(), ispeProp(64, 48)}, temporalDelimiter, seqHeaderOBU(seqOpts{timing: true, decoderModel: true, delayBits: 5, ops: []seqOp{{level: 8, decoderModel: true}}, wBits: 8, hBits: 8, w: 64, h: 48})),
+		heifBytes(heifFile{brand: "heic", primary: 1, props: [][]byte{ispeProp(64, 48)}, iloc: ilocLayout{2, 8, 8, 4, 4}, items: []testItem{
+			{id: 1, typ: "grid", props: []int{1}, data: [][]byte{{0, 0, 0, 0, 0, 64, 0, 48}}, inIdat: true}, {id: 2, typ: "iovl", props: []int{1}, data: [][]byte{make([]byte, 16)}}}}),
 	} {
 		f.Add(seed)
 	}

@@ -108,7 +108,7 @@ func TestSniff(t *testing.T) {
 		{"PNG", testenv.PNG(t, 33, 17, 128), image.PNG, 33, 17},
 		{"PNGBomb", testenv.PNGHeaderOnly(30000, 30000), image.PNG, 30000, 30000},
 		{"WebP", webpVP8L(4096, 4096), image.WebP, 4096, 4096},
-		{"GIF", []byte("GIF89a\x10\x00\x08\x00\x00\x00\x00;"), image.GIF, 16, 8},
+		{"GIF", gifFile(16, 8, gifFrame{0, 0, 16, 8}), image.GIF, 16, 8},
 		{"AVIF", avifHeader(4032, 3024), image.AVIF, 4032, 3024},
 	}
 	for _, tt := range tests {

@@ -72,22 +72,34 @@ func ParseFormats(s string) ([]Format, error) {
 	return out, nil
 }
 
-// Header is what Sniff learns from the first bytes of a file, before any
-// pixel is decoded.
+// Header is what Sniff learns from a file without decoding its pixels.
 type Header struct {
 	Format Format
+	// Width and Height are the size of the image as a viewer shows it: for
+	// a GIF the canvas its frames make, for a HEIF or AVIF the primary image
+	// after its clean-aperture crop and rotation.
 	Width  int
 	Height int
+	// DecodedWidth and DecodedHeight are the largest picture a decoder makes
+	// on the way when that is not Width x Height: for a HEIF or AVIF the
+	// largest of every item's declared, coded and canvas size, before any
+	// crop. Zero for the other formats.
+	DecodedWidth  int
+	DecodedHeight int
 	// Frames is the number of frames of an animation (GIF, APNG, WebP),
 	// 1 for a still image.
 	Frames int
+	// Scans is the number of scans of a JPEG up to its end-of-image marker:
+	// 1 for a baseline JPEG, about 10 for a progressive one. Counting stops
+	// at MaxJPEGScans+1. Zero for the other formats.
+	Scans int
 }
 
 // Pixels is the number of pixels of every frame together: what a decoder
 // reading the whole file would produce.
 // It saturates rather than overflows on absurd headers.
 func (h Header) Pixels() int64 {
-	wh := int64(h.Width) * int64(h.Height) // each side is below 2^32
+	wh := max(int64(h.Width)*int64(h.Height), int64(h.DecodedWidth)*int64(h.DecodedHeight)) // each side is below 2^32
 	frames := int64(max(h.Frames, 1))
 	if wh > math.MaxInt64/frames {
 		return math.MaxInt64
@@ -95,15 +107,31 @@ func (h Header) Pixels() int64 {
 	return wh * frames
 }
 
-// headerLimit bounds how much of a file Sniff reads. JPEG headers can carry
-// large EXIF and ICC segments before the frame header, so it is generous.
+// headerLimit bounds how much of a file Sniff holds in memory. JPEG headers
+// can carry large EXIF and ICC segments before the frame header, so it is
+// generous.
 const headerLimit = 4 << 20
 
-// Sniff detects the format of r from its magic bytes and reads the
-// dimensions from the header without decoding pixels. It returns
-// ErrUnsupported for anything that is not a known image format or whose
-// header is broken.
+// Sniff detects the format of r from its magic bytes and reads what the
+// limits need without decoding pixels: the size from the header, and where
+// the cost of decoding hides further in, the rest of the file as a stream
+// (the frames of an animation, the scans of a JPEG, the coded size of a
+// HEIF or AVIF). It holds at most headerLimit bytes in memory.
+//
+// When r is also an io.ReaderAt and io.Seeker (a spooled upload, a
+// bytes.Reader), a HEIF or AVIF is read at the offsets its boxes give,
+// counted from r's position on entry; otherwise only its first headerLimit
+// bytes are seen. Sniff leaves r at no particular position.
+//
+// It returns ErrUnsupported for anything that is not a known image format
+// or whose header is broken.
 func Sniff(r io.Reader) (Header, error) {
+	start := int64(-1)
+	if s, ok := r.(io.Seeker); ok {
+		if pos, err := s.Seek(0, io.SeekCurrent); err == nil {
+			start = pos
+		}
+	}
 	buf := make([]byte, 32)
 	n, _ := io.ReadFull(r, buf)
 	buf = buf[:n]
@@ -111,121 +139,56 @@ func Sniff(r io.Reader) (Header, error) {
 	if !ok {
 		return Header{}, ErrUnsupported
 	}
-	rest := io.MultiReader(bytes.NewReader(buf), io.LimitReader(r, headerLimit))
-	var w, h int
+	var hdr Header
+	var err error
 	switch f {
+	case GIF:
+		hdr, err = sniffGIF(bufio.NewReader(io.MultiReader(bytes.NewReader(buf), r)))
 	case HEIF, AVIF:
-		data, err := io.ReadAll(rest)
-		if err != nil {
-			return Header{}, err
-		}
-		w, h, ok = isobmffSize(data)
-		if !ok {
-			return Header{}, ErrUnsupported
-		}
+		hdr, err = sniffISOBMFF(f, buf, r, start)
 	default:
-		cfg, _, err := stdimage.DecodeConfig(rest)
-		if err != nil {
-			return Header{}, ErrUnsupported
-		}
-		w, h = cfg.Width, cfg.Height
+		hdr, err = sniffStandard(f, buf, r)
 	}
-	if w <= 0 || h <= 0 {
+	if err != nil {
+		return Header{}, err
+	}
+	if hdr.Width <= 0 || hdr.Height <= 0 {
 		return Header{}, ErrUnsupported
-	}
-	hdr := Header{Format: f, Width: w, Height: h, Frames: 1}
-	// Animations: count the frames without decoding any, when the file can
-	// be read again from the start.
-	if rs, ok := r.(io.ReadSeeker); ok && (f == GIF || f == WebP || f == PNG) {
-		if _, err := rs.Seek(0, io.SeekStart); err != nil {
-			return Header{}, err
-		}
-		n, err := countFrames(f, bufio.NewReader(rs))
-		if err != nil {
-			return Header{}, ErrUnsupported
-		}
-		hdr.Frames = max(n, 1)
 	}
 	return hdr, nil
 }
 
-// countFrames walks the container of an animation and counts its frames.
-func countFrames(f Format, r *bufio.Reader) (int, error) {
+// sniffStandard reads the header with the standard library's decoders, then
+// walks the rest of the file for what hides after the header: the frames
+// of an animated PNG or WebP, the scans of a JPEG.
+func sniffStandard(f Format, buf []byte, r io.Reader) (Header, error) {
+	// The header reader buffers past the header; what it took is kept (at
+	// most headerLimit and a buffer) so that the walk starts from the first
+	// byte again without seeking, whatever r is.
+	var seen bytes.Buffer
+	head := io.MultiReader(bytes.NewReader(buf), io.LimitReader(r, headerLimit))
+	cfg, _, err := stdimage.DecodeConfig(io.TeeReader(head, &seen))
+	if err != nil {
+		return Header{}, ErrUnsupported
+	}
+	hdr := Header{Format: f, Width: cfg.Width, Height: cfg.Height, Frames: 1}
+	whole := bufio.NewReader(io.MultiReader(&seen, r))
 	switch f {
-	case GIF:
-		return gifFrames(r)
-	case WebP:
-		return webpFrames(r)
+	case JPEG:
+		if hdr.Scans, err = jpegScans(whole); err != nil {
+			return Header{}, fmt.Errorf("count jpeg scans: %w", err)
+		}
 	case PNG:
-		return apngFrames(r)
-	}
-	return 1, nil
-}
-
-// gifFrames counts the image descriptors of a GIF, skipping every data
-// sub-block.
-func gifFrames(r *bufio.Reader) (int, error) {
-	hdr := make([]byte, 13)
-	if _, err := io.ReadFull(r, hdr); err != nil {
-		return 0, err
-	}
-	if hdr[10]&0x80 != 0 { // global colour table
-		if _, err := r.Discard(3 << (hdr[10]&7 + 1)); err != nil {
-			return 0, err
+		if hdr.Frames, err = apngFrames(whole); err != nil {
+			return Header{}, ErrUnsupported
+		}
+	case WebP:
+		if hdr.Frames, err = webpFrames(whole); err != nil {
+			return Header{}, ErrUnsupported
 		}
 	}
-	frames := 0
-	for {
-		b, err := r.ReadByte()
-		if err != nil {
-			return frames, nil // a truncated trailer still counts what was seen
-		}
-		switch b {
-		case 0x3B: // trailer
-			return frames, nil
-		case 0x21: // extension: label, then sub-blocks
-			if _, err := r.ReadByte(); err != nil {
-				return frames, nil
-			}
-			if err := skipSubBlocks(r); err != nil {
-				return frames, nil
-			}
-		case 0x2C: // image descriptor
-			frames++
-			desc := make([]byte, 9)
-			if _, err := io.ReadFull(r, desc); err != nil {
-				return frames, nil
-			}
-			if desc[8]&0x80 != 0 { // local colour table
-				if _, err := r.Discard(3 << (desc[8]&7 + 1)); err != nil {
-					return frames, nil
-				}
-			}
-			if _, err := r.ReadByte(); err != nil { // LZW minimum code size
-				return frames, nil
-			}
-			if err := skipSubBlocks(r); err != nil {
-				return frames, nil
-			}
-		default:
-			return frames, errors.New("malformed GIF block")
-		}
-	}
-}
-
-func skipSubBlocks(r *bufio.Reader) error {
-	for {
-		n, err := r.ReadByte()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return nil
-		}
-		if _, err := r.Discard(int(n)); err != nil {
-			return err
-		}
-	}
+	hdr.Frames = max(hdr.Frames, 1)
+	return hdr, nil
 }
 
 // webpFrames counts the ANMF chunks of an animated WebP (1 for a still).
@@ -280,9 +243,13 @@ func apngFrames(r *bufio.Reader) (int, error) {
 	}
 }
 
-// Inspect reads the header of an upload and checks it: a format in
-// accepted, and no more than maxPixels pixels over all frames. Nothing is
-// decoded.
+// Inspect reads an upload and checks it: a format in accepted, no more
+// than maxPixels pixels over all frames (and in the largest picture a HEIF
+// or AVIF decoder makes), and for a JPEG no more than MaxJPEGScans scans.
+// Nothing is decoded; the whole file is read, as a stream.
+//
+// The errors are ErrUnsupported, or errors that match ErrTooManyPixels or
+// ErrTooComplex under errors.Is and say the numbers in their message.
 func Inspect(r io.Reader, accepted []Format, maxPixels int64) (Header, error) {
 	hdr, err := Sniff(r)
 	if err != nil {
@@ -297,12 +264,27 @@ func Inspect(r io.Reader, accepted []Format, maxPixels int64) (Header, error) {
 	}
 	if hdr.Pixels() > maxPixels {
 		msg := fmt.Sprintf("the image is %dx%d, over the limit of %d pixels", hdr.Width, hdr.Height, maxPixels)
-		if hdr.Frames > 1 {
+		switch {
+		case hdr.Frames > 1:
 			msg = fmt.Sprintf("the animation is %d frames of %dx%d, over the limit of %d pixels in all", hdr.Frames, hdr.Width, hdr.Height, maxPixels)
+		case int64(hdr.DecodedWidth)*int64(hdr.DecodedHeight) > int64(hdr.Width)*int64(hdr.Height):
+			msg = fmt.Sprintf("the image decodes to %dx%d, over the limit of %d pixels", hdr.DecodedWidth, hdr.DecodedHeight, maxPixels)
 		}
-		return Header{}, failure.New(failure.Unprocessable, ErrTooManyPixels.Code, msg)
+		return Header{}, failure.New(ErrTooManyPixels.Kind, ErrTooManyPixels.Code, msg)
+	}
+	if hdr.Scans > MaxJPEGScans {
+		msg := fmt.Sprintf("the JPEG has more than %d scans, too many to decode in reasonable time", MaxJPEGScans)
+		return Header{}, failure.New(ErrTooComplex.Kind, ErrTooComplex.Code, msg)
 	}
 	return hdr, nil
+}
+
+// InspectBytes is Inspect on a file held in memory. The worker calls it on
+// the original it fetched before decoding, so that an original stored
+// before a limit existed, or by another path than Upload, meets the same
+// limits.
+func InspectBytes(data []byte, accepted []Format, maxPixels int64) (Header, error) {
+	return Inspect(bytes.NewReader(data), accepted, maxPixels)
 }
 
 func magic(b []byte) (Format, bool) {
@@ -321,95 +303,4 @@ func magic(b []byte) (Format, bool) {
 		return isobmffBrand(b)
 	}
 	return "", false
-}
-
-// isobmffBrand tells AVIF from HEIF by the ftyp brands in the first bytes.
-func isobmffBrand(b []byte) (Format, bool) {
-	size := int(binary.BigEndian.Uint32(b[0:4]))
-	end := min(size, len(b))
-	brands := []string{string(b[8:12])}
-	for i := 16; i+4 <= end; i += 4 {
-		brands = append(brands, string(b[i:i+4]))
-	}
-	heif := false
-	for _, br := range brands {
-		switch br {
-		case "avif", "avis":
-			return AVIF, true
-		case "heic", "heix", "hevc", "hevx", "heim", "heis", "mif1", "msf1":
-			heif = true
-		}
-	}
-	return HEIF, heif
-}
-
-// isobmffSize returns the largest image spatial extent ("ispe") declared in
-// the meta box of a HEIF or AVIF file. The largest one is the primary image
-// (the others are thumbnails or grid tiles), and an upper bound is what the
-// pixel limit needs.
-func isobmffSize(data []byte) (int, int, bool) {
-	meta, ok := findBox(data, "meta")
-	if !ok || len(meta) < 4 {
-		return 0, 0, false
-	}
-	iprp, ok := findBox(meta[4:], "iprp") // meta is a full box: skip version and flags
-	if !ok {
-		return 0, 0, false
-	}
-	ipco, ok := findBox(iprp, "ipco")
-	if !ok {
-		return 0, 0, false
-	}
-	bw, bh := 0, 0
-	for _, b := range boxes(ipco) {
-		if b.typ != "ispe" || len(b.body) < 12 {
-			continue
-		}
-		w := int(binary.BigEndian.Uint32(b.body[4:8]))
-		h := int(binary.BigEndian.Uint32(b.body[8:12]))
-		if int64(w)*int64(h) > int64(bw)*int64(bh) {
-			bw, bh = w, h
-		}
-	}
-	return bw, bh, bw > 0 && bh > 0
-}
-
-type box struct {
-	typ  string
-	body []byte
-}
-
-// boxes splits data into ISOBMFF boxes, stopping at the first malformed one.
-func boxes(data []byte) []box {
-	var out []box
-	for len(data) >= 8 {
-		size := uint64(binary.BigEndian.Uint32(data[0:4]))
-		typ := string(data[4:8])
-		hdr := uint64(8)
-		switch size {
-		case 0:
-			size = uint64(len(data))
-		case 1:
-			if len(data) < 16 {
-				return out
-			}
-			size = binary.BigEndian.Uint64(data[8:16])
-			hdr = 16
-		}
-		if size < hdr || size > uint64(len(data)) {
-			return out
-		}
-		out = append(out, box{typ: typ, body: data[hdr:size]})
-		data = data[size:]
-	}
-	return out
-}
-
-func findBox(data []byte, typ string) ([]byte, bool) {
-	for _, b := range boxes(data) {
-		if b.typ == typ {
-			return b.body, true
-		}
-	}
-	return nil, false
 }

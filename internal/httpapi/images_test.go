@@ -392,3 +392,21 @@ func TestUploadsSaturated(t *testing.T) {
 		t.Errorf("upload after the slot was freed: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestWorkerChecksTheOriginal: the worker applies the upload's checks to
+// the original it fetched before decoding it, whatever stored it: a TIFF
+// (not accepted by default) put straight into the bucket fails as
+// unsupported instead of being decoded.
+func TestWorkerChecksTheOriginal(t *testing.T) {
+	h := newHarness(t)
+	token := h.user("checks@example.com")
+	tiff := testenv.VipsSave(t, testenv.PNG(t, 320, 240, 255), "tif", "")
+	img := h.insertQueued(h.userID(token), "01900000-0000-7000-8000-00000000c0de", tiff, 320, 240, time.Now())
+	if err := h.queue.EnqueueProcess(context.Background(), img.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := h.waitFor(token, img.ID)
+	if got.Status != "failed" || got.Error == nil || got.Error.Code != "unsupported_type" {
+		t.Errorf("image ended %s with %+v, want failed with unsupported_type", got.Status, got.Error)
+	}
+}

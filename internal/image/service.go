@@ -494,6 +494,16 @@ func (s *Service) process(ctx context.Context, id string) (result string, pixels
 	}
 	start = s.stage(StageFetch, start)
 
+	// The upload checked the header; check again what is about to be
+	// decoded: an original stored before a check existed, or by another
+	// path, gets the same limits.
+	if _, err := InspectBytes(src, s.cfg.AcceptedTypes, s.cfg.MaxPixels); err != nil {
+		fe := failure.As(err)
+		if fe == nil {
+			fe = ErrUndecodable
+		}
+		return s.fail(ctx, img, pixels, failure.Wrap(failure.Unprocessable, fe.Code, fe.Message, err))
+	}
 	renditions, err := s.resizer.Resize(ctx, src, s.cfg.Variants)
 	if failure.KindOf(err) == failure.Unprocessable {
 		return s.fail(ctx, img, pixels, err)

@@ -19,26 +19,14 @@ import (
 )
 
 // vipsSave returns src saved by `vips copy` as out.<target>, where target
-// may carry save options, such as "avif[strip]". It needs the vips command
-// with libheif (Debian's libvips-tools), as testenv.ViaVips does.
+// may carry save options, such as "avif[strip]" (see testenv.VipsSave).
 func vipsSave(t testing.TB, src []byte, target string) []byte {
 	t.Helper()
-	if _, err := exec.LookPath("vips"); err != nil {
-		t.Fatal("the vips command (Debian package libvips-tools) is needed; `make test` installs it")
+	ext, opts, found := strings.Cut(target, "[")
+	if found {
+		opts = "[" + opts
 	}
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "in.png"), filepath.Join(dir, "out."+target)
-	if err := os.WriteFile(in, src, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if b, err := exec.Command("vips", "copy", in, out).CombinedOutput(); err != nil {
-		t.Fatalf("vips copy in.png out.%s: %v\n%s", target, err, b)
-	}
-	b, err := os.ReadFile(strings.Split(out, "[")[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testenv.VipsSave(t, src, ext, opts)
 }
 
 // vipsHeaderSize is the size libvips (through libheif) reports for a file.

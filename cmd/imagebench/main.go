@@ -48,7 +48,15 @@ func main() {
 	soak := flag.Int("soak", 500, "24 MP images processed at concurrency 2 for the memory run (0 to skip)")
 	dir := flag.String("corpus", "", "also write the generated sources into this directory")
 	table := flag.Bool("table", true, "print the F/N/P table (false: only the memory run, in a fresh process)")
+	hostile := flag.Bool("hostile", false, "only the hostile sources: the largest and costliest an upload can carry, two at once, with the peak RSS of each")
 	flag.Parse()
+	if *hostile {
+		if err := hostileRun(); err != nil {
+			fmt.Fprintln(os.Stderr, "imagebench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	corpusDir = *dir
 	var err error
 	if *table {
@@ -289,7 +297,10 @@ func maxRSS() int64 {
 }
 
 // currentRSS reads VmRSS from /proc/self/status.
-func currentRSS() int64 {
+func currentRSS() int64 { return statusKB("VmRSS:") }
+
+// statusKB reads a field in kB of /proc/self/status, in bytes.
+func statusKB(field string) int64 {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return 0
@@ -297,7 +308,7 @@ func currentRSS() int64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			return kb << 10
 		}

@@ -297,6 +297,7 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 
 	c.Imaging.JPEGQuality = e.integer("JPEG_QUALITY", c.Imaging.JPEGQuality)
 	c.Imaging.MaxPixels = c.Image.MaxPixels
+	c.Imaging.DecodeMemory = int64(e.integer("WORKER_DECODE_MEMORY_MB", int(c.Imaging.DecodeMemory>>20))) << 20
 	c.Imaging.OutputFormat = strings.ToLower(e.str("OUTPUT_FORMAT", c.Imaging.OutputFormat))
 
 	errs := e.errs

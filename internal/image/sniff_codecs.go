@@ -73,8 +73,10 @@ func hevcSizes(r *bufio.Reader, found func(w, h int)) error {
 
 // hevcSPSSize reads pic_width_in_luma_samples and
 // pic_height_in_luma_samples from the payload of an SPS NAL unit (ITU-T
-// H.265 7.3.2.2): the size the decoder allocates, before the conformance
-// window crops it.
+// H.265 7.3.2.2), less the conformance window: the picture decoded. (The
+// decoder allocates the uncropped size, a multiple of the coding block,
+// at most a few samples more each way; counting those against MAX_PIXELS
+// refused a 7071x7071 HEIC, whose blocks make it 7072x7072.)
 func hevcSPSSize(payload []byte) (int, int, bool) {
 	b := bitReader{data: unescapeRBSP(payload)}
 	b.skip(4) // sps_video_parameter_set_id
@@ -99,11 +101,23 @@ func hevcSPSSize(payload []byte) (int, int, bool) {
 			b.skip(8)
 		}
 	}
-	b.ue()           // sps_seq_parameter_set_id
-	if b.ue() == 3 { // chroma_format_idc 4:4:4
-		b.skip(1) // separate_colour_plane_flag
-	}
+	b.ue() // sps_seq_parameter_set_id
+	chroma := b.ue()
+	separate := chroma == 3 && b.u(1) == 1 // separate_colour_plane_flag
 	w, h := b.ue(), b.ue()
+	if b.u(1) == 1 { // conformance_window_flag: offsets in chroma samples (Table 6-1)
+		subW, subH := uint64(1), uint64(1)
+		if !separate && (chroma == 1 || chroma == 2) {
+			subW = 2
+		}
+		if !separate && chroma == 1 {
+			subH = 2
+		}
+		left, right, top, bottom := b.ue(), b.ue(), b.ue(), b.ue()
+		if cw, ch := subW*(left+right), subH*(top+bottom); cw < w && ch < h {
+			w, h = w-cw, h-ch
+		}
+	}
 	return int(w), int(h), !b.bad && w > 0 && h > 0
 }
 

@@ -230,6 +230,7 @@ type spsOpts struct {
 	subProfile []bool // sub_layer_profile_present_flag per sub-layer
 	subLevel   []bool // sub_layer_level_present_flag per sub-layer
 	chroma     int    // chroma_format_idc
+	crop       [4]int // conformance window offsets: left, right, top, bottom
 }
 
 // spsNAL is an HEVC SPS NAL unit with its header, escaped. The general
@@ -269,7 +270,13 @@ func spsNAL(o spsOpts) []byte {
 	}
 	w.golomb(uint64(o.w))
 	w.golomb(uint64(o.h))
-	w.put(0, 1) // conformance_window_flag; the rest of an SPS does not matter here
+	w.flag(o.crop != [4]int{}) // conformance_window_flag
+	if o.crop != [4]int{} {
+		for _, c := range o.crop {
+			w.golomb(uint64(c))
+		}
+	}
+	// The rest of an SPS does not matter here.
 	return append([]byte{33 << 1, 0x01}, escapeRBSP(w.trailing())...)
 }
 
@@ -681,14 +688,18 @@ func TestHEIFPrimaryItem(t *testing.T) {
 
 func TestHEVCCodedSize(t *testing.T) {
 	tests := []struct {
-		name string
-		sps  spsOpts
+		name         string
+		sps          spsOpts
+		wantW, wantH int // 0: the coded size
 	}{
-		{"Plain", spsOpts{w: 4032, h: 3024, chroma: 1}},
-		{"Chroma444", spsOpts{w: 4032, h: 3024, chroma: 3}},
-		{"SubLayers", spsOpts{w: 1920, h: 1088, chroma: 1, subLayers: 2, subProfile: []bool{true, false}, subLevel: []bool{true, true}}},
-		{"SixSubLayers", spsOpts{w: 640, h: 480, chroma: 2, subLayers: 6, subProfile: []bool{true, true, false, true, false, true}, subLevel: []bool{false, true, true, false, false, true}}},
-		{"SubLayersNothingPresent", spsOpts{w: 8192, h: 8, chroma: 0, subLayers: 3, subProfile: make([]bool, 3), subLevel: make([]bool, 3)}},
+		{"Plain", spsOpts{w: 4032, h: 3024, chroma: 1}, 0, 0},
+		// 7072x7072 coded, cropped to 7070x7066 (offsets in chroma samples).
+		{"ConformanceWindow420", spsOpts{w: 7072, h: 7072, chroma: 1, crop: [4]int{0, 1, 1, 2}}, 7070, 7066},
+		{"ConformanceWindow444", spsOpts{w: 648, h: 488, chroma: 3, crop: [4]int{0, 7, 0, 7}}, 641, 481},
+		{"Chroma444", spsOpts{w: 4032, h: 3024, chroma: 3}, 0, 0},
+		{"SubLayers", spsOpts{w: 1920, h: 1088, chroma: 1, subLayers: 2, subProfile: []bool{true, false}, subLevel: []bool{true, true}}, 0, 0},
+		{"SixSubLayers", spsOpts{w: 640, h: 480, chroma: 2, subLayers: 6, subProfile: []bool{true, true, false, true, false, true}, subLevel: []bool{false, true, true, false, false, true}}, 0, 0},
+		{"SubLayersNothingPresent", spsOpts{w: 8192, h: 8, chroma: 0, subLayers: 3, subProfile: make([]bool, 3), subLevel: make([]bool, 3)}, 0, 0},
 	}
 	for _, tt := range tests {
 		nal := spsNAL(tt.sps)
@@ -703,8 +714,12 @@ func TestHEVCCodedSize(t *testing.T) {
 					file = heicWith([][]byte{hvcCProp(), ispeProp(100, 100)}, nalUnits(vps, nal, []byte{19 << 1, 1, 0xAF}))
 				}
 				got := sniffSizes(t, file)
-				if got.DecodedWidth != tt.sps.w || got.DecodedHeight != tt.sps.h {
-					t.Errorf("Sniff.Decoded = %dx%d, want %dx%d", got.DecodedWidth, got.DecodedHeight, tt.sps.w, tt.sps.h)
+				wantW, wantH := tt.sps.w, tt.sps.h
+				if tt.wantW != 0 {
+					wantW, wantH = tt.wantW, tt.wantH
+				}
+				if got.DecodedWidth != wantW || got.DecodedHeight != wantH {
+					t.Errorf("Sniff.Decoded = %dx%d, want %dx%d", got.DecodedWidth, got.DecodedHeight, wantW, wantH)
 				}
 				if got.Width != 100 || got.Height != 100 {
 					t.Errorf("Sniff = %dx%d, want what the ispe says, 100x100", got.Width, got.Height)

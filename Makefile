@@ -11,7 +11,7 @@ SERVICES_ENV := DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/images
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-testkey} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-testsecret} \
 	JWT_SECRET=$${JWT_SECRET:-$$(cat data/jwt_secret)} LOG_FORMAT=$${LOG_FORMAT:-text}
 
-.PHONY: help vips deps build run run-services test test-faults fuzz bench load soak lint migrate admin clean
+.PHONY: help vips deps build run run-services test test-faults fuzz bench bench-hostile load soak lint migrate admin clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -53,11 +53,16 @@ test-faults: deps ## the fault tests, three times in a row each, with a 30 s dat
 fuzz: ## fuzz the upload header checks for 5 minutes (FUZZTIME=…)
 	$(GO) test -run '^$$' -fuzz FuzzInspect -fuzztime $${FUZZTIME:-5m} ./internal/image/
 
-bench: vips ## F/N/P table on a generated corpus, then a worker's memory over 500 24 MP images (BENCH_SOAK=…)
+bench: vips ## F/N/P table on a generated corpus, a worker's memory over 500 24 MP images (BENCH_SOAK=…), then the hostile sources
 	$(GO) build -o $(BIN)/imagebench ./cmd/imagebench
 	$(BIN)/imagebench -soak 0 2>/dev/null
 	$(BIN)/imagebench -table=false -soak $${BENCH_SOAK:-500} 2>/dev/null
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5x ./internal/imaging/ 2>/dev/null
+	$(BIN)/imagebench -hostile 2>/dev/null
+
+bench-hostile: vips ## the costliest sources an upload can carry, two at once: CPU, wall time and peak RSS of each
+	$(GO) build -o $(BIN)/imagebench ./cmd/imagebench
+	$(BIN)/imagebench -hostile 2>/dev/null
 
 load: ## the API and two workers on local services under loadgen (LOAD_ARGS="-images 500 -c 32 -mp 12")
 	@bash scripts/load.sh $${LOAD_ARGS:-}

@@ -227,6 +227,32 @@ func VipsSave(tb testing.TB, src []byte, ext, options string) []byte {
 	return b
 }
 
+// VipsNoise returns a w x h picture of Gaussian noise made by the vips
+// command and saved as ext with options ("[Q=90]"): large, slow-to-decode
+// sources made in C, quickly even under the race detector.
+func VipsNoise(tb testing.TB, w, h int, ext, options string) []byte {
+	tb.Helper()
+	if _, err := exec.LookPath("vips"); err != nil {
+		tb.Fatal("the vips command (Debian package libvips-tools) is needed; `make test` installs it")
+	}
+	dir := tb.TempDir()
+	noise, out := filepath.Join(dir, "noise.v"), filepath.Join(dir, "out."+ext)
+	for _, args := range [][]string{
+		{"gaussnoise", noise, fmt.Sprint(w), fmt.Sprint(h), "--mean", "128", "--sigma", "40"},
+		{"cast", noise, filepath.Join(dir, "noise8.v"), "uchar"},
+		{"bandjoin", filepath.Join(dir, "noise8.v") + " " + filepath.Join(dir, "noise8.v") + " " + filepath.Join(dir, "noise8.v"), out + options},
+	} {
+		if b, err := exec.Command("vips", args...).CombinedOutput(); err != nil {
+			tb.Fatalf("vips %v: %v\n%s", args, err, b)
+		}
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
 // CJPEG returns img (alpha ignored) encoded by libjpeg-turbo's cjpeg with
 // the given chroma sampling of the luma ("2x2" is 4:2:0, "2x1" 4:2:2,
 // "1x2" 4:4:0, "1x1" 4:4:4), which Go's encoder (always 4:2:0) cannot

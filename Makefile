@@ -45,13 +45,13 @@ test: deps ## install and start what the tests need, then run every test with -r
 	# fail here. Leak reports are off (libvips and GLib keep process-wide
 	# caches until exit); make bench and make soak watch the RSS instead.
 	ASAN_OPTIONS=detect_leaks=0 $(GO) test -asan -count=1 -timeout 10m ./internal/imaging/
-	$(GO) test -run '^$$' -fuzz FuzzInspect -fuzztime 10s ./internal/image/
+	$(GO) test -run '^$$' -fuzz FuzzInspect -fuzztime 10s ./internal/sniff/
 
 test-faults: deps ## the fault tests, three times in a row each, with a 30 s database outage
 	FAULT_DB_OUTAGE=30s $(GO) test -count=3 -timeout 60m -run 'Fault|Killed|Stopped' ./cmd/worker/ ./internal/httpapi/
 
 fuzz: ## fuzz the upload header checks for 5 minutes (FUZZTIME=…)
-	$(GO) test -run '^$$' -fuzz FuzzInspect -fuzztime $${FUZZTIME:-5m} ./internal/image/
+	$(GO) test -run '^$$' -fuzz FuzzInspect -fuzztime $${FUZZTIME:-5m} ./internal/sniff/
 
 bench: vips ## F/N/P table on a generated corpus, a worker's memory over 500 24 MP images (BENCH_SOAK=…), then the hostile sources
 	$(GO) build -o $(BIN)/imagebench ./cmd/imagebench

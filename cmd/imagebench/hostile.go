@@ -19,6 +19,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/failure"
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/imaging"
+	"github.com/imagesvc/imagesvc/internal/sniff"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 )
 
@@ -48,7 +49,7 @@ func hostileRun() error {
 	}{
 		{"JPEG 50 MP", photoJPEG},
 		{"JPEG 50 MP progressive", func() []byte { return testenv.VipsSave(tb, photoJPEG(), "jpg", "[interlace,Q=75]") }},
-		{"JPEG 50 MP grey, 100 scans (the limit)", func() []byte { return testenv.ManyScansJPEG(tb, flat(side), image.MaxJPEGScans) }},
+		{"JPEG 50 MP grey, 100 scans (the limit)", func() []byte { return testenv.ManyScansJPEG(tb, flat(side), sniff.MaxJPEGScans) }},
 		{"JPEG 50 MP grey, 6000 empty scans", func() []byte { return testenv.ManyScansJPEG(tb, flat(side), 6000) }},
 		{"PNG 50 MP RGBA", func() []byte { return pngOf(testenv.Canvas(side, side, 200)) }},
 		{"PNG 50 MP RGBA 16-bit", func() []byte { return png16Of(testenv.Canvas(side, side, 200)) }},
@@ -88,7 +89,7 @@ func hostileRun() error {
 			wg.Go(func() {
 				// What a worker does with a fetched original: the upload's
 				// checks again, then the pipeline.
-				if _, err := image.InspectBytes(src, cfg.AcceptedTypes, cfg.MaxPixels); err != nil {
+				if _, err := sniff.InspectBytes(src, cfg.AcceptedTypes, cfg.MaxPixels); err != nil {
 					errs[k] = err
 					return
 				}

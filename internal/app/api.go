@@ -51,7 +51,7 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 	}
 	enqueuer := queue.NewEnqueuer(deps.Redis, cfg.Queue)
 	metrics.RegisterQueues(reg, enqueuer.Inspector())
-	images := image.NewService(image.Deps{
+	images := image.NewService(image.ServiceDeps{
 		Catalog: deps.Store, Ledger: deps.Store, Blobs: deps.Blobs, Queue: withFailpoint(enqueuer, log),
 		Inventory: deps.Store, QueueStats: enqueuer,
 	}, cfg.Image, log)

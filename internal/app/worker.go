@@ -23,7 +23,7 @@ import (
 // Worker processes tasks on a process's dependencies.
 type Worker struct {
 	// Images processes, gives up on and reconciles images.
-	Images *image.Service
+	Images *image.Processor
 	// Webhooks delivers the events of finished images.
 	Webhooks *webhook.Service
 	stop     func()
@@ -35,7 +35,7 @@ type Worker struct {
 func StartWorker(ctx context.Context, cfg config.Config, deps *Deps, reg prometheus.Registerer, log *slog.Logger) (*Worker, error) {
 	enqueuer := queue.NewEnqueuer(deps.Redis, cfg.Queue)
 	hooks := newWebhooks(cfg, deps, enqueuer, reg, log)
-	images := image.NewService(image.Deps{
+	images := image.NewProcessor(image.ProcessorDeps{
 		Catalog: deps.Store, Ledger: deps.Store, Blobs: deps.Blobs,
 		Queue: enqueuer, Resizer: imaging.New(cfg.Imaging),
 		Observer: metrics.NewProcessing(reg), Notifier: hooks,

@@ -26,6 +26,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/queue"
 	"github.com/imagesvc/imagesvc/internal/quickstart"
 	"github.com/imagesvc/imagesvc/internal/s3store"
+	"github.com/imagesvc/imagesvc/internal/sniff"
 	"github.com/imagesvc/imagesvc/internal/webhook"
 )
 
@@ -229,7 +230,7 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 	c.Image.MaxUploadBytes = int64(e.integer("MAX_UPLOAD_BYTES", int(c.Image.MaxUploadBytes)))
 	c.Image.MaxPixels = int64(e.integer("MAX_PIXELS", int(c.Image.MaxPixels)))
 	if v := e.get("ACCEPTED_TYPES"); v != "" {
-		types, err := image.ParseFormats(v)
+		types, err := sniff.ParseFormats(v)
 		if err != nil {
 			e.fail("ACCEPTED_TYPES", err.Error())
 		}

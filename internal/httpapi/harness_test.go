@@ -40,7 +40,7 @@ type harness struct {
 	url    string
 	store  *gormstore.Store
 	blobs  *s3store.Store
-	images *image.Service // the worker's: Process, Reconcile
+	images *image.Processor // the worker's: Process, Reconcile
 	queue  *queue.Enqueuer
 	hooks  *webhook.Service
 	secret []byte

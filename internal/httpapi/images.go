@@ -214,7 +214,13 @@ func (s *Server) reprocess(c echo.Context) error {
 	if err := s.limit(c, "upload:"+p.UserID, s.cfg.UploadRatePerMinute); err != nil {
 		return err
 	}
-	img, err := s.Operations.Reprocess(c.Request().Context(), p.UserID, p.Role == auth.RoleAdmin, c.Param("id"))
+	reprocess := func() (*image.Image, error) {
+		if p.Role == auth.RoleAdmin {
+			return s.Operations.AdminReprocess(c.Request().Context(), c.Param("id"))
+		}
+		return s.Operations.Reprocess(c.Request().Context(), p.UserID, c.Param("id"))
+	}
+	img, err := reprocess()
 	if err != nil {
 		return err
 	}

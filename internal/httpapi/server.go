@@ -50,7 +50,8 @@ type Images interface {
 
 // Operations is what the operators' endpoints need from the image domain.
 type Operations interface {
-	Reprocess(ctx context.Context, userID string, admin bool, id string) (*image.Image, error)
+	Reprocess(ctx context.Context, userID, id string) (*image.Image, error)
+	AdminReprocess(ctx context.Context, id string) (*image.Image, error)
 	AdminList(ctx context.Context, status image.Status, after image.Cursor, limit int) (image.Page, error)
 	Stats(ctx context.Context) (image.Stats, error)
 }

@@ -452,7 +452,7 @@ func TestFaultSameTaskTwiceAtOnce(t *testing.T) {
 	img := h.insertQueued(owner, "01900000-0000-7000-8000-0000000f00d1", testenv.JPEG(t, 1600, 1200, 1), 1600, 1200, time.Now())
 	// Two workers (one process never runs two tasks of one image at once).
 	var wg sync.WaitGroup
-	for _, worker := range []*image.Service{h.images, h.worker().Images} {
+	for _, worker := range []*image.Processor{h.images, h.worker().Images} {
 		wg.Go(func() {
 			if err := worker.Process(ctx, img.ID); err != nil {
 				t.Errorf("Process: %v", err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imagesvc/imagesvc/internal/failure"
+	"github.com/imagesvc/imagesvc/internal/sniff"
 )
 
 // Status is where an image is in its lifecycle:
@@ -152,26 +153,20 @@ func validName(s string) bool {
 
 // Errors the image domain returns to clients.
 var (
-	ErrNotFound      = failure.New(failure.NotFound, "not_found", "image not found")
-	ErrNoFile        = failure.New(failure.Invalid, "file_missing", "multipart field \"file\" is required")
-	ErrEmptyFile     = failure.New(failure.Invalid, "file_empty", "the uploaded file is empty")
-	ErrBadCursor     = failure.New(failure.Invalid, "invalid_cursor", "cursor is malformed")
-	ErrBadLimit      = failure.New(failure.Invalid, "invalid_limit", "limit must be a positive integer")
-	ErrUnsupported   = failure.New(failure.Unsupported, "unsupported_type", "the file is not an image of an accepted type")
-	ErrTooManyPixels = failure.New(failure.Unprocessable, "too_many_pixels", "the image has more pixels than allowed")
+	ErrNotFound  = failure.New(failure.NotFound, "not_found", "image not found")
+	ErrNoFile    = failure.New(failure.Invalid, "file_missing", "multipart field \"file\" is required")
+	ErrEmptyFile = failure.New(failure.Invalid, "file_empty", "the uploaded file is empty")
+	ErrBadCursor = failure.New(failure.Invalid, "invalid_cursor", "cursor is malformed")
+	ErrBadLimit  = failure.New(failure.Invalid, "invalid_limit", "limit must be a positive integer")
 	// ErrUndecodable is returned by a Resizer when the source cannot be
 	// decoded; processing then fails at once, without retries.
 	ErrUndecodable = failure.New(failure.Unprocessable, "undecodable_image", "the image data could not be decoded")
-	// ErrTooComplex is a source that would cost far more to decode than
-	// its size suggests: a progressive JPEG with more than MaxJPEGScans
-	// scans.
-	ErrTooComplex = failure.New(failure.Unprocessable, "too_complex", "the image is too complex to decode (a JPEG with too many scans)")
+	// ErrUnsupported, ErrTooManyPixels and ErrTooComplex are the header
+	// checks' (package sniff), which uploads and processing both run.
+	ErrUnsupported   = sniff.ErrUnsupported
+	ErrTooManyPixels = sniff.ErrTooManyPixels
+	ErrTooComplex    = sniff.ErrTooComplex
 )
-
-// MaxJPEGScans is the most scans a progressive JPEG may have. Cameras and
-// encoders write about 10 (mozjpeg up to about 20); each scan costs a pass
-// over every block, and thousands of empty ones are valid JPEG.
-const MaxJPEGScans = 100
 
 // TooLarge returns the error for an upload over limit bytes.
 func TooLarge(limit int64) error {

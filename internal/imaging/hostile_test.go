@@ -14,6 +14,7 @@ import (
 
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/imaging"
+	"github.com/imagesvc/imagesvc/internal/sniff"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 )
 
@@ -27,8 +28,8 @@ func TestManyScansTooComplex(t *testing.T) {
 		want  error
 	}{
 		{"OK", 20, nil},
-		{"AtTheLimit", image.MaxJPEGScans, nil},
-		{"ErrTooComplex", image.MaxJPEGScans + 1, image.ErrTooComplex},
+		{"AtTheLimit", sniff.MaxJPEGScans, nil},
+		{"ErrTooComplex", sniff.MaxJPEGScans + 1, image.ErrTooComplex},
 		{"ErrTooComplexThousands", 2000, image.ErrTooComplex},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -40,6 +40,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/sniff"
 )
 
 // Config holds the output settings.
@@ -65,7 +66,7 @@ type Config struct {
 // NewDefaultConfig returns the defaults.
 func NewDefaultConfig() Config {
 	return Config{OutputFormat: "auto", JPEGQuality: 82, MaxPixels: image.NewDefaultConfig().MaxPixels,
-		MaxScans: image.MaxJPEGScans, DecodeMemory: 512 << 20}
+		MaxScans: sniff.MaxJPEGScans, DecodeMemory: 512 << 20}
 }
 
 // Validate reports every invalid setting at once, including an output

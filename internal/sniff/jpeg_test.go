@@ -1,4 +1,4 @@
-package image_test
+package sniff_test
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/imagesvc/imagesvc/internal/failure"
-	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/sniff"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 )
 
@@ -164,7 +164,7 @@ func TestSniffJPEGScans(t *testing.T) {
 		{"StuffingAndRestartsScript100", cjpeg(t, grey, "-progressive", "-restart", "1", "-scans", scanScript(100)), 100, true},
 		{"FillBytesBeforeMarkers", fillBytes, 6, true},
 		{"ScansAfterEOI", afterEOI, 6, true},
-		{"CountingStopsPastTheLimit", progressiveJPEG(t, grey, 150), image.MaxJPEGScans + 1, false},
+		{"CountingStopsPastTheLimit", progressiveJPEG(t, grey, 150), sniff.MaxJPEGScans + 1, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,7 +173,7 @@ func TestSniffJPEGScans(t *testing.T) {
 					t.Fatalf("libjpeg reads %d scans, the test expects %d", n, tt.scans)
 				}
 			}
-			h, err := image.Sniff(bytes.NewReader(tt.data))
+			h, err := sniff.Sniff(bytes.NewReader(tt.data))
 			if err != nil {
 				t.Fatalf("Sniff: %v", err)
 			}
@@ -183,7 +183,7 @@ func TestSniffJPEGScans(t *testing.T) {
 		})
 	}
 	t.Run("NotAJPEG", func(t *testing.T) {
-		h, err := image.Sniff(bytes.NewReader(testenv.PNG(t, 8, 8, 255)))
+		h, err := sniff.Sniff(bytes.NewReader(testenv.PNG(t, 8, 8, 255)))
 		if err != nil || h.Scans != 0 {
 			t.Errorf("Sniff(PNG) = Scans %d, %v, want 0, nil", h.Scans, err)
 		}
@@ -192,29 +192,29 @@ func TestSniffJPEGScans(t *testing.T) {
 
 func TestInspectJPEGScans(t *testing.T) {
 	grey := noisePGM(64, 48)
-	accepted := image.DefaultAcceptedTypes
-	for _, n := range []int{20, image.MaxJPEGScans} {
+	accepted := sniff.DefaultAcceptedTypes
+	for _, n := range []int{20, sniff.MaxJPEGScans} {
 		t.Run(fmt.Sprintf("OK%dScans", n), func(t *testing.T) {
 			jpg := progressiveJPEG(t, grey, n)
-			h, err := image.Inspect(bytes.NewReader(jpg), accepted, 1e9)
+			h, err := sniff.Inspect(bytes.NewReader(jpg), accepted, 1e9)
 			if err != nil || h.Scans != n {
 				t.Errorf("Inspect(%d scans) = Scans %d, %v, want %d, nil", n, h.Scans, err, n)
 			}
 		})
 	}
-	for _, n := range []int{image.MaxJPEGScans + 1, 150} {
+	for _, n := range []int{sniff.MaxJPEGScans + 1, 150} {
 		jpg := progressiveJPEG(t, grey, n)
-		for name, inspect := range map[string]func() (image.Header, error){
-			"Inspect":      func() (image.Header, error) { return image.Inspect(bytes.NewReader(jpg), accepted, 1e9) },
-			"InspectBytes": func() (image.Header, error) { return image.InspectBytes(jpg, accepted, 1e9) },
+		for name, inspect := range map[string]func() (sniff.Header, error){
+			"Inspect":      func() (sniff.Header, error) { return sniff.Inspect(bytes.NewReader(jpg), accepted, 1e9) },
+			"InspectBytes": func() (sniff.Header, error) { return sniff.InspectBytes(jpg, accepted, 1e9) },
 			// A reader that cannot seek gets the same check.
-			"InspectStream": func() (image.Header, error) {
-				return image.Inspect(struct{ io.Reader }{bytes.NewReader(jpg)}, accepted, 1e9)
+			"InspectStream": func() (sniff.Header, error) {
+				return sniff.Inspect(struct{ io.Reader }{bytes.NewReader(jpg)}, accepted, 1e9)
 			},
 		} {
 			t.Run(fmt.Sprintf("ErrTooComplex%dScans%s", n, name), func(t *testing.T) {
 				_, err := inspect()
-				if !errors.Is(err, image.ErrTooComplex) || failure.CodeOf(err) != "too_complex" || failure.KindOf(err) != failure.Unprocessable {
+				if !errors.Is(err, sniff.ErrTooComplex) || failure.CodeOf(err) != "too_complex" || failure.KindOf(err) != failure.Unprocessable {
 					t.Errorf("%s(%d scans) = %v, want ErrTooComplex", name, n, err)
 				}
 			})
@@ -240,7 +240,7 @@ func TestJPEGScansReadOnlyWhatTheyMust(t *testing.T) {
 	t.Run("NothingAfterEOI", func(t *testing.T) {
 		jpg := cjpeg(t, noisePGM(64, 48), "-progressive")
 		tail := &countingReader{r: bytes.NewReader(make([]byte, 16<<20))}
-		h, err := image.Sniff(io.MultiReader(bytes.NewReader(jpg), tail))
+		h, err := sniff.Sniff(io.MultiReader(bytes.NewReader(jpg), tail))
 		if err != nil || h.Scans != 6 {
 			t.Fatalf("Sniff = Scans %d, %v, want 6, nil", h.Scans, err)
 		}
@@ -254,31 +254,31 @@ func TestJPEGScansReadOnlyWhatTheyMust(t *testing.T) {
 		if len(starts) != 150 {
 			t.Fatalf("found %d scan headers, want 150", len(starts))
 		}
-		bound := starts[image.MaxJPEGScans] + 64 + slack // through the header of the scan over the limit
+		bound := starts[sniff.MaxJPEGScans] + 64 + slack // through the header of the scan over the limit
 		if bound >= len(jpg) {
 			t.Fatalf("the JPEG is %d bytes, too short to tell a stop at %d", len(jpg), bound)
 		}
 		r := &countingReader{r: bytes.NewReader(jpg)}
-		if _, err := image.Sniff(r); err != nil {
+		if _, err := sniff.Sniff(r); err != nil {
 			t.Fatal(err)
 		}
 		if r.n > bound {
-			t.Errorf("Sniff read %d of %d bytes, want at most %d: counting goes on past scan %d", r.n, len(jpg), bound, image.MaxJPEGScans+1)
+			t.Errorf("Sniff read %d of %d bytes, want at most %d: counting goes on past scan %d", r.n, len(jpg), bound, sniff.MaxJPEGScans+1)
 		}
 	})
 }
 
 func TestJPEGScansTruncated(t *testing.T) {
 	jpg := cjpeg(t, noisePGM(48, 32), "-progressive", "-restart", "1")
-	full, err := image.Sniff(bytes.NewReader(jpg))
+	full, err := sniff.Sniff(bytes.NewReader(jpg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	last := 0
 	for n := range len(jpg) {
-		h, err := image.Sniff(bytes.NewReader(jpg[:n]))
+		h, err := sniff.Sniff(bytes.NewReader(jpg[:n]))
 		if err != nil {
-			if !errors.Is(err, image.ErrUnsupported) {
+			if !errors.Is(err, sniff.ErrUnsupported) {
 				t.Fatalf("Sniff(first %d bytes) = %v, want ErrUnsupported or a header", n, err)
 			}
 			continue

@@ -1,4 +1,4 @@
-package image_test
+package sniff_test
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/imagesvc/imagesvc/internal/failure"
-	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/sniff"
 )
 
 // gifFrame is the position and size an image descriptor declares.
@@ -45,7 +45,7 @@ func TestSniffGIF(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, err := image.Sniff(bytes.NewReader(tt.data))
+			h, err := sniff.Sniff(bytes.NewReader(tt.data))
 			if err != nil {
 				t.Fatalf("Sniff: %v", err)
 			}
@@ -62,7 +62,7 @@ func TestSniffGIF(t *testing.T) {
 		"BadBlock":        append(gifFile(16, 8, gifFrame{0, 0, 16, 8})[:13+6+10+4], 0x99),
 	} {
 		t.Run("ErrUnsupported_"+name, func(t *testing.T) {
-			if h, err := image.Sniff(bytes.NewReader(data)); !errors.Is(err, image.ErrUnsupported) {
+			if h, err := sniff.Sniff(bytes.NewReader(data)); !errors.Is(err, sniff.ErrUnsupported) {
 				t.Errorf("Sniff = %+v, %v, want ErrUnsupported", h, err)
 			}
 		})
@@ -76,18 +76,18 @@ func TestInspectGIFBomb(t *testing.T) {
 	if len(bomb) != 34 {
 		t.Fatalf("the bomb is %d bytes, want 34", len(bomb))
 	}
-	_, err := image.Inspect(bytes.NewReader(bomb), image.DefaultAcceptedTypes, 40_000_000)
-	if !errors.Is(err, image.ErrTooManyPixels) || failure.KindOf(err) != failure.Unprocessable {
+	_, err := sniff.Inspect(bytes.NewReader(bomb), sniff.DefaultAcceptedTypes, 40_000_000)
+	if !errors.Is(err, sniff.ErrTooManyPixels) || failure.KindOf(err) != failure.Unprocessable {
 		t.Errorf("Inspect(1x1 screen, 65535x65535 frame) = %v, want ErrTooManyPixels", err)
 	}
 	t.Run("CanvasTimesFrames", func(t *testing.T) {
 		// Two frames of a 110x100 canvas: 22000 pixels. The screen alone
 		// (100x80, 16000) would pass a limit of 20000.
 		g := gifFile(100, 80, gifFrame{0, 0, 100, 80}, gifFrame{90, 70, 20, 30})
-		if _, err := image.Inspect(bytes.NewReader(g), image.DefaultAcceptedTypes, 20_000); !errors.Is(err, image.ErrTooManyPixels) {
+		if _, err := sniff.Inspect(bytes.NewReader(g), sniff.DefaultAcceptedTypes, 20_000); !errors.Is(err, sniff.ErrTooManyPixels) {
 			t.Errorf("Inspect(2 frames on a 110x100 canvas, limit 20000) = %v, want ErrTooManyPixels", err)
 		}
-		if _, err := image.Inspect(bytes.NewReader(g), image.DefaultAcceptedTypes, 22_000); err != nil {
+		if _, err := sniff.Inspect(bytes.NewReader(g), sniff.DefaultAcceptedTypes, 22_000); err != nil {
 			t.Errorf("Inspect(2 frames on a 110x100 canvas, limit 22000) = %v, want nil", err)
 		}
 	})

@@ -1,4 +1,13 @@
-package image
+// Package sniff reads what an image file is, and what decoding it would
+// cost, from its bytes without decoding a pixel: the type from the magic
+// bytes, the size from the header, and the costs that hide further in (the
+// frames of an animation and the canvas they make, the scans of a JPEG,
+// the coded size of a HEIF or AVIF). Inspect holds a file to the limits an
+// upload must keep; the API calls it on every upload, and the worker again
+// on every original it is about to decode.
+//
+// It is pure Go and imports nothing of the project but its error type.
+package sniff
 
 import (
 	"bufio"
@@ -20,6 +29,22 @@ import (
 	_ "golang.org/x/image/tiff" // registers the TIFF header reader
 	_ "golang.org/x/image/webp" // registers the WebP header reader
 )
+
+// Errors of the checks. The messages of the errors Inspect returns carry
+// the numbers; errors.Is matches them with these.
+var (
+	ErrUnsupported   = failure.New(failure.Unsupported, "unsupported_type", "the file is not an image of an accepted type")
+	ErrTooManyPixels = failure.New(failure.Unprocessable, "too_many_pixels", "the image has more pixels than allowed")
+	// ErrTooComplex is a source that would cost far more to decode than
+	// its size suggests: a progressive JPEG with more than MaxJPEGScans
+	// scans.
+	ErrTooComplex = failure.New(failure.Unprocessable, "too_complex", "the image is too complex to decode (a JPEG with too many scans)")
+)
+
+// MaxJPEGScans is the most scans a progressive JPEG may have. Cameras and
+// encoders write about 10 (mozjpeg up to about 20); each scan costs a pass
+// over every block, and thousands of empty ones are valid JPEG.
+const MaxJPEGScans = 100
 
 // Format is an image file type detected from its bytes.
 type Format string

@@ -1,4 +1,4 @@
-package image_test
+package sniff_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/sniff"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 )
 
@@ -511,9 +511,9 @@ func nalUnits(nals ...[]byte) []byte {
 	return out
 }
 
-func sniffSizes(t *testing.T, data []byte) image.Header {
+func sniffSizes(t *testing.T, data []byte) sniff.Header {
 	t.Helper()
-	h, err := image.Sniff(bytes.NewReader(data))
+	h, err := sniff.Sniff(bytes.NewReader(data))
 	if err != nil {
 		t.Fatalf("Sniff: %v", err)
 	}
@@ -542,10 +542,10 @@ func TestSniffHEIFFromVips(t *testing.T) {
 			if got.DecodedWidth != w || got.DecodedHeight != h {
 				t.Errorf("Sniff(ispe patched to 100x100).Decoded = %dx%d, want the coded %dx%d", got.DecodedWidth, got.DecodedHeight, w, h)
 			}
-			if _, err := image.Inspect(bytes.NewReader(patched), image.DefaultAcceptedTypes, 200_000); !errors.Is(err, image.ErrTooManyPixels) {
+			if _, err := sniff.Inspect(bytes.NewReader(patched), sniff.DefaultAcceptedTypes, 200_000); !errors.Is(err, sniff.ErrTooManyPixels) {
 				t.Errorf("Inspect(ispe patched to 100x100, coded 640x480, limit 200000) = %v, want ErrTooManyPixels", err)
 			}
-			if _, err := image.Inspect(bytes.NewReader(file), image.DefaultAcceptedTypes, w*h); err != nil {
+			if _, err := sniff.Inspect(bytes.NewReader(file), sniff.DefaultAcceptedTypes, w*h); err != nil {
 				t.Errorf("Inspect(640x480, limit 640x480) = %v, want nil", err)
 			}
 		})
@@ -569,7 +569,7 @@ func TestSniffHEIFFromVips(t *testing.T) {
 		if got.DecodedWidth < 334 || got.DecodedHeight < 222 {
 			t.Errorf("Sniff(ispe and grid patched to 100x100).Decoded = %dx%d, want the coded size of the tile, at least 334x222", got.DecodedWidth, got.DecodedHeight)
 		}
-		if _, err := image.Inspect(bytes.NewReader(patched), image.DefaultAcceptedTypes, 50_000); !errors.Is(err, image.ErrTooManyPixels) {
+		if _, err := sniff.Inspect(bytes.NewReader(patched), sniff.DefaultAcceptedTypes, 50_000); !errors.Is(err, sniff.ErrTooManyPixels) {
 			t.Errorf("Inspect(ispe and grid patched, limit 50000) = %v, want ErrTooManyPixels", err)
 		}
 	})
@@ -679,7 +679,7 @@ func TestHEIFPrimaryItem(t *testing.T) {
 	} {
 		t.Run("ErrUnsupported_Clap"+name, func(t *testing.T) {
 			file := heicWith([][]byte{ispeProp(800, 534), clap})
-			if h, err := image.Sniff(bytes.NewReader(file)); !errors.Is(err, image.ErrUnsupported) {
+			if h, err := sniff.Sniff(bytes.NewReader(file)); !errors.Is(err, sniff.ErrUnsupported) {
 				t.Errorf("Sniff = %+v, %v, want ErrUnsupported", h, err)
 			}
 		})
@@ -832,7 +832,7 @@ func TestItemLocation(t *testing.T) {
 				thumb, {id: 1, typ: "av01", props: []int{1, 2}, data: extents, inIdat: tt.inIdat},
 			}})
 			for name, r := range map[string]io.Reader{"ReaderAt": bytes.NewReader(file), "Stream": struct{ io.Reader }{bytes.NewReader(file)}} {
-				h, err := image.Sniff(r)
+				h, err := sniff.Sniff(r)
 				if err != nil || h.DecodedWidth != 10000 || h.DecodedHeight != 10000 {
 					t.Errorf("Sniff(%s) = decoded %dx%d, %v, want 10000x10000", name, h.DecodedWidth, h.DecodedHeight, err)
 				}
@@ -860,7 +860,7 @@ func TestItemLocation(t *testing.T) {
 		if h := sniffSizes(t, padded); h.DecodedWidth != 10000 {
 			t.Errorf("Sniff(bytes.Reader) = decoded %dx%d, want 10000x10000", h.DecodedWidth, h.DecodedHeight)
 		}
-		h, err := image.Sniff(struct{ io.Reader }{bytes.NewReader(padded)})
+		h, err := sniff.Sniff(struct{ io.Reader }{bytes.NewReader(padded)})
 		if err != nil || h.Pixels() != 100*100 {
 			t.Errorf("Sniff(stream) = %+v, %v, want the ispe's 100x100: the data is out of reach", h, err)
 		}
@@ -900,7 +900,7 @@ func TestHEIFCanvas(t *testing.T) {
 			if got.DecodedWidth != tt.w || got.DecodedHeight != tt.h {
 				t.Errorf("Sniff.Decoded = %dx%d, want %dx%d", got.DecodedWidth, got.DecodedHeight, tt.w, tt.h)
 			}
-			if _, err := image.Inspect(bytes.NewReader(file), image.DefaultAcceptedTypes, 100_000); !errors.Is(err, image.ErrTooManyPixels) {
+			if _, err := sniff.Inspect(bytes.NewReader(file), sniff.DefaultAcceptedTypes, 100_000); !errors.Is(err, sniff.ErrTooManyPixels) {
 				t.Errorf("Inspect(canvas %dx%d under ispe 100x100, limit 100000) = %v, want ErrTooManyPixels", tt.w, tt.h, err)
 			}
 		})
@@ -916,7 +916,7 @@ func TestHEIFLimits(t *testing.T) {
 	}
 	file := heifBytes(heifFile{brand: "avif", primary: 1, props: [][]byte{av1CProp(), ispeProp(64, 64)}, items: items})
 	t.Run("DistinctItems", func(t *testing.T) {
-		if _, err := image.Sniff(bytes.NewReader(file)); err != nil {
+		if _, err := sniff.Sniff(bytes.NewReader(file)); err != nil {
 			t.Errorf("Sniff(10 items of 4 KB each) = %v, want nil", err)
 		}
 	})
@@ -931,7 +931,7 @@ func TestHEIFLimits(t *testing.T) {
 			binary.BigEndian.PutUint32(entry[8:], uint32(mdat))
 			binary.BigEndian.PutUint32(entry[12:], uint32(10*len(data)))
 		}
-		if h, err := image.Sniff(bytes.NewReader(overlapping)); !errors.Is(err, image.ErrUnsupported) {
+		if h, err := sniff.Sniff(bytes.NewReader(overlapping)); !errors.Is(err, sniff.ErrUnsupported) {
 			t.Errorf("Sniff(10 items on the same data) = %+v, %v, want ErrUnsupported", h, err)
 		}
 	})
@@ -943,8 +943,8 @@ func TestHEIFLimits(t *testing.T) {
 				extents[i] = data[i*10 : i*10+10]
 			}
 			file := heifBytes(heifFile{brand: "avif", primary: 1, props: [][]byte{av1CProp(), ispeProp(64, 64)}, items: []testItem{{id: 1, typ: "av01", props: []int{1, 2}, data: extents}}})
-			_, err := image.Sniff(bytes.NewReader(file))
-			if n == 32 && err != nil || n == 33 && !errors.Is(err, image.ErrUnsupported) {
+			_, err := sniff.Sniff(bytes.NewReader(file))
+			if n == 32 && err != nil || n == 33 && !errors.Is(err, sniff.ErrUnsupported) {
 				t.Errorf("Sniff(an item in %d extents) = %v", n, err)
 			}
 		}
@@ -955,7 +955,7 @@ func TestHEIFLimits(t *testing.T) {
 			items = append(items, testItem{id: id + 1, typ: "Exif"})
 		}
 		file := heifBytes(heifFile{brand: "heic", primary: 1, props: [][]byte{ispeProp(64, 64)}, items: items, iloc: ilocLayout{2, 4, 4, 0, 0}})
-		if h, err := image.Sniff(bytes.NewReader(file)); !errors.Is(err, image.ErrUnsupported) {
+		if h, err := sniff.Sniff(bytes.NewReader(file)); !errors.Is(err, sniff.ErrUnsupported) {
 			t.Errorf("Sniff(20001 items) = %+v, %v, want ErrUnsupported", h, err)
 		}
 	})
@@ -975,14 +975,14 @@ func TestHEIFNeverPanics(t *testing.T) {
 	for name, file := range files {
 		t.Run(name, func(t *testing.T) {
 			for n := range len(file) + 1 {
-				image.Sniff(bytes.NewReader(file[:n]))
-				image.Sniff(struct{ io.Reader }{bytes.NewReader(file[:n])})
+				sniff.Sniff(bytes.NewReader(file[:n]))
+				sniff.Sniff(struct{ io.Reader }{bytes.NewReader(file[:n])})
 			}
 			for i := range file {
 				for _, v := range []byte{0x00, 0xFF, file[i] ^ 0x80} {
 					flipped := bytes.Clone(file)
 					flipped[i] = v
-					image.Sniff(bytes.NewReader(flipped))
+					sniff.Sniff(bytes.NewReader(flipped))
 				}
 			}
 		})
@@ -992,7 +992,7 @@ func TestHEIFNeverPanics(t *testing.T) {
 func ExampleInspect_heif() {
 	// A HEIC whose ispe claims 100x100 over an SPS that codes 10000x10000.
 	sps := spsNAL(spsOpts{w: 10000, h: 10000, chroma: 1})
-	_, err := image.Inspect(bytes.NewReader(heicWith([][]byte{hvcCProp(sps), ispeProp(100, 100)})), image.DefaultAcceptedTypes, 40_000_000)
+	_, err := sniff.Inspect(bytes.NewReader(heicWith([][]byte{hvcCProp(sps), ispeProp(100, 100)})), sniff.DefaultAcceptedTypes, 40_000_000)
 	fmt.Println(err)
 	// Output: too_many_pixels: the image decodes to 10000x10000, over the limit of 40000000 pixels
 }

@@ -1,4 +1,4 @@
-package image_test
+package sniff_test
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/imagesvc/imagesvc/internal/failure"
-	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/sniff"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 )
 
@@ -83,7 +83,7 @@ func TestFrames(t *testing.T) {
 		{"AnimatedWebP", animatedWebP(64, 32, 5), 5},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			h, err := image.Sniff(bytes.NewReader(tt.data))
+			h, err := sniff.Sniff(bytes.NewReader(tt.data))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,26 +95,26 @@ func TestFrames(t *testing.T) {
 }
 
 func TestInspect(t *testing.T) {
-	accepted := image.DefaultAcceptedTypes
+	accepted := sniff.DefaultAcceptedTypes
 	t.Run("OK", func(t *testing.T) {
-		if _, err := image.Inspect(bytes.NewReader(animatedGIF(t, 100, 100, 3)), accepted, 30_000); err != nil {
+		if _, err := sniff.Inspect(bytes.NewReader(animatedGIF(t, 100, 100, 3)), accepted, 30_000); err != nil {
 			t.Errorf("3 frames of 100x100 under 30000 pixels: %v", err)
 		}
 	})
 	t.Run("ErrTooManyPixelsOverAllFrames", func(t *testing.T) {
-		_, err := image.Inspect(bytes.NewReader(animatedGIF(t, 100, 100, 4)), accepted, 30_000)
+		_, err := sniff.Inspect(bytes.NewReader(animatedGIF(t, 100, 100, 4)), accepted, 30_000)
 		if failure.CodeOf(err) != "too_many_pixels" {
 			t.Errorf("4 frames of 100x100 with a limit of 30000: %v, want too_many_pixels", err)
 		}
 	})
 	t.Run("ErrTIFFNotAccepted", func(t *testing.T) {
 		tiff := []byte("II*\x00\x08\x00\x00\x00\x00\x00")
-		if _, err := image.Inspect(bytes.NewReader(tiff), accepted, 1e9); !errors.Is(err, image.ErrUnsupported) {
+		if _, err := sniff.Inspect(bytes.NewReader(tiff), accepted, 1e9); !errors.Is(err, sniff.ErrUnsupported) {
 			t.Errorf("a TIFF while TIFF is not accepted: %v, want ErrUnsupported", err)
 		}
 	})
 	t.Run("SaturatingPixels", func(t *testing.T) {
-		h := image.Header{Width: 1 << 31, Height: 1 << 31, Frames: 1 << 20}
+		h := sniff.Header{Width: 1 << 31, Height: 1 << 31, Frames: 1 << 20}
 		if h.Pixels() <= 0 {
 			t.Errorf("Pixels overflowed to %d", h.Pixels())
 		}
@@ -140,14 +140,14 @@ func FuzzInspect(f *testing.F) {
 	}
 	const limit = 1_000_000
 	f.Fuzz(func(t *testing.T, data []byte) {
-		h, err := image.Inspect(bytes.NewReader(data), image.DefaultAcceptedTypes, limit)
+		h, err := sniff.Inspect(bytes.NewReader(data), sniff.DefaultAcceptedTypes, limit)
 		if err != nil {
 			return
 		}
 		if h.Width <= 0 || h.Height <= 0 || h.Frames < 1 || h.Pixels() > limit {
 			t.Fatalf("accepted %+v over the limit of %d or empty", h, limit)
 		}
-		if h.Format == image.TIFF {
+		if h.Format == sniff.TIFF {
 			t.Fatalf("accepted a TIFF while it is not accepted")
 		}
 	})

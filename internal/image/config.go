@@ -1,0 +1,76 @@
+package image
+
+import (
+	"errors"
+	"time"
+
+	"github.com/imagesvc/imagesvc/internal/sniff"
+)
+
+// Config holds the settings of the image services.
+type Config struct {
+	MaxUploadBytes int64
+	MaxPixels      int64
+	AcceptedTypes  []sniff.Format
+	Variants       []Spec
+	// URLExpiry is the lifetime of presigned variant URLs.
+	URLExpiry time.Duration
+	// Lease is how long a worker owns an image it claimed before another
+	// may take it over. It must exceed the task timeout.
+	Lease time.Duration
+	// StaleAfter is how long an image may stay queued before the reconciler
+	// enqueues it again.
+	StaleAfter time.Duration
+	// MaxCrashes is how many attempts at an image may end without a word
+	// (the worker killed, or stuck past its lease) before the image fails
+	// with processing_crashed: an input that kills its worker must not be
+	// handed from worker to worker for ever.
+	MaxCrashes int
+	// TempDir is where uploads are spooled before they go to S3.
+	TempDir string
+}
+
+// NewDefaultConfig returns the defaults of DESIGN.md.
+func NewDefaultConfig() Config {
+	return Config{
+		MaxUploadBytes: 25 << 20,
+		MaxPixels:      50_000_000,
+		AcceptedTypes:  sniff.DefaultAcceptedTypes,
+		Variants: []Spec{
+			{Name: "small", Width: 300, Height: 300},
+			{Name: "medium", Width: 1024, Height: 1024},
+			{Name: "large", Width: 2048, Height: 2048},
+		},
+		URLExpiry:  15 * time.Minute,
+		Lease:      10 * time.Minute,
+		StaleAfter: 2 * time.Minute,
+		MaxCrashes: 3,
+	}
+}
+
+// Validate reports every invalid setting at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxUploadBytes < 1 {
+		errs = append(errs, errors.New("MAX_UPLOAD_BYTES must be positive"))
+	}
+	if c.MaxPixels < 1 {
+		errs = append(errs, errors.New("MAX_PIXELS must be positive"))
+	}
+	if len(c.AcceptedTypes) == 0 {
+		errs = append(errs, errors.New("ACCEPTED_TYPES must list at least one type"))
+	}
+	if len(c.Variants) == 0 {
+		errs = append(errs, errors.New("VARIANTS must list at least one variant"))
+	}
+	if c.URLExpiry < time.Second || c.URLExpiry > 7*24*time.Hour {
+		errs = append(errs, errors.New("URL expiry must be between 1s and 7 days"))
+	}
+	if c.Lease <= 0 || c.StaleAfter <= 0 {
+		errs = append(errs, errors.New("lease and stale threshold must be positive"))
+	}
+	if c.MaxCrashes < 1 {
+		errs = append(errs, errors.New("PROCESSING_MAX_CRASHES must be at least 1"))
+	}
+	return errors.Join(errs...)
+}

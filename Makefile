@@ -11,7 +11,7 @@ SERVICES_ENV := DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/images
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-testkey} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-testsecret} \
 	JWT_SECRET=$${JWT_SECRET:-$$(cat data/jwt_secret)} LOG_FORMAT=$${LOG_FORMAT:-text}
 
-.PHONY: help vips deps build run run-services test test-faults fuzz bench bench-hostile load soak lint migrate admin clean
+.PHONY: help vips deps build run run-services test test-unit test-faults fuzz bench bench-hostile load soak lint migrate admin clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ test: deps ## install and start what the tests need, then run every test with -r
 	# caches until exit); make bench and make soak watch the RSS instead.
 	ASAN_OPTIONS=detect_leaks=0 $(GO) test -asan -count=1 -timeout 10m ./internal/imaging/
 	$(GO) test -run '^$$' -fuzz FuzzInspect -fuzztime 10s ./internal/sniff/
+
+test-unit: vips ## the fast tier: every test that needs no MariaDB, Redis or S3 (domain logic on fakes, header checks, imaging), in about a minute
+	$(GO) test -short -count=1 ./...
 
 test-faults: deps ## the fault tests, three times in a row each, with a 30 s database outage
 	FAULT_DB_OUTAGE=30s $(GO) test -count=3 -timeout 60m -run 'Fault|Killed|Stopped' ./cmd/worker/ ./internal/httpapi/

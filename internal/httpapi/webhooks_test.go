@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -399,36 +398,6 @@ func TestWebhookRedirectNotFollowed(t *testing.T) {
 	res := c.Post(context.Background(), redirect.URL, "msg_x", time.Now(), []byte(`{}`), "v1,x")
 	if res.Status != http.StatusTemporaryRedirect || len(target.requests()) != 0 {
 		t.Errorf("redirect: status %d, target hit %d times; want 307 and never", res.Status, len(target.requests()))
-	}
-}
-
-// TestSignMatchesReference signs with our code and verifies with the
-// Standard Webhooks library.
-func TestSignMatchesReference(t *testing.T) {
-	secret, err := webhook.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := []byte(`{"type":"image.processed"}`)
-	ts := time.Now()
-	sig, err := webhook.Sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", ts, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wh, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hdr := http.Header{}
-	hdr.Set("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek")
-	hdr.Set("webhook-timestamp", strconv.FormatInt(ts.Unix(), 10))
-	hdr.Set("webhook-signature", sig)
-	if err := wh.Verify(body, hdr); err != nil {
-		t.Errorf("reference library rejects our signature: %v", err)
-	}
-	hdr.Set("webhook-signature", "v1,"+strings.Repeat("A", 44))
-	if err := wh.Verify(body, hdr); err == nil {
-		t.Error("reference library accepts a forged signature; the check cannot fail")
 	}
 }
 

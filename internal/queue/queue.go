@@ -223,8 +223,15 @@ func (h *ImageHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	taskID, _ := asynq.GetTaskID(ctx)
 	// Every log line of this task, here and in the domain, carries these.
 	ctx = logctx.With(ctx, "task_id", taskID, "image_id", p.ImageID, "attempt", retry+1)
+	return h.process(ctx, p.ImageID, retry, maxRetry)
+}
+
+// process runs attempt retry+1 of at most maxRetry+1: an error the domain
+// calls permanent is not retried, and the last attempt's error gives up on
+// the image.
+func (h *ImageHandler) process(ctx context.Context, imageID string, retry, maxRetry int) error {
 	start := time.Now()
-	err := h.proc.Process(ctx, p.ImageID)
+	err := h.proc.Process(ctx, imageID)
 	switch {
 	case err == nil:
 		h.log.InfoContext(ctx, "image task finished", "seconds", time.Since(start).Seconds())
@@ -234,7 +241,7 @@ func (h *ImageHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		h.log.InfoContext(ctx, "image failed", "code", failure.CodeOf(err), "err", err)
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	case retry >= maxRetry:
-		if gerr := h.proc.GiveUp(context.WithoutCancel(ctx), p.ImageID, err); gerr != nil {
+		if gerr := h.proc.GiveUp(context.WithoutCancel(ctx), imageID, err); gerr != nil {
 			return fmt.Errorf("%w (and %w)", err, gerr)
 		}
 		return err

@@ -27,6 +27,15 @@ import (
 	"github.com/imagesvc/imagesvc/internal/s3store"
 )
 
+// skipShort skips a test that needs a real server under -short: `make
+// test-unit` runs the tests that need none, on a machine without them.
+func skipShort(tb testing.TB, server string) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("needs " + server + "; skipped under -short (make test-unit)")
+	}
+}
+
 func getenv(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
@@ -44,6 +53,7 @@ func randomSuffix() string {
 // returns its mysql:// URL. The database is dropped when the test ends.
 func MustDatabaseURL(tb testing.TB) string {
 	tb.Helper()
+	skipShort(tb, "MariaDB")
 	base := getenv("TEST_DATABASE_URL", "mysql://root@127.0.0.1:3306/test")
 	u, err := url.Parse(base)
 	if err != nil {
@@ -108,6 +118,7 @@ func RedisURL(n int) string {
 // MustRedis returns a client on Redis database n, flushed before the test.
 func MustRedis(tb testing.TB, n int) *redis.Client {
 	tb.Helper()
+	skipShort(tb, "Redis")
 	opts, err := redis.ParseURL(RedisURL(n))
 	if err != nil {
 		tb.Fatal(err)
@@ -136,6 +147,7 @@ func S3Config(bucket string) s3store.Config {
 // test ends.
 func MustBucket(tb testing.TB) (*s3store.Store, s3store.Config) {
 	tb.Helper()
+	skipShort(tb, "the S3 server")
 	cfg := S3Config("t-" + randomSuffix())
 	ctx := context.Background()
 	store, err := s3store.New(ctx, cfg)

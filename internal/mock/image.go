@@ -1,0 +1,158 @@
+// Package mock has function-field fakes of the domain's ports (the
+// interfaces internal/image and internal/webhook declare), for the fast
+// unit tier: a test sets the functions it expects to be called; one it did
+// not set panics when called, which fails the test and names the call.
+// The integration tier runs the real adapters instead.
+package mock
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/imagesvc/imagesvc/internal/image"
+)
+
+// Catalog is an image.Catalog.
+type Catalog struct {
+	CreateImageFn func(ctx context.Context, img *image.Image) error
+	ImageFn       func(ctx context.Context, id string) (*image.Image, error)
+	ListImagesFn  func(ctx context.Context, userID string, after image.Cursor, limit int) ([]*image.Image, error)
+	DeleteImageFn func(ctx context.Context, id string) error
+}
+
+var _ image.Catalog = (*Catalog)(nil)
+
+// CreateImage calls CreateImageFn.
+func (c *Catalog) CreateImage(ctx context.Context, img *image.Image) error {
+	return c.CreateImageFn(ctx, img)
+}
+
+// Image calls ImageFn.
+func (c *Catalog) Image(ctx context.Context, id string) (*image.Image, error) {
+	return c.ImageFn(ctx, id)
+}
+
+// ListImages calls ListImagesFn.
+func (c *Catalog) ListImages(ctx context.Context, userID string, after image.Cursor, limit int) ([]*image.Image, error) {
+	return c.ListImagesFn(ctx, userID, after, limit)
+}
+
+// DeleteImage calls DeleteImageFn.
+func (c *Catalog) DeleteImage(ctx context.Context, id string) error { return c.DeleteImageFn(ctx, id) }
+
+// Ledger is an image.Ledger.
+type Ledger struct {
+	ClaimImageFn       func(ctx context.Context, id string, leaseUntil time.Time) (*image.Image, error)
+	ReleaseImageFn     func(ctx context.Context, id string, attempt int) error
+	CompleteImageFn    func(ctx context.Context, id string, attempt int, variants []image.Variant) error
+	FailImageFn        func(ctx context.Context, id string, attempt int, code, message string) error
+	StaleImagesFn      func(ctx context.Context, queuedBefore, now time.Time, limit int) ([]string, error)
+	RequeueImageFn     func(ctx context.Context, id string) error
+	MarkNotifiedFn     func(ctx context.Context, id string, attempt int) error
+	UnnotifiedImagesFn func(ctx context.Context, finishedBefore time.Time, limit int) ([]string, error)
+}
+
+var _ image.Ledger = (*Ledger)(nil)
+
+// ClaimImage calls ClaimImageFn.
+func (l *Ledger) ClaimImage(ctx context.Context, id string, leaseUntil time.Time) (*image.Image, error) {
+	return l.ClaimImageFn(ctx, id, leaseUntil)
+}
+
+// ReleaseImage calls ReleaseImageFn.
+func (l *Ledger) ReleaseImage(ctx context.Context, id string, attempt int) error {
+	return l.ReleaseImageFn(ctx, id, attempt)
+}
+
+// CompleteImage calls CompleteImageFn.
+func (l *Ledger) CompleteImage(ctx context.Context, id string, attempt int, variants []image.Variant) error {
+	return l.CompleteImageFn(ctx, id, attempt, variants)
+}
+
+// FailImage calls FailImageFn.
+func (l *Ledger) FailImage(ctx context.Context, id string, attempt int, code, message string) error {
+	return l.FailImageFn(ctx, id, attempt, code, message)
+}
+
+// StaleImages calls StaleImagesFn.
+func (l *Ledger) StaleImages(ctx context.Context, queuedBefore, now time.Time, limit int) ([]string, error) {
+	return l.StaleImagesFn(ctx, queuedBefore, now, limit)
+}
+
+// RequeueImage calls RequeueImageFn.
+func (l *Ledger) RequeueImage(ctx context.Context, id string) error { return l.RequeueImageFn(ctx, id) }
+
+// MarkNotified calls MarkNotifiedFn.
+func (l *Ledger) MarkNotified(ctx context.Context, id string, attempt int) error {
+	return l.MarkNotifiedFn(ctx, id, attempt)
+}
+
+// UnnotifiedImages calls UnnotifiedImagesFn.
+func (l *Ledger) UnnotifiedImages(ctx context.Context, finishedBefore time.Time, limit int) ([]string, error) {
+	return l.UnnotifiedImagesFn(ctx, finishedBefore, limit)
+}
+
+// Blobs is an image.Blobs.
+type Blobs struct {
+	PutFn          func(ctx context.Context, key string, body io.ReadSeeker, size int64, contentType string) error
+	GetFn          func(ctx context.Context, key string) ([]byte, error)
+	DeletePrefixFn func(ctx context.Context, prefix string) error
+	PresignGetFn   func(ctx context.Context, key string, expiry time.Duration) (string, error)
+}
+
+var _ image.Blobs = (*Blobs)(nil)
+
+// Put calls PutFn.
+func (b *Blobs) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, contentType string) error {
+	return b.PutFn(ctx, key, body, size, contentType)
+}
+
+// Get calls GetFn.
+func (b *Blobs) Get(ctx context.Context, key string) ([]byte, error) { return b.GetFn(ctx, key) }
+
+// DeletePrefix calls DeletePrefixFn.
+func (b *Blobs) DeletePrefix(ctx context.Context, prefix string) error {
+	return b.DeletePrefixFn(ctx, prefix)
+}
+
+// PresignGet calls PresignGetFn.
+func (b *Blobs) PresignGet(ctx context.Context, key string, expiry time.Duration) (string, error) {
+	return b.PresignGetFn(ctx, key, expiry)
+}
+
+// Queue is an image.Queue.
+type Queue struct {
+	EnqueueProcessFn func(ctx context.Context, imageID string) error
+}
+
+var _ image.Queue = (*Queue)(nil)
+
+// EnqueueProcess calls EnqueueProcessFn.
+func (q *Queue) EnqueueProcess(ctx context.Context, imageID string) error {
+	return q.EnqueueProcessFn(ctx, imageID)
+}
+
+// Resizer is an image.Resizer.
+type Resizer struct {
+	ResizeFn func(ctx context.Context, src []byte, specs []image.Spec) ([]image.Rendition, error)
+}
+
+var _ image.Resizer = (*Resizer)(nil)
+
+// Resize calls ResizeFn.
+func (r *Resizer) Resize(ctx context.Context, src []byte, specs []image.Spec) ([]image.Rendition, error) {
+	return r.ResizeFn(ctx, src, specs)
+}
+
+// Notifier is an image.Notifier.
+type Notifier struct {
+	ImageFinishedFn func(ctx context.Context, img *image.Image) error
+}
+
+var _ image.Notifier = (*Notifier)(nil)
+
+// ImageFinished calls ImageFinishedFn.
+func (n *Notifier) ImageFinished(ctx context.Context, img *image.Image) error {
+	return n.ImageFinishedFn(ctx, img)
+}

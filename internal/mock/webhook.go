@@ -65,7 +65,9 @@ func (m *Outbox) Delivery(ctx context.Context, id string) (*webhook.Delivery, *w
 }
 
 // SaveDelivery calls SaveDeliveryFn.
-func (m *Outbox) SaveDelivery(ctx context.Context, d *webhook.Delivery) error { return m.SaveDeliveryFn(ctx, d) }
+func (m *Outbox) SaveDelivery(ctx context.Context, d *webhook.Delivery) error {
+	return m.SaveDeliveryFn(ctx, d)
+}
 
 // Deliveries calls DeliveriesFn.
 func (m *Outbox) Deliveries(ctx context.Context, subscriptionID string, limit int) ([]*webhook.Delivery, error) {

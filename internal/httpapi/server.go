@@ -4,10 +4,7 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	_ "embed" // the OpenAPI document
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,7 +12,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -28,7 +24,6 @@ import (
 	"github.com/imagesvc/imagesvc/internal/failure"
 	"github.com/imagesvc/imagesvc/internal/health"
 	"github.com/imagesvc/imagesvc/internal/image"
-	"github.com/imagesvc/imagesvc/internal/logctx"
 )
 
 // Authenticator is what the API needs from the auth domain.
@@ -258,135 +253,6 @@ func (s *Server) opsRoutes(e *echo.Echo) {
 	}
 }
 
-// observe gives the request a log context, then logs and measures it.
-func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		start := time.Now()
-		req := c.Request()
-		rid := c.Response().Header().Get(echo.HeaderXRequestID)
-		c.SetRequest(req.WithContext(logctx.With(req.Context(), "request_id", rid)))
-		err := next(c)
-		if err != nil {
-			c.Error(err)
-		}
-		req = c.Request()
-		route := c.Path() // the template, such as /v1/images/:id
-		if route == "" || route == req.URL.Path && c.Response().Status == http.StatusNotFound {
-			route = "unmatched" // never a raw path: it would explode the label set
-		}
-		elapsed := time.Since(start)
-		s.metrics.observe(route, methodLabel(req.Method), c.Response().Status, elapsed)
-		s.log.InfoContext(req.Context(), "request",
-			"method", req.Method, "route", route, "status", c.Response().Status,
-			"bytes_in", req.ContentLength, "seconds", elapsed.Seconds())
-		return nil
-	}
-}
-
-const principalKey = "principal"
-
-func (s *Server) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		h := c.Request().Header.Get(echo.HeaderAuthorization)
-		scheme, token, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-			return auth.ErrBadToken
-		}
-		p, err := s.Auth.Verify(strings.TrimSpace(token))
-		if err != nil {
-			return err
-		}
-		c.Set(principalKey, p)
-		req := c.Request()
-		c.SetRequest(req.WithContext(logctx.With(req.Context(), "user_id", p.UserID)))
-		return next(c)
-	}
-}
-
-var errForbidden = failure.New(failure.Forbidden, "forbidden", "this needs the admin role")
-
-func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if principal(c).Role != auth.RoleAdmin {
-			return errForbidden
-		}
-		return next(c)
-	}
-}
-
-// basicAuth guards the dashboard. Both values are compared in constant time
-// (through fixed-length digests, so their lengths do not leak either).
-func (s *Server) basicAuth(user, password string) echo.MiddlewareFunc {
-	wantUser, wantPass := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(password))
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			u, p, ok := c.Request().BasicAuth()
-			gotUser, gotPass := sha256.Sum256([]byte(u)), sha256.Sum256([]byte(p))
-			userOK := subtle.ConstantTimeCompare(gotUser[:], wantUser[:])
-			passOK := subtle.ConstantTimeCompare(gotPass[:], wantPass[:])
-			if !ok || userOK&passOK != 1 {
-				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="imagesvc monitoring"`)
-				return c.JSON(http.StatusUnauthorized, errorBody{errorDetail{"unauthorized", "admin credentials required"}})
-			}
-			return next(c)
-		}
-	}
-}
-
-func principal(c echo.Context) auth.Principal {
-	p, _ := c.Get(principalKey).(auth.Principal)
-	return p
-}
-
-// rateLimited is a 429 with the time until the client may try again.
-type rateLimited struct {
-	retryAfter time.Duration
-	// code and message replace rate_limited and its message when set.
-	code, message string
-}
-
-func (e rateLimited) Error() string { return "rate limited" }
-
-// limit counts one event against a limit per minute; it answers 429 when
-// the limit is reached. A rate limiter that cannot reach Redis lets the
-// request through: refusing every login while Redis is down would be worse.
-func (s *Server) limit(c echo.Context, key string, perMinute int) error {
-	if s.Limiter == nil || perMinute <= 0 {
-		return nil
-	}
-	ok, wait, err := s.Limiter.Allow(c.Request().Context(), key, perMinute, time.Minute)
-	if err != nil {
-		s.log.WarnContext(c.Request().Context(), "rate limiter unavailable, letting the request through", "err", err)
-		return nil
-	}
-	if !ok {
-		return rateLimited{retryAfter: wait}
-	}
-	return nil
-}
-
-type credentialsRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-}
-
-type refreshRequest struct {
-	RefreshToken string `json:"refresh_token"`
-}
-
-type userResponse struct {
-	ID        string `json:"id"`
-	Email     string `json:"email"`
-	CreatedAt string `json:"created_at"`
-}
-
-type tokenResponse struct {
-	AccessToken  string `json:"access_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int    `json:"expires_in"`
-	RefreshToken string `json:"refresh_token"`
-}
-
 var errBadJSON = failure.New(failure.Invalid, "invalid_json", "the request body must be a JSON object")
 
 // decodeJSON reads a bounded JSON object body into v.
@@ -410,71 +276,6 @@ func decodeJSON(c echo.Context, v any) error {
 		return errBadJSON
 	}
 	return nil
-}
-
-func (s *Server) signup(c echo.Context) error {
-	var req credentialsRequest
-	if err := decodeJSON(c, &req); err != nil {
-		return err
-	}
-	if err := s.limit(c, "signup:addr:"+c.RealIP(), s.cfg.SignupRatePerMinutePerAddress); err != nil {
-		return err
-	}
-	u, err := s.Auth.Signup(c.Request().Context(), req.Email, req.Password)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, userResponse{ID: u.ID, Email: u.Email, CreatedAt: rfc3339(u.CreatedAt)})
-}
-
-func (s *Server) login(c echo.Context) error {
-	var req credentialsRequest
-	if err := decodeJSON(c, &req); err != nil {
-		return err
-	}
-	if err := s.limit(c, "login:addr:"+c.RealIP(), s.cfg.LoginRatePerMinutePerAddress); err != nil {
-		return err
-	}
-	// Per email and address, hashed so that Redis holds no email
-	// addresses: a stranger failing on an email locks it only for their
-	// own address.
-	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(req.Email)) + "\x00" + c.RealIP()))
-	if err := s.limit(c, "login:email:"+hex.EncodeToString(sum[:16]), s.cfg.LoginRatePerMinute); err != nil {
-		return err
-	}
-	t, err := s.Auth.Login(c.Request().Context(), req.Email, req.Password)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, tokens(t))
-}
-
-func (s *Server) refresh(c echo.Context) error {
-	var req refreshRequest
-	if err := decodeJSON(c, &req); err != nil {
-		return err
-	}
-	t, err := s.Auth.Refresh(c.Request().Context(), req.RefreshToken)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, tokens(t))
-}
-
-func (s *Server) logout(c echo.Context) error {
-	var req refreshRequest
-	if err := decodeJSON(c, &req); err != nil {
-		return err
-	}
-	if err := s.Auth.Logout(c.Request().Context(), principal(c).UserID, req.RefreshToken); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
-}
-
-func tokens(t auth.Tokens) tokenResponse {
-	return tokenResponse{AccessToken: t.AccessToken, TokenType: "Bearer",
-		ExpiresIn: int(t.ExpiresIn / time.Second), RefreshToken: t.RefreshToken}
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -8,15 +8,19 @@
 // independent resizes would decode the source three times, which is the
 // cost to avoid.
 //
-// The intermediate of a JPEG (YCbCr or greyscale, 8-bit, decoded without a
-// warning) comes from libjpeg-turbo directly, at the smallest DCT scale that
-// covers the largest variant; an sRGB YCbCr JPEG (no ICC profile, or an
-// sRGB one) whose variants are JPEGs never goes through RGB: its planes are
-// decoded, resampled and encoded as they are stored (ycc.c), which halves
-// the resampling and skips four conversions. A PNG without a profile or
-// orientation is decoded row by row into the same resampler
-// (load_streamed). Everything else comes from one vips_thumbnail call
-// (pipeline.c says why).
+// The intermediate of a JPEG (YCbCr or greyscale, 8-bit) comes from
+// libjpeg-turbo directly (turbo.c), at the smallest DCT scale that covers
+// the largest variant; an sRGB YCbCr JPEG (no ICC profile, or an sRGB one)
+// whose variants are JPEGs never goes through RGB: its planes are decoded,
+// resampled and encoded as they are stored (ycc.c), which halves the
+// resampling and skips four conversions. A PNG without a profile or
+// orientation is decoded row by row into the same resampler (resample.c,
+// through vipsload_streamed). Everything else comes from one
+// vips_thumbnail call (vipsload.c). Embedded ICC profiles go through lcms2
+// (icc.c); images in memory are rendered, resized and encoded in
+// picture.c, whose header says the conventions every C file keeps. Every
+// decode runs under a guard (guard.h): the scan limit, and cancellation
+// when the task's context ends.
 //
 // bimg still reads the header (type, size, orientation, profile) and starts
 // libvips; its resize pipeline is not used: it cannot apply an embedded ICC
@@ -322,28 +326,6 @@ func chromaSubsampling(quality int) int {
 		return 1
 	}
 	return 2
-}
-
-// DecodeFull decodes every pixel of src once through libvips' loader: the
-// floor a pipeline's cost is compared with in the benchmark.
-func DecodeFull(src []byte) error {
-	if len(src) == 0 {
-		return errors.New("empty source")
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	defer threadShutdown()
-	return decodeFull(src)
-}
-
-// DecodeFullTurbo decodes every pixel of a JPEG once with libjpeg-turbo
-// from memory, the cheapest full decode of a JPEG (the floor of the
-// libjpeg-turbo path).
-func DecodeFullTurbo(src []byte) error {
-	if len(src) == 0 {
-		return errors.New("empty source")
-	}
-	return decodeFullTurbo(src)
 }
 
 func undecodable(err error) error {

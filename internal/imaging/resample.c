@@ -1,8 +1,9 @@
-// A separable lanczos3 resampler for 8-bit images without alpha: every
-// JPEG intermediate and variant. It computes what vips_resize computes with
-// its default kernel (mean difference 0.14/255, at most 2/255, on a 12 MP
-// photo to 2048) at about a quarter of the CPU: 0.025 s against 0.106 s
-// for 12 MP to 2048 (make bench's machine). The resample was the largest
+// A separable lanczos3 resampler for 8-bit images: every JPEG and PNG
+// intermediate and every 8-bit variant (with alpha, premultiplied by the
+// caller: resample_alpha_u8). It computes what vips_resize computes with
+// its default kernel (the tests hold it to 0.5/255 on average) at about a
+// quarter of the CPU (the README, Performance, has the measurements). The
+// resample was the largest
 // cost of a variant set once the decode went to libjpeg-turbo; libvips'
 // reduce works pixel by pixel, this works on rows with fixed-point weights
 // (vectorised by the compiler, or with AVX2 multiply-adds where the CPU has
@@ -19,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline.h"
+#include "resample.h"
 
 // Weights are fixed point with WBITS fractional bits; a window's weights
 // sum to 1 << WBITS.

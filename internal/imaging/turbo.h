@@ -9,6 +9,8 @@
 #include <jpeglib.h>
 #include <jerror.h>
 
+#include <vips/vips.h>
+
 #include "guard.h"
 
 // turbo_err makes libjpeg's errors return to the caller (longjmp) and counts
@@ -41,5 +43,11 @@ void turbo_watch(struct jpeg_decompress_struct *c, turbo_err *err);
 // and gives that size as stored (orientations 5 to 8 swap it) in sw, sh
 // unless they are NULL.
 void turbo_scale(struct jpeg_decompress_struct *c, int width, int height, int orientation, int *sw, int *sh);
+
+// turbo_load makes the intermediate of a JPEG (picture.h's load convention).
+VipsImage *turbo_load(void *buf, size_t len, int width, int height, int orientation, guard *g);
+
+// turbo_encode encodes 8-bit sRGB or grey pixels in memory as a JPEG.
+int turbo_encode(VipsImage *in, int quality, void **out, size_t *out_len);
 
 #endif

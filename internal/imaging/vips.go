@@ -5,7 +5,11 @@ package imaging
 #cgo CFLAGS: -O3
 #cgo LDFLAGS: -ljpeg -llcms2 -lm
 #include <stdlib.h>
-#include "pipeline.h"
+#include "tune_malloc.h"
+#include "picture.h"
+#include "turbo.h"
+#include "vipsload.h"
+#include "ycc.h"
 */
 import "C"
 
@@ -76,26 +80,16 @@ func (p picture) free() {
 	C.g_object_unref(C.gpointer(p.p))
 }
 
-// samples returns a copy of the 8-bit samples of p, which must be rendered
-// by libvips in memory (every such picture this package makes is), not
-// planes.
-func (p picture) samples() []byte {
-	if p.y != nil {
-		panic("imaging: samples of planes")
-	}
-	return C.GoBytes(unsafe.Pointer(p.p.data), C.int(p.width()*p.height()*p.bands()))
-}
-
 func cbuf(src []byte) (unsafe.Pointer, C.size_t) {
 	return unsafe.Pointer(&src[0]), C.size_t(len(src))
 }
 
 // loadJPEGTurbo returns the intermediate of a JPEG decoded by libjpeg-turbo
-// (see load_jpeg_turbo), or false when that path does not take it (the
+// (see turbo_load), or false when that path does not take it (the
 // guard's verdict then says whether that is final).
 func loadJPEGTurbo(src []byte, width, height, orientation int, g *guard) (picture, bool) {
 	p, n := cbuf(src)
-	im := C.load_jpeg_turbo(p, n, C.int(width), C.int(height), C.int(orientation), g.c())
+	im := C.turbo_load(p, n, C.int(width), C.int(height), C.int(orientation), g.c())
 	return picture{p: im}, im != nil
 }
 
@@ -109,10 +103,10 @@ func loadJPEGPlanes(src []byte, width, height, orientation, sub int, g *guard) (
 }
 
 // loadStreamed returns the intermediate of a PNG without a profile or
-// orientation, decoded row by row into the resampler (see load_streamed).
+// orientation, decoded row by row into the resampler (see vipsload_streamed).
 func loadStreamed(src []byte, width, height int, g *guard) (picture, error) {
 	p, n := cbuf(src)
-	im := C.load_streamed(p, n, C.int(width), C.int(height), g.c())
+	im := C.vipsload_streamed(p, n, C.int(width), C.int(height), g.c())
 	if im == nil {
 		return picture{}, vipsError()
 	}
@@ -120,12 +114,12 @@ func loadStreamed(src []byte, width, height int, g *guard) (picture, error) {
 }
 
 // loadThumbnail returns the intermediate made by vips_thumbnail (see
-// load_thumbnail); options go to libvips' loader.
+// vipsload_thumbnail); options go to libvips' loader.
 func loadThumbnail(src []byte, width, height int, colourManage bool, options string, g *guard) (picture, error) {
 	p, n := cbuf(src)
 	opts := C.CString(options)
 	defer C.free(unsafe.Pointer(opts))
-	im := C.load_thumbnail(p, n, C.int(width), C.int(height), cbool(colourManage), opts, g.c())
+	im := C.vipsload_thumbnail(p, n, C.int(width), C.int(height), cbool(colourManage), opts, g.c())
 	if im == nil {
 		return picture{}, vipsError()
 	}
@@ -141,33 +135,7 @@ func (p picture) resize(width, height int) (picture, error) {
 		}
 		return picture{y: y}, nil
 	}
-	im := C.resize_exact(p.p, C.int(width), C.int(height))
-	if im == nil {
-		return picture{}, vipsError()
-	}
-	return picture{p: im}, nil
-}
-
-// hasAlpha says whether p's last band is alpha, as libvips sees it.
-func (p picture) hasAlpha() bool { return p.p != nil && C.vips_image_hasalpha(p.p) != 0 }
-
-// toGreyAlpha returns p (sRGB with alpha) as grey + alpha, in memory (for
-// the tests).
-func (p picture) toGreyAlpha() (picture, error) {
-	im := C.to_grey_alpha(p.p)
-	if im == nil {
-		return picture{}, vipsError()
-	}
-	return picture{p: im}, nil
-}
-
-// resizeWithLibvips is resize through vips_resize only, the reference the
-// tests hold resample_u8 to.
-func (p picture) resizeWithLibvips(width, height int) (picture, error) {
-	if p.y != nil {
-		panic("imaging: planes resized with libvips")
-	}
-	im := C.resize_libvips(p.p, C.int(width), C.int(height))
+	im := C.picture_resize(p.p, C.int(width), C.int(height))
 	if im == nil {
 		return picture{}, vipsError()
 	}
@@ -196,31 +164,11 @@ func (p picture) encode(format, quality, pngCompression int) ([]byte, error) {
 		defer C.free(out)
 		return C.GoBytes(out, C.int(n)), nil
 	}
-	if C.encode_variant(p.p, C.int(format), C.int(quality), C.int(pngCompression), &out, &n) != 0 {
+	if C.picture_encode(p.p, C.int(format), C.int(quality), C.int(pngCompression), &out, &n) != 0 {
 		return nil, vipsError()
 	}
-	defer C.g_free(C.gpointer(out))
+	defer C.free(out)
 	return C.GoBytes(out, C.int(n)), nil
-}
-
-// decodeFull decodes every pixel of src through libvips' loader (see
-// decode_full).
-func decodeFull(src []byte) error {
-	p, n := cbuf(src)
-	if C.decode_full(p, n) != 0 {
-		return vipsError()
-	}
-	return nil
-}
-
-// decodeFullTurbo decodes every pixel of a JPEG with libjpeg-turbo (see
-// decode_full_turbo).
-func decodeFullTurbo(src []byte) error {
-	p, n := cbuf(src)
-	if C.decode_full_turbo(p, n) != 0 {
-		return errors.New("libjpeg-turbo could not decode the source")
-	}
-	return nil
 }
 
 func cbool(b bool) C.int {
@@ -229,10 +177,6 @@ func cbool(b bool) C.int {
 	}
 	return 0
 }
-
-// setPortableResample makes the resampler use its portable loop even where
-// the CPU has AVX2 (for the tests, which hold the two to the same bytes).
-func setPortableResample(on bool) { C.resample_portable = cbool(on) }
 
 // threadShutdown frees libvips' per-thread state of the calling thread.
 func threadShutdown() { C.vips_thread_shutdown() }

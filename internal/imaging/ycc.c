@@ -23,8 +23,10 @@
 
 #include <jpeglib.h>
 
-#include "pipeline.h"
+#include "icc.h"
+#include "resample.h"
 #include "turbo.h"
+#include "ycc.h"
 
 // The scaled DCT sizes of a component (libjpeg 7 and later name them per
 // direction; libjpeg-turbo keeps them equal).
@@ -125,7 +127,7 @@ typedef struct {
 } raw_rows;
 
 // decode_imcu decodes the next iMCU row. libjpeg's errors return here (see
-// jpeg_row in pipeline.c for why err->jb is saved and restored).
+// jpeg_row in turbo.c for why err->jb is saved and restored).
 static int decode_imcu(raw_rows *d) {
 	jmp_buf outer;
 	int r = -1;
@@ -233,6 +235,11 @@ ycc *ycc_load(void *buf, size_t len, int width, int height, int orientation, int
 	for (int i = 0; i < 3; i++) {
 		jpeg_component_info *ci = &c.comp_info[i];
 		d.rows_per_imcu[i] = ci->v_samp_factor * SCALED_V(ci);
+		// decode_imcu hands libjpeg at most 32 rows per plane: sampling
+		// factors are at most 2 (checked above) and scaled DCT blocks at
+		// most 16 rows.
+		if (d.rows_per_imcu[i] > 32)
+			longjmp(err.jb, 1);
 		d.strides[i] = (size_t) ci->width_in_blocks * SCALED_H(ci);
 		pw[i] = ci->downsampled_width;
 		ph[i] = ci->downsampled_height;
@@ -339,6 +346,9 @@ int ycc_encode(const ycc *in, int quality, void **out, size_t *out_len) {
 	}
 	if (!(strip = malloc(total)))
 		longjmp(err.jb, 1);
+	// rows holds an iMCU row: sub (1 or 2, checked by ycc_load) blocks of
+	// DCTSIZE rows per plane.
+	_Static_assert(2 * DCTSIZE <= 16, "an iMCU row of planes fits rows");
 	for (int y0 = 0; c.next_scanline < c.image_height; y0++) {
 		JSAMPROW rows[3][16];
 		JSAMPARRAY arr[3];

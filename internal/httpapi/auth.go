@@ -7,8 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/labstack/echo/v4"
+
+	"github.com/imagesvc/imagesvc/internal/auth"
 )
 
 type credentialsRequest struct {

@@ -7,10 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/failure"
 	"github.com/imagesvc/imagesvc/internal/logctx"
-	"github.com/labstack/echo/v4"
 )
 
 // observe gives the request a log context, then logs and measures it.

@@ -30,7 +30,8 @@ type Config struct {
 	TempDir string
 }
 
-// NewDefaultConfig returns the defaults of DESIGN.md.
+// NewDefaultConfig returns the defaults the README's Configuration table
+// lists.
 func NewDefaultConfig() Config {
 	return Config{
 		MaxUploadBytes: 25 << 20,

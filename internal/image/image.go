@@ -1,9 +1,14 @@
 // Package image is the domain of imagesvc: what an image is, the lifecycle it
-// goes through, and the service that uploads and processes it.
+// goes through, and the two services that move it along, one file per job:
+// the API's Service (upload.go, query.go, delete.go, admin.go) and the
+// worker's Processor (process.go, reconcile.go).
 //
-// It declares the small interfaces it needs from the outside world (Catalog,
-// Ledger, Blobs, Queue, Resizer) and imports no adapter; internal/mysql,
-// internal/s3store, internal/queue and internal/imaging implement them.
+// It declares the small interfaces it needs from the outside world
+// (ports.go: Catalog, Ledger, Blobs, Queue, Resizer, Notifier…) and imports
+// no adapter; internal/gormstore, internal/s3store, internal/queue,
+// internal/imaging and internal/webhook implement them, and internal/mock
+// fakes them for the unit tests. The header checks of uploads are package
+// sniff.
 package image
 
 import (

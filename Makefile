@@ -73,7 +73,7 @@ load: ## the API and two workers on local services under loadgen (LOAD_ARGS="-im
 soak: ## the API and two workers under steady load for SOAK_DURATION (10m); goroutines, fds and RSS at start and end
 	@bash scripts/soak.sh
 
-lint: ## gofmt, go vet and staticcheck
+lint: vips ## gofmt, go vet and staticcheck
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...

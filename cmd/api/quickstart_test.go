@@ -52,9 +52,8 @@ func TestQuickstart(t *testing.T) {
 	}
 
 	first := start()
-	creds := `{"email":"new@example.com","password":"correct horse battery"}`
-	testenv.Call(t, "POST", base+"/v1/auth/signup", "", "application/json", strings.NewReader(creds), 201)
-	token := login(t, base, creds)
+	testenv.Signup(t, base, "new@example.com")
+	token := testenv.Login(t, base, "new@example.com")
 	id := testenv.Upload(t, base, token, smallJPEG(t))
 	img := waitDone(t, base, token, id)
 	downloads := downloadAll(t, img)
@@ -90,18 +89,10 @@ func TestQuickstart(t *testing.T) {
 	if got := downloadAll(t, again); strings.Join(got, ",") != strings.Join(downloads, ",") {
 		t.Errorf("variants after restart differ: %v, were %v", got, downloads)
 	}
-	token = login(t, base, creds) // and logging in still works
+	token = testenv.Login(t, base, "new@example.com") // and logging in still works
 	for _, q := range queued {
 		waitDone(t, base, token, q)
 	}
-}
-
-func login(t *testing.T, base, creds string) string {
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	json.Unmarshal(testenv.Call(t, "POST", base+"/v1/auth/login", "", "application/json", strings.NewReader(creds), 200), &tok)
-	return tok.AccessToken
 }
 
 type imageJSON struct {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	stdimage "image"
 	"image/color"
@@ -55,7 +54,7 @@ func hostileRun() error {
 		{"PNG 50 MP RGBA 16-bit", func() []byte { return png16Of(testenv.Canvas(side, side, 200)) }},
 		{"WebP 50 MP", func() []byte { return testenv.VipsSave(tb, photoJPEG(), "webp", "[Q=75,effort=0]") }},
 		{"GIF 50 MP, one frame", func() []byte { return gifOf(side) }},
-		{"GIF bomb: 1x1 screen, 65535x65535 frame", gifBomb},
+		{"GIF bomb: 1x1 screen, 65535x65535 frame", testenv.GIFBomb},
 		{"AVIF 50 MP", func() []byte { return testenv.VipsSave(tb, photoJPEG(), "avif", "[Q=50,effort=0]") }},
 		{"HEIC 50 MP", func() []byte { return testenv.VipsSave(tb, photoJPEG(), "heic", "[Q=50,effort=0]") }},
 	}
@@ -162,17 +161,6 @@ func gifOf(side int) []byte {
 		panic(err)
 	}
 	return buf.Bytes()
-}
-
-// gifBomb is 34 bytes: a 1x1 screen whose one frame says 65535x65535.
-func gifBomb() []byte {
-	var g bytes.Buffer
-	g.WriteString("GIF89a")
-	binary.Write(&g, binary.LittleEndian, []uint16{1, 1})
-	g.Write([]byte{0x80, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0x2C})
-	binary.Write(&g, binary.LittleEndian, []uint16{0, 0, 0xFFFF, 0xFFFF})
-	g.Write([]byte{0, 2, 2, 0x4C, 1, 0, 0x3B})
-	return g.Bytes()
 }
 
 // benchTB lets testenv's image makers run outside a test: a failure to

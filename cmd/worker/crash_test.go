@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -169,7 +168,8 @@ func startFleetWith(t *testing.T, n int, opts ...fleetOption) *fleet {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	f.token = login(t, f.base)
+	testenv.Signup(t, f.base, "crash@example.com")
+	f.token = testenv.Login(t, f.base, "crash@example.com")
 	if n > 0 {
 		src := testenv.NoiseJPEG(t, 3000, 2000)
 		for range n {
@@ -226,16 +226,6 @@ func (f *fleet) waitAllDone(d time.Duration) {
 		}
 		return true
 	})
-}
-
-func login(t *testing.T, base string) string {
-	creds := `{"email":"crash@example.com","password":"correct horse battery"}`
-	testenv.Call(t, http.MethodPost, base+"/v1/auth/signup", "", "application/json", strings.NewReader(creds), http.StatusCreated)
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	json.Unmarshal(testenv.Call(t, http.MethodPost, base+"/v1/auth/login", "", "application/json", strings.NewReader(creds), http.StatusOK), &tok)
-	return tok.AccessToken
 }
 
 func status(t *testing.T, base, token, id string) string {

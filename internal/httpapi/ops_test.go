@@ -89,7 +89,7 @@ func TestMetrics(t *testing.T) {
 
 	// The processing counters move just after the image is seen done: poll.
 	var families map[string]*dto.MetricFamily
-	waitFor(t, 10*time.Second, "processing counted", func() bool {
+	testenv.WaitUntil(t, 10*time.Second, "processing counted", func() bool {
 		r = h.do(http.MethodGet, "/metrics", "", "", nil)
 		parser := expfmt.NewTextParser(model.UTF8Validation)
 		var err error

@@ -105,17 +105,6 @@ func (h *harness) deliveries(token, subID string) []deliveryJSON {
 	return list.Items
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after %s", what, d)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestWebhookRetriesUntilDelivered: the receiver fails twice, then accepts.
 // The event arrives three times with one webhook-id, every signature
 // verifies with the reference library, and the log shows it delivered.
@@ -132,8 +121,8 @@ func TestWebhookRetriesUntilDelivered(t *testing.T) {
 	var img imageJSON
 	h.upload(token, "a.jpg", testenv.JPEG(t, 640, 480, 1)).json(t, &img)
 	h.waitFor(token, img.ID)
-	waitFor(t, 60*time.Second, "third attempt", func() bool { return len(rcv.requests()) >= 3 })
-	waitFor(t, 10*time.Second, "delivered state", func() bool {
+	testenv.WaitUntil(t, 60*time.Second, "third attempt", func() bool { return len(rcv.requests()) >= 3 })
+	testenv.WaitUntil(t, 10*time.Second, "delivered state", func() bool {
 		ds := h.deliveries(token, sub.ID)
 		return len(ds) == 1 && ds[0].State == "delivered"
 	})
@@ -194,7 +183,7 @@ func TestWebhookFailedEventAndFilter(t *testing.T) {
 	var bad imageJSON
 	h.upload(token, "bad.jpg", testenv.CorruptJPEG(t, 320, 240)).json(t, &bad)
 	h.waitFor(token, bad.ID)
-	waitFor(t, 20*time.Second, "image.failed event", func() bool { return len(failed.requests()) == 1 })
+	testenv.WaitUntil(t, 20*time.Second, "image.failed event", func() bool { return len(failed.requests()) == 1 })
 	r := failed.requests()[0]
 	data, _ := r.Body["data"].(map[string]any)
 	errDoc, _ := data["error"].(map[string]any)
@@ -224,8 +213,8 @@ func TestWebhookAfterFailedLastNotify(t *testing.T) {
 	var ok imageJSON
 	h.upload(token, "ok.jpg", testenv.JPEG(t, 320, 240, 1)).json(t, &ok)
 	h.waitFor(token, ok.ID)
-	waitFor(t, 20*time.Second, "image.processed event", func() bool { return len(rcv.requests()) == 1 })
-	waitFor(t, 5*time.Second, "the processed image's notification recorded", func() bool {
+	testenv.WaitUntil(t, 20*time.Second, "image.processed event", func() bool { return len(rcv.requests()) == 1 })
+	testenv.WaitUntil(t, 5*time.Second, "the processed image's notification recorded", func() bool {
 		ids, err := h.store.UnnotifiedImages(ctx, time.Now().Add(time.Hour), 10)
 		return err == nil && len(ids) == 0
 	})
@@ -245,7 +234,7 @@ func TestWebhookAfterFailedLastNotify(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("Reconcile = %d, %v; want the failed image notified", n, err)
 	}
-	waitFor(t, 20*time.Second, "image.failed event", func() bool { return len(rcv.requests()) == 2 })
+	testenv.WaitUntil(t, 20*time.Second, "image.failed event", func() bool { return len(rcv.requests()) == 2 })
 	r := rcv.requests()[1]
 	data, _ := r.Body["data"].(map[string]any)
 	errDoc, _ := data["error"].(map[string]any)
@@ -270,7 +259,7 @@ func TestWebhookGoneDisables(t *testing.T) {
 	var img imageJSON
 	h.upload(token, "a.jpg", testenv.JPEG(t, 320, 240, 1)).json(t, &img)
 	h.waitFor(token, img.ID)
-	waitFor(t, 20*time.Second, "failed delivery", func() bool {
+	testenv.WaitUntil(t, 20*time.Second, "failed delivery", func() bool {
 		ds := h.deliveries(token, sub.ID)
 		return len(ds) == 1 && ds[0].State == "failed"
 	})
@@ -415,7 +404,7 @@ func TestFaultSameTaskTwiceAtOnce(t *testing.T) {
 	var first imageJSON
 	h.upload(token, "seed.jpg", testenv.JPEG(t, 100, 80, 1)).json(t, &first)
 	h.waitFor(token, first.ID)
-	waitFor(t, 10*time.Second, "seed event", func() bool { return len(rcv.requests()) == 1 })
+	testenv.WaitUntil(t, 10*time.Second, "seed event", func() bool { return len(rcv.requests()) == 1 })
 	owner := h.userID(token)
 	ctx := context.Background()
 	img := h.insertQueued(owner, "01900000-0000-7000-8000-0000000f00d1", testenv.JPEG(t, 1600, 1200, 1), 1600, 1200, time.Now())

@@ -55,3 +55,30 @@ func Upload(tb testing.TB, base, token string, data []byte) string {
 	json.Unmarshal(Call(tb, http.MethodPost, base+"/v1/images", token, ct, body, http.StatusAccepted), &img)
 	return img.ID
 }
+
+// Password is the password the helpers sign test users up with.
+const Password = "correct horse battery"
+
+// Signup creates an account with Password on a running API, requiring 201.
+func Signup(tb testing.TB, base, email string) {
+	tb.Helper()
+	Call(tb, http.MethodPost, base+"/v1/auth/signup", "", "application/json", credentials(email), http.StatusCreated)
+}
+
+// Login logs email in with Password on a running API, requiring 200, and
+// returns the access token.
+func Login(tb testing.TB, base, email string) string {
+	tb.Helper()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(Call(tb, http.MethodPost, base+"/v1/auth/login", "", "application/json", credentials(email), http.StatusOK), &tok); err != nil || tok.AccessToken == "" {
+		tb.Fatalf("login %s: no access token (%v)", email, err)
+	}
+	return tok.AccessToken
+}
+
+func credentials(email string) io.Reader {
+	b, _ := json.Marshal(map[string]string{"email": email, "password": Password})
+	return bytes.NewReader(b)
+}

@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -184,24 +186,7 @@ func PhotoJPEG(w, h int) []byte {
 // libvips-tools), which `make test` installs.
 func ViaVips(tb testing.TB, src []byte, op, arg string) []byte {
 	tb.Helper()
-	if _, err := exec.LookPath("vips"); err != nil {
-		tb.Fatal("the vips command (Debian package libvips-tools) is needed; `make test` installs it")
-	}
-	dir := tb.TempDir()
-	in, mid, out := filepath.Join(dir, "in"), filepath.Join(dir, "mid.v"), filepath.Join(dir, "out.jpg")
-	if err := os.WriteFile(in, src, 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	for _, args := range [][]string{{op, in, mid, arg}, {"jpegsave", mid, out, "--Q", "95"}} {
-		if b, err := exec.Command("vips", args...).CombinedOutput(); err != nil {
-			tb.Fatalf("vips %v: %v\n%s", args, err, b)
-		}
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
+	return vips(tb, src, "out.jpg", []string{op, "IN", "mid.v", arg}, []string{"jpegsave", "mid.v", "OUT", "--Q", "95"})
 }
 
 // VipsSave returns src saved by `vips copy` as the format of ext ("webp",
@@ -209,22 +194,7 @@ func ViaVips(tb testing.TB, src []byte, op, arg string) []byte {
 // ("[Q=90]"): a source Go cannot write. It needs the vips command.
 func VipsSave(tb testing.TB, src []byte, ext, options string) []byte {
 	tb.Helper()
-	if _, err := exec.LookPath("vips"); err != nil {
-		tb.Fatal("the vips command (Debian package libvips-tools) is needed; `make test` installs it")
-	}
-	dir := tb.TempDir()
-	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out."+ext)
-	if err := os.WriteFile(in, src, 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	if b, err := exec.Command("vips", "copy", in, out+options).CombinedOutput(); err != nil {
-		tb.Fatalf("vips copy to %s%s: %v\n%s", ext, options, err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
+	return vips(tb, src, "out."+ext, []string{"copy", "IN", "OUT" + options})
 }
 
 // VipsNoise returns a w x h picture of Gaussian noise made by the vips
@@ -232,21 +202,37 @@ func VipsSave(tb testing.TB, src []byte, ext, options string) []byte {
 // sources made in C, quickly even under the race detector.
 func VipsNoise(tb testing.TB, w, h int, ext, options string) []byte {
 	tb.Helper()
+	return vips(tb, nil, "out."+ext,
+		[]string{"gaussnoise", "noise.v", fmt.Sprint(w), fmt.Sprint(h), "--mean", "128", "--sigma", "40"},
+		[]string{"cast", "noise.v", "noise8.v", "uchar"},
+		[]string{"bandjoin", "noise8.v noise8.v noise8.v", "OUT" + options})
+}
+
+// vips runs vips commands in a temporary directory, where src (if any) is
+// the file IN, and returns the file out, which the commands name OUT.
+func vips(tb testing.TB, src []byte, out string, commands ...[]string) []byte {
+	tb.Helper()
 	if _, err := exec.LookPath("vips"); err != nil {
 		tb.Fatal("the vips command (Debian package libvips-tools) is needed; `make test` installs it")
 	}
 	dir := tb.TempDir()
-	noise, out := filepath.Join(dir, "noise.v"), filepath.Join(dir, "out."+ext)
-	for _, args := range [][]string{
-		{"gaussnoise", noise, fmt.Sprint(w), fmt.Sprint(h), "--mean", "128", "--sigma", "40"},
-		{"cast", noise, filepath.Join(dir, "noise8.v"), "uchar"},
-		{"bandjoin", filepath.Join(dir, "noise8.v") + " " + filepath.Join(dir, "noise8.v") + " " + filepath.Join(dir, "noise8.v"), out + options},
-	} {
-		if b, err := exec.Command("vips", args...).CombinedOutput(); err != nil {
+	if src != nil {
+		if err := os.WriteFile(filepath.Join(dir, "IN"), src, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for _, args := range commands {
+		args = slices.Clone(args)
+		for i, a := range args {
+			args[i] = strings.ReplaceAll(a, "OUT", out)
+		}
+		cmd := exec.Command("vips", args...)
+		cmd.Dir = dir
+		if b, err := cmd.CombinedOutput(); err != nil {
 			tb.Fatalf("vips %v: %v\n%s", args, err, b)
 		}
 	}
-	b, err := os.ReadFile(out)
+	b, err := os.ReadFile(filepath.Join(dir, out))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -365,4 +351,16 @@ func jpegSegments(b []byte) []jpegSegment {
 		i = end
 	}
 	return out
+}
+
+// GIFBomb is 35 bytes: a GIF whose 1x1 screen holds one 65535x65535 frame.
+// A decoder that grows its canvas to the frame asks for 17 GB.
+func GIFBomb() []byte {
+	var g bytes.Buffer
+	g.WriteString("GIF89a")
+	binary.Write(&g, binary.LittleEndian, []uint16{1, 1})
+	g.Write([]byte{0x80, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0x2C})
+	binary.Write(&g, binary.LittleEndian, []uint16{0, 0, 0xFFFF, 0xFFFF})
+	g.Write([]byte{0, 2, 2, 0x4C, 1, 0, 0x3B})
+	return g.Bytes()
 }

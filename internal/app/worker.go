@@ -33,11 +33,15 @@ type Worker struct {
 // reconciler. cmd/worker runs it alone; the quickstart API runs it in its
 // own process. reg receives the processing metrics.
 func StartWorker(ctx context.Context, cfg config.Config, deps *Deps, reg prometheus.Registerer, log *slog.Logger) (*Worker, error) {
+	resizing := imaging.FromImage(cfg.Image)
+	if err := resizing.Validate(); err != nil {
+		return nil, err
+	}
 	enqueuer := queue.NewEnqueuer(deps.Redis, cfg.Queue)
 	hooks := newWebhooks(cfg, deps, enqueuer, reg, log)
 	images := image.NewProcessor(image.ProcessorDeps{
 		Catalog: deps.Store, Ledger: deps.Store, Blobs: deps.Blobs,
-		Queue: enqueuer, Resizer: imaging.New(cfg.Imaging),
+		Queue: enqueuer, Resizer: imaging.New(resizing),
 		Observer: metrics.NewProcessing(reg), Notifier: hooks,
 	}, cfg.Image, log)
 	if cfg.Embedded.Redis {

@@ -22,7 +22,6 @@ import (
 	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/httpapi"
 	"github.com/imagesvc/imagesvc/internal/image"
-	"github.com/imagesvc/imagesvc/internal/imaging"
 	"github.com/imagesvc/imagesvc/internal/queue"
 	"github.com/imagesvc/imagesvc/internal/quickstart"
 	"github.com/imagesvc/imagesvc/internal/s3store"
@@ -83,7 +82,6 @@ type Config struct {
 	Auth    auth.Config
 	Image   image.Config
 	Queue   queue.Config
-	Imaging imaging.Config
 	Webhook webhook.Config
 }
 
@@ -132,7 +130,6 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 		Auth:    auth.NewDefaultConfig(),
 		Image:   image.NewDefaultConfig(),
 		Queue:   queue.NewDefaultConfig(),
-		Imaging: imaging.NewDefaultConfig(),
 		Webhook: webhook.NewDefaultConfig(),
 	}
 	c.Queue.Concurrency = runtime.NumCPU()
@@ -296,10 +293,9 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 		}
 	}
 
-	c.Imaging.JPEGQuality = e.integer("JPEG_QUALITY", c.Imaging.JPEGQuality)
-	c.Imaging.MaxPixels = c.Image.MaxPixels
-	c.Imaging.DecodeMemory = int64(e.integer("WORKER_DECODE_MEMORY_MB", int(c.Imaging.DecodeMemory>>20))) << 20
-	c.Imaging.OutputFormat = strings.ToLower(e.str("OUTPUT_FORMAT", c.Imaging.OutputFormat))
+	c.Image.Quality = e.integer("JPEG_QUALITY", c.Image.Quality)
+	c.Image.DecodeMemory = int64(e.integer("WORKER_DECODE_MEMORY_MB", int(c.Image.DecodeMemory>>20))) << 20
+	c.Image.OutputFormat = strings.ToLower(e.str("OUTPUT_FORMAT", c.Image.OutputFormat))
 
 	errs := e.errs
 	if len(c.Auth.JWTSecret) > 0 {
@@ -308,7 +304,7 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 	if c.Queue.TaskTimeout >= c.Image.Lease {
 		errs = append(errs, errors.New("PROCESSING_LEASE must be longer than WORKER_TASK_TIMEOUT"))
 	}
-	errs = append(errs, c.S3.Validate(), c.Image.Validate(), c.Queue.Validate(), c.Imaging.Validate())
+	errs = append(errs, c.S3.Validate(), c.Image.Validate(), c.Queue.Validate())
 	return c, errors.Join(errs...)
 }
 

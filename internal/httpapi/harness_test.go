@@ -88,7 +88,6 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	}
 	set.API.MaxUploadBytes = set.Image.MaxUploadBytes
 	cfg.Auth, cfg.Image, cfg.Queue, cfg.Webhook, cfg.API = set.Auth, set.Image, set.Queue, set.Webhook, set.API
-	cfg.Imaging.MaxPixels = cfg.Image.MaxPixels
 
 	// One process with both, as the quickstart runs them: the worker's
 	// metrics are in the API's /metrics.

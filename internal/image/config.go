@@ -28,6 +28,15 @@ type Config struct {
 	MaxCrashes int
 	// TempDir is where uploads are spooled before they go to S3.
 	TempDir string
+	// OutputFormat is how variants are encoded: auto (JPEG for opaque
+	// sources, PNG for sources with alpha), jpeg (alpha flattened on
+	// white), webp or avif (alpha kept).
+	OutputFormat string
+	// Quality is the quality of JPEG, WebP and AVIF variants (1-100).
+	Quality int
+	// DecodeMemory bounds the memory the decodes of one worker hold at
+	// once (see imaging.Config).
+	DecodeMemory int64
 }
 
 // NewDefaultConfig returns the defaults the README's Configuration table
@@ -42,10 +51,13 @@ func NewDefaultConfig() Config {
 			{Name: "medium", Width: 1024, Height: 1024},
 			{Name: "large", Width: 2048, Height: 2048},
 		},
-		URLExpiry:  15 * time.Minute,
-		Lease:      10 * time.Minute,
-		StaleAfter: 2 * time.Minute,
-		MaxCrashes: 3,
+		URLExpiry:    15 * time.Minute,
+		Lease:        10 * time.Minute,
+		StaleAfter:   2 * time.Minute,
+		MaxCrashes:   3,
+		OutputFormat: "auto",
+		Quality:      82,
+		DecodeMemory: 512 << 20,
 	}
 }
 
@@ -72,6 +84,17 @@ func (c Config) Validate() error {
 	}
 	if c.MaxCrashes < 1 {
 		errs = append(errs, errors.New("PROCESSING_MAX_CRASHES must be at least 1"))
+	}
+	switch c.OutputFormat {
+	case "auto", "jpeg", "webp", "avif":
+	default:
+		errs = append(errs, errors.New("OUTPUT_FORMAT must be auto, jpeg, webp or avif"))
+	}
+	if c.Quality < 1 || c.Quality > 100 {
+		errs = append(errs, errors.New("JPEG_QUALITY must be between 1 and 100"))
+	}
+	if c.DecodeMemory < 64<<20 {
+		errs = append(errs, errors.New("WORKER_DECODE_MEMORY_MB must be at least 64"))
 	}
 	return errors.Join(errs...)
 }

@@ -67,10 +67,14 @@ type Config struct {
 	DecodeMemory int64
 }
 
-// NewDefaultConfig returns the defaults.
-func NewDefaultConfig() Config {
-	return Config{OutputFormat: "auto", JPEGQuality: 82, MaxPixels: image.NewDefaultConfig().MaxPixels,
-		MaxScans: sniff.MaxJPEGScans, DecodeMemory: 512 << 20}
+// NewDefaultConfig returns the defaults, those of image.NewDefaultConfig.
+func NewDefaultConfig() Config { return FromImage(image.NewDefaultConfig()) }
+
+// FromImage returns the settings of the variants and limits of the domain's
+// configuration.
+func FromImage(c image.Config) Config {
+	return Config{OutputFormat: c.OutputFormat, JPEGQuality: c.Quality, MaxPixels: c.MaxPixels,
+		MaxScans: sniff.MaxJPEGScans, DecodeMemory: c.DecodeMemory}
 }
 
 // Validate reports every invalid setting at once, including an output

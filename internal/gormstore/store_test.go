@@ -76,17 +76,17 @@ func testLedgerFencing(t *testing.T, s *gormstore.Store) {
 		t.Fatalf("second claim = %+v, %v", second, err)
 	}
 	v := []image.Variant{{Name: "small", Width: 4, Height: 3, Bytes: 5, ContentType: "image/jpeg", Key: "k"}}
-	if err := s.CompleteImage(ctx, img.ID, first.Attempt, v); !errors.Is(err, image.ErrLeaseLost) {
+	if _, err := s.CompleteImage(ctx, img.ID, first.Attempt, image.Completion{Variants: v}); !errors.Is(err, image.ErrLeaseLost) {
 		t.Errorf("CompleteImage with a stale attempt = %v, want ErrLeaseLost", err)
 	}
 	if err := s.FailImage(ctx, img.ID, first.Attempt, "x", "y"); !errors.Is(err, image.ErrLeaseLost) {
 		t.Errorf("FailImage with a stale attempt = %v, want ErrLeaseLost", err)
 	}
-	if err := s.CompleteImage(ctx, img.ID, second.Attempt, v); err != nil {
+	if _, err := s.CompleteImage(ctx, img.ID, second.Attempt, image.Completion{Variants: v}); err != nil {
 		t.Fatalf("CompleteImage with the current attempt = %v", err)
 	}
 	// Completing twice (a redelivered task that slipped through) changes nothing.
-	if err := s.CompleteImage(ctx, img.ID, second.Attempt, v); !errors.Is(err, image.ErrLeaseLost) {
+	if _, err := s.CompleteImage(ctx, img.ID, second.Attempt, image.Completion{Variants: v}); !errors.Is(err, image.ErrLeaseLost) {
 		t.Errorf("second CompleteImage = %v, want ErrLeaseLost", err)
 	}
 	if _, err := s.ClaimImage(ctx, img.ID, lease); !errors.Is(err, image.ErrNotClaimable) {
@@ -184,7 +184,7 @@ func testPendingNotification(t *testing.T, s *gormstore.Store) {
 		t.Fatal(err)
 	}
 	v := []image.Variant{{Name: "small", Width: 4, Height: 3, Bytes: 5, ContentType: "image/jpeg", Key: "k"}}
-	if err := s.CompleteImage(ctx, img.ID, again.Attempt, v); err != nil {
+	if _, err := s.CompleteImage(ctx, img.ID, again.Attempt, image.Completion{Variants: v}); err != nil {
 		t.Fatal(err)
 	}
 	if ids, _ := s.UnnotifiedImages(ctx, later, 10); len(ids) != 1 {

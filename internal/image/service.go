@@ -17,6 +17,7 @@ type Service struct {
 	queue     Queue
 	inventory Inventory
 	stats     QueueStats
+	backfills Backfills
 	cfg       Config
 	log       *slog.Logger
 	now       func() time.Time
@@ -32,13 +33,15 @@ type ServiceDeps struct {
 	// Inventory and QueueStats serve the operators' endpoints.
 	Inventory  Inventory
 	QueueStats QueueStats
+	// Backfills starts the backfill.
+	Backfills Backfills
 }
 
 // NewService returns a Service.
 func NewService(d ServiceDeps, cfg Config, log *slog.Logger) *Service {
 	return &Service{
 		catalog: d.Catalog, ledger: d.Ledger, blobs: d.Blobs, queue: d.Queue,
-		inventory: d.Inventory, stats: d.QueueStats, cfg: cfg, log: log, now: time.Now,
+		inventory: d.Inventory, stats: d.QueueStats, backfills: d.Backfills, cfg: cfg, log: log, now: time.Now,
 	}
 }
 

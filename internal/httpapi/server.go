@@ -41,6 +41,8 @@ type Images interface {
 	Get(ctx context.Context, userID, id string) (*image.Image, error)
 	List(ctx context.Context, userID string, after image.Cursor, limit int) (image.Page, error)
 	Delete(ctx context.Context, userID, id string) error
+	// Deliver resolves a stable delivery URL's token for an Accept header.
+	Deliver(ctx context.Context, token, accept string) (image.Delivery, error)
 }
 
 // Operations is what the operators' endpoints need from the image domain.
@@ -49,6 +51,7 @@ type Operations interface {
 	AdminReprocess(ctx context.Context, id string) (*image.Image, error)
 	AdminList(ctx context.Context, status image.Status, after image.Cursor, limit int) (image.Page, error)
 	Stats(ctx context.Context) (image.Stats, error)
+	StartBackfill(ctx context.Context) (image.BackfillStatus, error)
 }
 
 // Events is what the waiting routes need of the event streams.
@@ -241,6 +244,9 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 	v1.POST("/images/:id/reprocess", s.reprocess, s.requireAuth)
 	v1.GET("/admin/images", s.adminImages, s.requireAuth, s.requireAdmin)
 	v1.GET("/admin/stats", s.adminStats, s.requireAuth, s.requireAdmin)
+	v1.POST("/admin/backfill", s.startBackfill, s.requireAuth, s.requireAdmin)
+	// The stable delivery URLs: signed, no credentials (they go in <img>).
+	v1.GET("/i/:token", s.deliver)
 	if d.Webhooks != nil {
 		v1.POST("/webhooks", s.createWebhook, s.requireAuth)
 		v1.GET("/webhooks", s.listWebhooks, s.requireAuth)

@@ -62,7 +62,7 @@ func newWorker(t *testing.T, crashes int) *worker {
 	}
 	w.catalog = &mock.Catalog{ImageFn: func(context.Context, string) (*image.Image, error) { f := finished; return &f, nil }}
 	w.blobs = &mock.Blobs{
-		GetFn: func(context.Context, string) ([]byte, error) { return src, nil },
+		GetFn:        func(context.Context, string) ([]byte, error) { return src, nil },
 		PutVariantFn: func(context.Context, string, io.ReadSeeker, int64, string) error { return nil },
 		DeletePrefixFn: func(_ context.Context, prefix string) error {
 			w.deleted = append(w.deleted, prefix)

@@ -37,6 +37,13 @@ type Config struct {
 	// DecodeMemory bounds the memory the decodes of one worker hold at
 	// once (see imaging.Config).
 	DecodeMemory int64
+	// Deduplicate makes an upload of a file the same user stored already
+	// (the same SHA-256) return that image instead of a second one.
+	Deduplicate bool
+	// QuotaImages and QuotaBytes bound what one user stores (originals);
+	// 0 is no bound.
+	QuotaImages int64
+	QuotaBytes  int64
 }
 
 // NewDefaultConfig returns the defaults the README's Configuration table
@@ -92,6 +99,9 @@ func (c Config) Validate() error {
 	}
 	if c.Quality < 1 || c.Quality > 100 {
 		errs = append(errs, errors.New("JPEG_QUALITY must be between 1 and 100"))
+	}
+	if c.QuotaImages < 0 || c.QuotaBytes < 0 {
+		errs = append(errs, errors.New("USER_QUOTA_IMAGES and USER_QUOTA_BYTES must not be negative"))
 	}
 	if c.DecodeMemory < 64<<20 {
 		errs = append(errs, errors.New("WORKER_DECODE_MEMORY_MB must be at least 64"))

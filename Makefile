@@ -17,7 +17,7 @@ SERVICES_ENV := DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/images
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-testkey} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-testsecret} \
 	JWT_SECRET=$${JWT_SECRET:-$$(cat data/jwt_secret)} LOG_FORMAT=$${LOG_FORMAT:-text}
 
-.PHONY: help vips deps build run run-services test test-unit test-faults fuzz bench bench-hostile load soak lint lint-api migrate admin clean
+.PHONY: help vips deps build install-cli run run-services test test-unit test-faults fuzz bench bench-hostile load soak lint lint-api generate migrate admin clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ deps: ## install libvips and versitygw, start versitygw, check MariaDB and Redis
 build: vips ## build bin/api and bin/worker
 	$(GO) build -o $(BIN)/api ./cmd/api
 	$(GO) build -o $(BIN)/worker ./cmd/worker
+
+install-cli: ## install the imagesvc command-line client into $(go env GOPATH)/bin (pure Go, no libvips)
+	$(GO) install ./cmd/imagesvc
 
 run: build ## quickstart: one process with embedded database, Redis and S3 under ./data, on :8080
 	@QUICKSTART=true LOG_FORMAT=$${LOG_FORMAT:-text} $(BIN)/api
@@ -88,6 +91,12 @@ lint: vips ## gofmt, go vet and staticcheck
 lint-api: ## lint internal/httpapi/openapi.yaml with Redocly's recommended rules (redocly.yaml; installs Node if missing)
 	@bash scripts/deps.sh node
 	$(REDOCLY) lint --format=stylish
+
+generate: ## regenerate the API client (pkg/client) from the OpenAPI document
+	$(GO) generate ./pkg/client/
+
+generate: ## regenerate the API client (pkg/client) from the OpenAPI document
+	$(GO) generate ./pkg/client/
 
 migrate: build data/jwt_secret ## apply the database migrations to DATABASE_URL (default: local MariaDB) and exit
 	@mysql -uroot -h127.0.0.1 -e 'CREATE DATABASE IF NOT EXISTS imagesvc CHARACTER SET utf8mb4' 2>/dev/null || true

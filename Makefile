@@ -35,6 +35,9 @@ build: vips ## build bin/api and bin/worker
 install-cli: ## install the imagesvc command-line client into $(go env GOPATH)/bin (pure Go, no libvips)
 	$(GO) install ./cmd/imagesvc
 
+install-cli: ## install the imagesvc command-line client into $(go env GOPATH)/bin (pure Go, no libvips)
+	$(GO) install ./cmd/imagesvc
+
 run: build ## quickstart: one process with embedded database, Redis and S3 under ./data, on :8080
 	@QUICKSTART=true LOG_FORMAT=$${LOG_FORMAT:-text} $(BIN)/api
 

@@ -27,11 +27,14 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Code, e.Message)
 }
 
-// ErrorOf returns the API's error for an answer that is not a 2xx, as an
-// *APIError, and nil for a 2xx. body is the answer's body, read.
+// ErrorOf returns the error of an answer that is not the one expected
+// (whose body the generated ...WithResponse method did not decode): the
+// API's error as an *APIError for a status that is not a 2xx, a
+// description of the answer for a 2xx of another shape. body is the
+// answer's body, read.
 func ErrorOf(resp *http.Response, body []byte) error {
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return nil
+		return fmt.Errorf("unexpected answer %s (%s)", resp.Status, resp.Header.Get("Content-Type"))
 	}
 	e := &APIError{Status: resp.StatusCode}
 	var env Error
@@ -48,13 +51,4 @@ func ErrorOf(resp *http.Response, body []byte) error {
 func IsCode(err error, code string) bool {
 	var e *APIError
 	return errors.As(err, &e) && e.Code == code
-}
-
-// answerError is the error of an answer that did not bring the body
-// expected: the API's error, or, for a 2xx of another shape, a description.
-func answerError(resp *http.Response, body []byte) error {
-	if err := ErrorOf(resp, body); err != nil {
-		return err
-	}
-	return fmt.Errorf("unexpected answer %s (%s)", resp.Status, resp.Header.Get("Content-Type"))
 }

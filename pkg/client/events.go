@@ -154,9 +154,6 @@ func (s *Session) connectEvents(ctx context.Context, lastID string) (io.ReadClos
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
 		err = ErrorOf(resp, b)
-		if err == nil {
-			return nil, fmt.Errorf("event stream: answered %s with %q", resp.Status, resp.Header.Get("Content-Type"))
-		}
 		if resp.StatusCode != http.StatusUnauthorized || attempt > 0 {
 			return nil, err
 		}

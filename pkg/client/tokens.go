@@ -123,7 +123,7 @@ func (s *TokenSource) refreshLocked(ctx context.Context) error {
 		return fmt.Errorf("refresh tokens: %w", err)
 	}
 	if r.JSON200 == nil {
-		err := answerError(r.HTTPResponse, r.Body)
+		err := ErrorOf(r.HTTPResponse, r.Body)
 		if r.StatusCode() == http.StatusUnauthorized {
 			return fmt.Errorf("%w (%v)", ErrLoggedOut, err)
 		}
@@ -150,7 +150,7 @@ func Login(ctx context.Context, server, email, password string, opts ...ClientOp
 		return TokenSet{}, fmt.Errorf("log in: %w", err)
 	}
 	if r.JSON200 == nil {
-		return TokenSet{}, answerError(r.HTTPResponse, r.Body)
+		return TokenSet{}, ErrorOf(r.HTTPResponse, r.Body)
 	}
 	return tokenSet(r.JSON200, sent), nil
 }
@@ -166,7 +166,7 @@ func Signup(ctx context.Context, server, email, password string, opts ...ClientO
 		return nil, fmt.Errorf("sign up: %w", err)
 	}
 	if r.JSON201 == nil {
-		return nil, answerError(r.HTTPResponse, r.Body)
+		return nil, ErrorOf(r.HTTPResponse, r.Body)
 	}
 	return r.JSON201, nil
 }

@@ -50,7 +50,7 @@ func (s *Session) Upload(ctx context.Context, filename string, r io.Reader, size
 		return nil, fmt.Errorf("upload %s: %w", filename, err)
 	}
 	if resp.JSON202 == nil {
-		return nil, answerError(resp.HTTPResponse, resp.Body)
+		return nil, ErrorOf(resp.HTTPResponse, resp.Body)
 	}
 	return resp.JSON202, nil
 }

@@ -37,7 +37,7 @@ func (s *Session) WaitForImage(ctx context.Context, id string, changed func(*Ima
 			return nil, fmt.Errorf("get image %s: %w", id, err)
 		}
 		if r.JSON200 == nil {
-			err := answerError(r.HTTPResponse, r.Body)
+			err := ErrorOf(r.HTTPResponse, r.Body)
 			var e *APIError
 			if errors.As(err, &e) && e.RetryAfter > 0 && (e.Status == 429 || e.Status == 503) {
 				// Too many waiting at once, or a dependency blinked.

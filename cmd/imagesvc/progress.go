@@ -48,7 +48,6 @@ func (p *progress) add(file string) *progressRow {
 			defer r.mu.Unlock()
 			return r.state
 		})),
-		mpb.BarFillerOnComplete(""),
 	)
 	return r
 }

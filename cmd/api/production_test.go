@@ -157,6 +157,17 @@ func TestHealthcheckDrainAndOps(t *testing.T) {
 		t.Errorf("GET /metrics on HTTP_ADDR with OPS_HTTP_ADDR set: %d, want 404", got)
 	}
 
+	// An event stream left open must not hold the shutdown up: the server
+	// waits for every response, and a stream never ends by itself.
+	testenv.Signup(t, base, "stream@example.com")
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+testenv.Login(t, base, "stream@example.com"))
+	stream, err := http.DefaultClient.Do(req)
+	if err != nil || stream.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/events: %v %v", stream, err)
+	}
+	defer stream.Body.Close()
+
 	cmd.Process.Signal(syscall.SIGTERM)
 	testenv.WaitUntil(t, 2*time.Second, "/healthz/ready 503 after SIGTERM", func() bool {
 		return status(base+"/healthz/ready") == http.StatusServiceUnavailable

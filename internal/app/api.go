@@ -17,6 +17,7 @@ import (
 
 	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/config"
+	"github.com/imagesvc/imagesvc/internal/eventstream"
 	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/health"
 	"github.com/imagesvc/imagesvc/internal/httpapi"
@@ -36,6 +37,10 @@ type API struct {
 	Ops http.Handler
 	// Drain turns /healthz/ready to 503 when shutdown begins.
 	Drain *health.Drain
+	// EndStreams ends the event streams and wakes the long polls (which
+	// then answer from the database): an HTTP server's shutdown waits for
+	// every response, and a stream would never end by itself.
+	EndStreams func()
 	// Images is the image service behind the routes.
 	Images *image.Service
 	close  []func()
@@ -56,6 +61,15 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 		Inventory: deps.Store, QueueStats: enqueuer,
 	}, cfg.Image, log)
 	a := &API{Drain: &health.Drain{}, Images: images}
+	// The long poll and /v1/events are woken by the events workers
+	// publish; this process receives them once, on one connection.
+	events := eventstream.New(deps.Redis, eventstream.NewDefaultConfig())
+	hub, err := events.StartHub(context.Background(), log)
+	if err != nil {
+		return nil, err
+	}
+	a.EndStreams = func() { hub.Close() }
+	a.close = append(a.close, a.EndStreams)
 	var monitor http.Handler
 	if cfg.API.AdminUser != "" {
 		redisOpt, err := asynq.ParseRedisURI(cfg.RedisURL)
@@ -69,7 +83,7 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 	// The webhook service here manages subscriptions; workers deliver.
 	d := httpapi.Deps{
 		Auth: authSvc, Images: images, Operations: images, Webhooks: newWebhooks(cfg, deps, enqueuer, nil, log),
-		Checks: deps.Checks(), Drain: a.Drain, Limiter: ratelimit.New(deps.Redis, "imagesvc:ratelimit:"),
+		Events: events, Checks: deps.Checks(), Drain: a.Drain, Limiter: ratelimit.New(deps.Redis, "imagesvc:ratelimit:"),
 		Monitor: monitor, Registry: reg,
 	}
 	a.Handler = httpapi.New(d, cfg.API, log)
@@ -121,6 +135,7 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	srv.RegisterOnShutdown(api.EndStreams)
 	log.InfoContext(ctx, "api listening", "addr", srv.Addr)
 	if api.Ops != nil {
 		ops, err := serve(cfg.OpsHTTPAddr, api.Ops, &http.Server{}, errc, log)

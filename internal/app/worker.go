@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/imagesvc/imagesvc/internal/config"
+	"github.com/imagesvc/imagesvc/internal/eventstream"
 	"github.com/imagesvc/imagesvc/internal/health"
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/imaging"
@@ -42,7 +43,10 @@ func StartWorker(ctx context.Context, cfg config.Config, deps *Deps, reg prometh
 	images := image.NewProcessor(image.ProcessorDeps{
 		Catalog: deps.Store, Ledger: deps.Store, Blobs: deps.Blobs,
 		Queue: enqueuer, Resizer: imaging.New(resizing),
-		Observer: metrics.NewProcessing(reg), Notifier: hooks,
+		Observer: metrics.NewProcessing(reg),
+		// Webhooks first: they are idempotent on the event's id, so a
+		// retry after the stream's error repeats nothing.
+		Notifier: image.Notifiers{hooks, eventstream.New(deps.Redis, eventstream.NewDefaultConfig())},
 	}, cfg.Image, log)
 	if cfg.Embedded.Redis {
 		// An embedded Redis starts empty: every unfinished image lost its

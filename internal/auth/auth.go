@@ -309,6 +309,9 @@ type Claims struct {
 type Principal struct {
 	UserID string
 	Role   string
+	// ExpiresAt is when the access token stops being valid: a stream
+	// opened with it ends then.
+	ExpiresAt time.Time
 }
 
 // Verify parses an access token. Only HS256 is accepted; exp is required.
@@ -318,7 +321,7 @@ func (s *Service) Verify(token string) (Principal, error) {
 	if err != nil || c.Subject == "" || (c.Role != RoleUser && c.Role != RoleAdmin) {
 		return Principal{}, ErrBadToken
 	}
-	return Principal{UserID: c.Subject, Role: c.Role}, nil
+	return Principal{UserID: c.Subject, Role: c.Role, ExpiresAt: c.ExpiresAt.Time}, nil
 }
 
 func (s *Service) issue(u *User, refresh string) (Tokens, error) {

@@ -252,6 +252,7 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 	c.Queue.RetryMax = e.duration("WORKER_RETRY_MAX", c.Queue.RetryMax)
 	c.Queue.TaskTimeout = e.duration("WORKER_TASK_TIMEOUT", c.Queue.TaskTimeout)
 	c.Queue.ShutdownTimeout = e.duration("WORKER_SHUTDOWN_TIMEOUT", c.Queue.ShutdownTimeout)
+	c.Queue.TaskCheckInterval = e.duration("WORKER_TASK_CHECK_INTERVAL", c.Queue.TaskCheckInterval)
 
 	c.API.MaxUploadBytes = c.Image.MaxUploadBytes
 	c.API.UploadRatePerMinute = e.integer("UPLOAD_RATE_PER_MINUTE", 60)

@@ -105,6 +105,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Cleanup(api.Close)
 	ts := httptest.NewServer(api.Handler)
 	t.Cleanup(ts.Close)
+	t.Cleanup(api.EndStreams) // before the server closes: it waits for every response
 	_, router := spec(t)
 	h := &harness{t: t, url: ts.URL, store: store, blobs: blobs, images: worker.Images,
 		queue: queue.NewEnqueuer(rdb, cfg.Queue), hooks: worker.Webhooks, secret: cfg.Auth.JWTSecret,
@@ -118,6 +119,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 		t.Cleanup(api.Close)
 		ts := httptest.NewServer(api.Handler)
 		t.Cleanup(ts.Close)
+		t.Cleanup(api.EndStreams)
 		return ts.URL
 	}
 	h.worker = func() *app.Worker {

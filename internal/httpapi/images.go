@@ -164,6 +164,15 @@ func multipartError(err error) error {
 }
 
 func (s *Server) getImage(c echo.Context) error {
+	if v := c.QueryParam("wait"); v != "" && s.Events != nil {
+		wait, err := time.ParseDuration(v)
+		if err != nil || wait < 0 {
+			return errBadWait
+		}
+		if wait > 0 {
+			return s.waitForImage(c, min(wait, maxWait))
+		}
+	}
 	img, err := s.Images.Get(c.Request().Context(), principal(c).UserID, c.Param("id"))
 	if err != nil {
 		return err

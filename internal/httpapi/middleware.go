@@ -42,9 +42,23 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 const principalKey = "principal"
 
 func (s *Server) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return s.authenticate(next, false)
+}
+
+// requireAuthOrQueryToken also takes the access token from the query
+// parameter access_token: a browser's EventSource cannot set headers. Only
+// the event stream uses it (a token in a URL can end up in proxies' logs).
+func (s *Server) requireAuthOrQueryToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return s.authenticate(next, true)
+}
+
+func (s *Server) authenticate(next echo.HandlerFunc, query bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Request().Header.Get(echo.HeaderAuthorization)
 		scheme, token, ok := strings.Cut(h, " ")
+		if h == "" && query && c.QueryParam("access_token") != "" {
+			scheme, token, ok = "Bearer", c.QueryParam("access_token"), true
+		}
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 			return auth.ErrBadToken
 		}

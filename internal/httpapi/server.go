@@ -51,6 +51,13 @@ type Operations interface {
 	Stats(ctx context.Context) (image.Stats, error)
 }
 
+// Events is what the waiting routes need of the event streams.
+type Events interface {
+	// Subscribe returns a user's image events after position after ("":
+	// from now), until stop or ctx ends.
+	Subscribe(ctx context.Context, userID, after string) (events <-chan image.StreamedEvent, stop func(), err error)
+}
+
 // Limiter counts events per key (rate limits shared by every replica).
 type Limiter interface {
 	Allow(ctx context.Context, key string, limit int, window time.Duration) (bool, time.Duration, error)
@@ -97,6 +104,12 @@ type Config struct {
 	// UploadTimeout bounds the time an upload body may take in all,
 	// however steadily it arrives. 0 means 5 minutes.
 	UploadTimeout time.Duration
+	// MaxWaitersPerUser bounds the long polls and event streams one user
+	// holds open in this process; one more is answered 429. 0 means 10.
+	MaxWaitersPerUser int
+	// WaitRecheck is how often a long poll reads its image again whatever
+	// the events say. 0 means 5 s.
+	WaitRecheck time.Duration
 	// SeparateOps leaves /metrics and /monitoring out of New: NewOps serves
 	// them, on a port kept off the public network.
 	SeparateOps bool
@@ -109,7 +122,10 @@ type Deps struct {
 	Operations Operations
 	// Webhooks serves /v1/webhooks; nil answers 404 there.
 	Webhooks Webhooks
-	Checks   []health.Check
+	// Events wakes the long poll and feeds /v1/events; nil answers 404
+	// there and makes the long poll poll.
+	Events Events
+	Checks []health.Check
 	// Drain answers /healthz/ready; nil is always ready.
 	Drain *health.Drain
 	// Limiter enforces the rate limits; nil turns them off.
@@ -145,6 +161,9 @@ type Server struct {
 	// uploadsByUser counts each user's uploads in flight.
 	uploadsMu     sync.Mutex
 	uploadsByUser map[string]int
+	// waiters counts each user's long polls and event streams.
+	waitersMu sync.Mutex
+	waiters   map[string]int
 }
 
 // New returns the Echo instance with every route.
@@ -164,8 +183,14 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 	if cfg.UploadTimeout <= 0 {
 		cfg.UploadTimeout = 5 * time.Minute
 	}
+	if cfg.MaxWaitersPerUser <= 0 {
+		cfg.MaxWaitersPerUser = 10
+	}
+	if cfg.WaitRecheck <= 0 {
+		cfg.WaitRecheck = 5 * time.Second
+	}
 	s := &Server{Deps: d, cfg: cfg, log: log, metrics: newHTTPMetrics(d.Registry),
-		uploads: make(chan struct{}, cfg.MaxConcurrentUploads), uploadsByUser: map[string]int{}}
+		uploads: make(chan struct{}, cfg.MaxConcurrentUploads), uploadsByUser: map[string]int{}, waiters: map[string]int{}}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -210,6 +235,9 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 	v1.POST("/images", s.upload, s.requireAuth)
 	v1.GET("/images", s.listImages, s.requireAuth)
 	v1.GET("/images/:id", s.getImage, s.requireAuth)
+	if d.Events != nil {
+		v1.GET("/events", s.events, s.requireAuthOrQueryToken)
+	}
 	v1.DELETE("/images/:id", s.deleteImage, s.requireAuth)
 	v1.POST("/images/:id/reprocess", s.reprocess, s.requireAuth)
 	v1.GET("/admin/images", s.adminImages, s.requireAuth, s.requireAdmin)

@@ -1,6 +1,15 @@
 package image
 
-import "time"
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Document is the public JSON form of an image, the one clients read from
 // the API and receive in webhooks.
@@ -52,4 +61,69 @@ func NewDocument(img *Image) Document {
 		d.Error = &ErrorDocument{Code: img.ErrorCode, Message: img.ErrorMessage}
 	}
 	return d
+}
+
+// The events an image's final state is announced as, to webhooks and to
+// event streams alike.
+const (
+	EventProcessed = "image.processed"
+	EventFailed    = "image.failed"
+)
+
+// Event is the announcement of an image reaching done or failed.
+type Event struct {
+	// ID names the change: the image, its status and its attempt. A
+	// change announced twice (delivery is at least once) has one ID.
+	ID string
+	// Type is EventProcessed or EventFailed.
+	Type string
+	// Body is the JSON every receiver gets:
+	// {"type", "timestamp", "data": the image's Document}.
+	Body []byte
+}
+
+// NewEvent returns the event of an image that is done or failed, stamped
+// at now (to the second).
+func NewEvent(img *Image, now time.Time) (Event, error) {
+	typ := EventProcessed
+	if img.Status == StatusFailed {
+		typ = EventFailed
+	}
+	body, err := json.Marshal(struct {
+		Type      string   `json:"type"`
+		Timestamp string   `json:"timestamp"`
+		Data      Document `json:"data"`
+	}{typ, now.UTC().Truncate(time.Second).Format(time.RFC3339), NewDocument(img)})
+	if err != nil {
+		return Event{}, fmt.Errorf("encode event: %w", err)
+	}
+	sum := sha256.Sum256([]byte(img.ID + "|" + string(img.Status) + "|" + strconv.Itoa(img.Attempt)))
+	id := "msg_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:16]))
+	return Event{ID: id, Type: typ, Body: body}, nil
+}
+
+// Notifiers tells every notifier in turn; the first error stops it. Each
+// notifier is idempotent on the event's ID, so the retry that follows an
+// error tells them all again safely.
+type Notifiers []Notifier
+
+// ImageFinished implements Notifier.
+func (ns Notifiers) ImageFinished(ctx context.Context, img *Image) error {
+	for _, n := range ns {
+		if err := n.ImageFinished(ctx, img); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StreamedEvent is an image event as a user's event stream holds it.
+type StreamedEvent struct {
+	// Position is the event's place in its user's stream: what a client
+	// sends back (as Last-Event-ID) to resume after it.
+	Position string
+	Type     string
+	ImageID  string
+	// Body is the event's JSON, the same as a webhook's.
+	Body []byte
 }

@@ -254,20 +254,13 @@ func (s *Service) Ping(ctx context.Context, userID, id string) (PingResult, erro
 // schedules them. Called again for the same state change, it creates
 // nothing new and only schedules again what is still pending.
 func (s *Service) ImageFinished(ctx context.Context, img *image.Image) error {
-	eventType := EventImageProcessed
-	if img.Status == image.StatusFailed {
-		eventType = EventImageFailed
-	}
 	now := s.now().UTC().Truncate(time.Second)
-	body, err := json.Marshal(struct {
-		Type      string         `json:"type"`
-		Timestamp string         `json:"timestamp"`
-		Data      image.Document `json:"data"`
-	}{eventType, now.Format(time.RFC3339), image.NewDocument(img)})
+	e, err := image.NewEvent(img, now)
 	if err != nil {
 		return err
 	}
-	ev := &Event{ID: eventID(img), UserID: img.UserID, ImageID: img.ID, Type: eventType, Payload: body, CreatedAt: now}
+	eventType := e.Type
+	ev := &Event{ID: e.ID, UserID: img.UserID, ImageID: img.ID, Type: eventType, Payload: e.Body, CreatedAt: now}
 	subs, err := s.subs.Subscriptions(ctx, img.UserID)
 	if err != nil {
 		return fmt.Errorf("subscriptions: %w", err)

@@ -22,8 +22,8 @@ import (
 
 // Event types a subscription can list.
 const (
-	EventImageProcessed = "image.processed"
-	EventImageFailed    = "image.failed"
+	EventImageProcessed = image.EventProcessed
+	EventImageFailed    = image.EventFailed
 	EventPing           = "webhook.ping"
 )
 
@@ -173,10 +173,6 @@ func Sign(secret, id string, ts time.Time, body []byte) (string, error) {
 
 // eventID is deterministic: one image reaching one state on one attempt is
 // one event, however many times the worker reports it.
-func eventID(img *image.Image) string {
-	return "msg_" + digest(img.ID, string(img.Status), strconv.Itoa(img.Attempt))
-}
-
 func deliveryID(eventID, subscriptionID string) string {
 	return "dlv_" + digest(eventID, subscriptionID)
 }

@@ -1,0 +1,288 @@
+// Package eventstream carries the events of finished images to clients
+// that wait for them without polling: the long poll of GET /v1/images/{id}
+// and the server-sent events of GET /v1/events. It is Redis: each user's
+// events are appended to a stream of their own, kept an hour, from which a
+// client that reconnects replays what it missed (Last-Event-ID); each
+// append is also published on one channel, which every API process
+// subscribes to once and fans out to its own waiting clients, so an event
+// reaches a client whichever replica the upload and the stream went to.
+//
+// A worker publishes (Stream.ImageFinished, an image.Notifier); an API
+// process subscribes (Stream.Subscribe) after starting its Hub.
+package eventstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/imagesvc/imagesvc/internal/failure"
+	"github.com/imagesvc/imagesvc/internal/image"
+)
+
+// Config holds the settings of the event streams.
+type Config struct {
+	// Prefix starts every key and the channel's name.
+	Prefix string
+	// Retention is how long a user's events can be replayed.
+	Retention time.Duration
+	// Buffer is how many events a subscriber may fall behind before it is
+	// dropped (it reconnects and replays what it missed).
+	Buffer int
+}
+
+// NewDefaultConfig returns an hour of replay.
+func NewDefaultConfig() Config {
+	return Config{Prefix: "imagesvc:events:", Retention: time.Hour, Buffer: 64}
+}
+
+// ErrBadEventID is a Last-Event-ID that names no position of a stream.
+var ErrBadEventID = failure.New(failure.Invalid, "invalid_event_id", "Last-Event-ID must be an event id this API sent")
+
+// Stream publishes and subscribes to users' events on one Redis.
+type Stream struct {
+	rdb redis.UniversalClient
+	cfg Config
+	hub *Hub
+}
+
+// New returns a Stream on a Redis client it does not own.
+func New(rdb redis.UniversalClient, cfg Config) *Stream {
+	return &Stream{rdb: rdb, cfg: cfg}
+}
+
+func (s *Stream) key(userID string) string { return s.cfg.Prefix + "user:" + userID }
+func (s *Stream) channel() string          { return s.cfg.Prefix + "live" }
+
+// publish appends an event to its user's stream, unless an event of that
+// id was appended already (delivery is at least once: a notification
+// retried after an error would otherwise show twice), trims the stream to
+// the retention, and publishes it for the live subscribers.
+var publish = redis.NewScript(`
+if redis.call("SET", KEYS[2], "1", "NX", "PX", ARGV[5]) == false then
+  return false
+end
+local id = redis.call("XADD", KEYS[1], "MINID", "~", ARGV[1], "*", "type", ARGV[2], "image", ARGV[3], "data", ARGV[4])
+redis.call("PEXPIRE", KEYS[1], ARGV[5])
+redis.call("PUBLISH", ARGV[6], ARGV[7] .. "\n" .. id .. "\n" .. ARGV[2] .. "\n" .. ARGV[3] .. "\n" .. ARGV[4])
+return id
+`)
+
+var _ image.Notifier = (*Stream)(nil)
+
+// ImageFinished implements image.Notifier: it appends the image's event
+// to its owner's stream.
+func (s *Stream) ImageFinished(ctx context.Context, img *image.Image) error {
+	e, err := image.NewEvent(img, time.Now())
+	if err != nil {
+		return err
+	}
+	oldest := time.Now().Add(-s.cfg.Retention).UnixMilli()
+	keep := (2 * s.cfg.Retention).Milliseconds()
+	err = publish.Run(ctx, s.rdb, []string{s.key(img.UserID), s.cfg.Prefix + "seen:" + e.ID},
+		oldest, e.Type, img.ID, e.Body, keep, s.channel(), img.UserID).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("publish event: %w", err)
+	}
+	return nil
+}
+
+// Hub receives every published event once per process and hands each to
+// the subscribers of its user in this process.
+type Hub struct {
+	stream *Stream
+	log    *slog.Logger
+	pubsub *redis.PubSub
+	mu     sync.Mutex
+	subs   map[string]map[*subscription]struct{}
+	done   chan struct{}
+	// closeOnce closes the connection once: shutdown and Close both do.
+	closeOnce sync.Once
+}
+
+// StartHub subscribes this process to the live channel. Subscribe needs
+// it; Close it at shutdown.
+func (s *Stream) StartHub(ctx context.Context, log *slog.Logger) (*Hub, error) {
+	h := &Hub{stream: s, log: log, subs: map[string]map[*subscription]struct{}{}, done: make(chan struct{})}
+	h.pubsub = s.rdb.Subscribe(ctx, s.channel())
+	// go-redis resubscribes after a lost connection by itself; events
+	// published meanwhile are replayed from the user's stream by clients
+	// that reconnect with their last id, and the long poll checks the
+	// database now and then.
+	go h.run()
+	s.hub = h
+	return h, nil
+}
+
+func (h *Hub) run() {
+	defer close(h.done)
+	for msg := range h.pubsub.Channel(redis.WithChannelSize(1024)) {
+		parts := strings.SplitN(msg.Payload, "\n", 5)
+		if len(parts) != 5 {
+			continue
+		}
+		e := image.StreamedEvent{Position: parts[1], Type: parts[2], ImageID: parts[3], Body: []byte(parts[4])}
+		h.mu.Lock()
+		for sub := range h.subs[parts[0]] {
+			sub.offer(e)
+		}
+		h.mu.Unlock()
+	}
+}
+
+// Close stops receiving events; subscriptions end. Closing twice is
+// harmless.
+func (h *Hub) Close() error {
+	var err error
+	h.closeOnce.Do(func() { err = h.pubsub.Close() })
+	<-h.done
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, subs := range h.subs {
+		for sub := range subs {
+			sub.end()
+		}
+	}
+	h.subs = map[string]map[*subscription]struct{}{}
+	return err
+}
+
+// subscription is one client's view of a user's events.
+type subscription struct {
+	out   chan image.StreamedEvent
+	live  chan image.StreamedEvent
+	hub   *Hub
+	user  string
+	once  sync.Once
+	ended chan struct{}
+}
+
+// Subscribe returns the events of a user from after the position after:
+// those still kept, then the live ones; an empty after means from now. The
+// channel carries them in order, once each, and is closed when the
+// subscription ends: stop, ctx ending, the hub closing, or the subscriber
+// falling Config.Buffer events behind (it then resumes from its last
+// position).
+func (s *Stream) Subscribe(ctx context.Context, userID, after string) (<-chan image.StreamedEvent, func(), error) {
+	if s.hub == nil {
+		return nil, nil, errors.New("eventstream: no hub started")
+	}
+	var from streamID
+	if after != "" {
+		var ok bool
+		if from, ok = parseID(after); !ok {
+			return nil, nil, ErrBadEventID
+		}
+	}
+	sub := &subscription{live: make(chan image.StreamedEvent, s.cfg.Buffer), out: make(chan image.StreamedEvent),
+		hub: s.hub, user: userID, ended: make(chan struct{})}
+	// Live first, so that nothing published between the replay and the
+	// live events is lost; what both see is sent once.
+	s.hub.mu.Lock()
+	if s.hub.subs[userID] == nil {
+		s.hub.subs[userID] = map[*subscription]struct{}{}
+	}
+	s.hub.subs[userID][sub] = struct{}{}
+	s.hub.mu.Unlock()
+	var replay []image.StreamedEvent
+	if after != "" {
+		msgs, err := s.rdb.XRangeN(ctx, s.key(userID), "("+after, "+", 10000).Result()
+		if err != nil {
+			sub.Close()
+			return nil, nil, failure.Wrap(failure.Unavailable, "events_unavailable", "the event stream is unavailable", err)
+		}
+		for _, m := range msgs {
+			replay = append(replay, image.StreamedEvent{Position: m.ID, Type: str(m.Values["type"]),
+				ImageID: str(m.Values["image"]), Body: []byte(str(m.Values["data"]))})
+		}
+	}
+	go sub.forward(ctx, replay, from)
+	return sub.out, sub.Close, nil
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// forward sends the replayed events, then the live ones after them.
+func (sub *subscription) forward(ctx context.Context, replay []image.StreamedEvent, last streamID) {
+	defer close(sub.out)
+	defer sub.Close()
+	send := func(e image.StreamedEvent) bool {
+		id, ok := parseID(e.Position)
+		if !ok || !last.less(id) {
+			return true // sent already, in the replay
+		}
+		select {
+		case sub.out <- e:
+			last = id
+			return true
+		case <-ctx.Done():
+			return false
+		case <-sub.ended:
+			return false
+		}
+	}
+	for _, e := range replay {
+		if !send(e) {
+			return
+		}
+	}
+	for {
+		select {
+		case e, ok := <-sub.live:
+			if !ok || !send(e) {
+				return
+			}
+		case <-ctx.Done():
+			return
+		case <-sub.ended:
+			return
+		}
+	}
+}
+
+// offer hands a live event to the subscription, or ends it when it has
+// fallen too far behind. The hub's lock is held.
+func (sub *subscription) offer(e image.StreamedEvent) {
+	select {
+	case sub.live <- e:
+	default:
+		sub.hub.log.Warn("event subscriber too slow, dropped", "user_id", sub.user)
+		delete(sub.hub.subs[sub.user], sub)
+		sub.end()
+	}
+}
+
+func (sub *subscription) end() { sub.once.Do(func() { close(sub.ended) }) }
+
+// Close ends the subscription.
+func (sub *subscription) Close() {
+	sub.hub.mu.Lock()
+	delete(sub.hub.subs[sub.user], sub)
+	if len(sub.hub.subs[sub.user]) == 0 {
+		delete(sub.hub.subs, sub.user)
+	}
+	sub.hub.mu.Unlock()
+	sub.end()
+}
+
+// streamID is a Redis stream entry id, milliseconds and sequence.
+type streamID struct{ ms, seq uint64 }
+
+func parseID(s string) (streamID, bool) {
+	a, b, ok := strings.Cut(s, "-")
+	ms, err1 := strconv.ParseUint(a, 10, 64)
+	seq, err2 := strconv.ParseUint(b, 10, 64)
+	return streamID{ms, seq}, ok && err1 == nil && err2 == nil
+}
+
+func (a streamID) less(b streamID) bool { return a.ms < b.ms || a.ms == b.ms && a.seq < b.seq }

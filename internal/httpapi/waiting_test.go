@@ -1,0 +1,186 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imagesvc/imagesvc/internal/testenv"
+)
+
+// TestLongPoll: GET ?wait= answers when the image is done, woken by its
+// event (the recheck is set to an hour, so only the event can wake it),
+// also when the upload went to another replica; a short wait answers with
+// the current state; a bad wait is 400.
+func TestLongPoll(t *testing.T) {
+	h := newHarness(t, func(s *settings) { s.API.WaitRecheck = time.Hour })
+	token := h.user("poll@example.com")
+	other := h.replica()
+	r := h.upload(token, "a.jpg", testenv.JPEG(t, 1600, 1200, 1))
+	var img imageJSON
+	r.json(t, &img)
+	req, _ := http.NewRequest(http.MethodGet, other+"/v1/images/"+img.ID+"?wait=30s", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	start := time.Now()
+	resp := send(t, h.client, req)
+	var got imageJSON
+	resp.json(t, &got)
+	if resp.Status != http.StatusOK || got.Status != "done" {
+		t.Fatalf("long poll after %s: %d, status %s; want 200 and done before the 30 s deadline", time.Since(start), resp.Status, got.Status)
+	}
+	t.Logf("long poll answered done after %s", time.Since(start))
+
+	r = h.upload(token, "b.jpg", testenv.NoiseJPEG(t, 3000, 2000))
+	r.json(t, &img)
+	if r := h.do(http.MethodGet, "/v1/images/"+img.ID+"?wait=1ms", token, "", nil); r.Status != http.StatusOK {
+		t.Errorf("short long poll: %d %s", r.Status, r.Body)
+	}
+	for _, bad := range []string{"forever", "-1s", "1"} {
+		r := h.do(http.MethodGet, "/v1/images/"+img.ID+"?wait="+bad, token, "", nil)
+		if r.Status != http.StatusBadRequest || r.errorCode(t) != "invalid_wait" {
+			t.Errorf("wait=%s: %d %s, want 400 invalid_wait", bad, r.Status, r.Body)
+		}
+	}
+}
+
+// sseEvent is one server-sent event.
+type sseEvent struct {
+	id, event, data string
+}
+
+// openStream opens /v1/events on base and returns its events as they come.
+func openStream(t *testing.T, ctx context.Context, url, token, lastID string) (<-chan sseEvent, *http.Response) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan sseEvent, 16)
+	if resp.StatusCode != http.StatusOK {
+		close(out)
+		return out, resp
+	}
+	go func() {
+		defer close(out)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		var e sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if e.event != "" {
+					out <- e
+				}
+				e = sseEvent{}
+			case strings.HasPrefix(line, "id: "):
+				e.id = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				e.event = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				e.data = line[6:]
+			}
+		}
+	}()
+	return out, resp
+}
+
+// next waits for the event of an image.
+func next(t *testing.T, events <-chan sseEvent, imageID string) sseEvent {
+	t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				t.Fatalf("the stream ended before the event of %s", imageID)
+			}
+			var body struct {
+				Type string
+				Data struct{ ID, Status string }
+			}
+			if err := json.Unmarshal([]byte(e.data), &body); err != nil {
+				t.Fatalf("event data %q: %v", e.data, err)
+			}
+			if body.Data.ID == imageID {
+				if body.Type != e.event || e.id == "" {
+					t.Errorf("event %+v: type %q in the body, want it named and with an id", e, body.Type)
+				}
+				return e
+			}
+		case <-timeout:
+			t.Fatalf("no event of %s in 60 s", imageID)
+		}
+	}
+}
+
+// TestEventStream: events of uploads made through one replica reach a
+// stream opened on another; a stream opened again with the last id
+// replays what it missed; the token can come in the query (EventSource).
+func TestEventStream(t *testing.T) {
+	h := newHarness(t)
+	token := h.user("stream@example.com")
+	other := h.replica()
+	ctx, cancel := context.WithCancel(context.Background())
+	events, resp := openStream(t, ctx, other+"/v1/events", token, "")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("GET /v1/events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	var first imageJSON
+	h.upload(token, "a.jpg", testenv.JPEG(t, 800, 600, 1)).json(t, &first)
+	e := next(t, events, first.ID)
+	if e.event != "image.processed" {
+		t.Errorf("event %q, want image.processed", e.event)
+	}
+	cancel()
+
+	// Missed while away: a failed image, then resumed from the last id.
+	var second imageJSON
+	h.upload(token, "b.jpg", testenv.CorruptJPEG(t, 640, 480)).json(t, &second)
+	if got := h.waitFor(token, second.ID); got.Status != "failed" {
+		t.Fatalf("corrupt image ended %s", got.Status)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	events, _ = openStream(t, ctx, h.url+"/v1/events?access_token="+token, "", e.id)
+	if e := next(t, events, second.ID); e.event != "image.failed" {
+		t.Errorf("replayed event %q, want image.failed", e.event)
+	}
+
+	for name, url := range map[string]string{
+		"ErrNoToken":   h.url + "/v1/events",
+		"ErrBadCursor": h.url + "/v1/events?access_token=" + token + "&last_event_id=yesterday",
+	} {
+		_, resp := openStream(t, context.Background(), url, "", "")
+		if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 401 or 400", name, resp.StatusCode)
+		}
+	}
+}
+
+// TestEventStreamEndsWithToken: a stream ends when its access token
+// expires, saying so.
+func TestEventStreamEndsWithToken(t *testing.T) {
+	h := newHarness(t, func(s *settings) { s.Auth.AccessTTL = 2 * time.Second })
+	token := h.user("short@example.com")
+	events, _ := openStream(t, context.Background(), h.url+"/v1/events", token, "")
+	select {
+	case e := <-events:
+		if e.event != "token.expired" {
+			t.Errorf("first event %+v, want token.expired", e)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stream outlived its token by 28 s")
+	}
+}

@@ -185,6 +185,7 @@ func readEvents(ctx context.Context, body io.Reader, es *EventStream, c chan<- S
 			switch typ {
 			case "token.expired":
 				expired = true
+				es.lastID = id
 			case "image.processed", "image.failed":
 				ev := StreamEvent{ID: id, Type: typ}
 				if err := json.Unmarshal([]byte(payload), &ev.Event); err != nil {
@@ -196,6 +197,8 @@ func readEvents(ctx context.Context, body io.Reader, es *EventStream, c chan<- S
 				case <-ctx.Done():
 					return false, nil
 				}
+			default:
+				es.lastID = id // an id names a place in the stream, whatever the event
 			}
 			typ = ""
 			continue

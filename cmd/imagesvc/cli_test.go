@@ -24,6 +24,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/config"
 	"github.com/imagesvc/imagesvc/internal/metrics"
 	"github.com/imagesvc/imagesvc/internal/testenv"
+	"github.com/imagesvc/imagesvc/pkg/client"
 )
 
 // redisDB is this package's Redis database (see testenv.RedisURL).
@@ -38,7 +39,7 @@ type stack struct {
 	requests []string // "GET /v1/events", "GET /v1/images/{id}?wait=1m0s", …
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t *testing.T, opts ...func(*config.Config)) *stack {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	store, _ := testenv.MustStore(t)
@@ -50,6 +51,9 @@ func newStack(t *testing.T) *stack {
 	cfg.Auth.Hasher = auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1}
 	cfg.Webhook.AllowPrivate = true
 	cfg.API.MaxUploadBytes = cfg.Image.MaxUploadBytes
+	for _, o := range opts {
+		o(&cfg)
+	}
 	deps := &app.Deps{Store: store, Redis: rdb, Blobs: blobs}
 	reg := metrics.NewRegistry()
 	worker, err := app.StartWorker(context.Background(), cfg, deps, reg, log)
@@ -301,5 +305,74 @@ func TestCLIRefreshAndWebhooks(t *testing.T) {
 	s.mustRun(t, "logout")
 	if code, _, errOut := s.imagesvc(t, "ls"); code != 1 || !strings.Contains(errOut, "login") {
 		t.Errorf("ls after logout: exit %d %q", code, errOut)
+	}
+}
+
+// TestEventsAcrossTokenExpiry: the client's event stream outlives its
+// access token: at token.expired it refreshes and reconnects from the last
+// event, so an image finished after the expiry is still announced, once.
+func TestEventsAcrossTokenExpiry(t *testing.T) {
+	s := newStack(t, func(c *config.Config) { c.Auth.AccessTTL = 2 * time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := client.Signup(ctx, s.url, "stream@example.com", testenv.Password); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := client.Login(ctx, s.url, "stream@example.com", testenv.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	source, err := client.NewTokenSource(s.url, tokens, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	source.Margin = 0 // use each token to its end, so the server's expiry comes first
+	session, err := client.NewSession(s.url, source, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := session.Events(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upload := func(name string) string {
+		t.Helper()
+		jpg := testenv.JPEG(t, 64, 48, 1)
+		img, err := session.Upload(ctx, name, bytes.NewReader(jpg), int64(len(jpg)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img.Id
+	}
+	next := func() client.StreamEvent {
+		t.Helper()
+		select {
+		case ev, ok := <-stream.C:
+			if !ok {
+				t.Fatalf("stream ended: %v", stream.Err())
+			}
+			return ev
+		case <-ctx.Done():
+			t.Fatal("no event")
+		}
+		return client.StreamEvent{}
+	}
+	first := upload("first.jpg")
+	if ev := next(); ev.Event.Data.Id != first || ev.Type != "image.processed" || ev.ID == "" {
+		t.Fatalf("first event %+v", ev)
+	}
+	time.Sleep(3 * time.Second) // the stream's token expires
+	second := upload("second.jpg")
+	if ev := next(); ev.Event.Data.Id != second {
+		t.Fatalf("after the token expired: event of %s, want %s", ev.Event.Data.Id, second)
+	}
+	if source.Tokens().RefreshToken == tokens.RefreshToken || !s.made("POST /v1/auth/refresh") {
+		t.Error("the stream went on without a refresh")
+	}
+	s.mu.Lock()
+	n := strings.Count(strings.Join(s.requests, " "), "GET /v1/events")
+	s.mu.Unlock()
+	if n < 2 {
+		t.Errorf("%d connections to the stream, want a reconnection", n)
 	}
 }

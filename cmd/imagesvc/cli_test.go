@@ -7,6 +7,7 @@ import (
 	"image"
 	_ "image/jpeg" // decode downloaded variants
 	_ "image/png"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -34,7 +35,9 @@ const redisDB = 5
 // internal/app as the binaries are (the API on an httptest server, a
 // worker in this process), with the requests the CLI made.
 type stack struct {
-	url      string
+	url string
+	// noStream makes /v1/events answer 404, as a server without it does.
+	noStream bool
 	mu       sync.Mutex
 	requests []string // "GET /v1/events", "GET /v1/images/{id}?wait=1m0s", …
 }
@@ -71,6 +74,12 @@ func newStack(t *testing.T, opts ...func(*config.Config)) *stack {
 		s.mu.Lock()
 		s.requests = append(s.requests, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
 		s.mu.Unlock()
+		if s.noStream && r.URL.Path == "/v1/events" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"error":{"code":"not_found","message":"Not Found"}}`)
+			return
+		}
 		api.Handler.ServeHTTP(w, r)
 	}))
 	t.Cleanup(ts.Close)
@@ -374,5 +383,24 @@ func TestEventsAcrossTokenExpiry(t *testing.T) {
 	s.mu.Unlock()
 	if n < 2 {
 		t.Errorf("%d connections to the stream, want a reconnection", n)
+	}
+}
+
+// TestCLIWithoutEventStream: against a server without the event stream,
+// upload --wait waits with the long poll.
+func TestCLIWithoutEventStream(t *testing.T) {
+	s := newStack(t)
+	s.noStream = true
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	s.mustRun(t, "signup", "--email", "poll@example.com")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.jpg"), testenv.JPEG(t, 320, 240, 1), 0o644)
+	var results []result
+	decodeJSON(t, s.mustRun(t, "upload", "--wait", "--json", filepath.Join(dir, "a.jpg")), &results)
+	if len(results) != 1 || results[0].Status != "done" {
+		t.Fatalf("results %+v", results)
+	}
+	if !s.made("GET /v1/images/"+results[0].ID, "wait=1m0s") {
+		t.Error("upload --wait did not ask with the long poll")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -217,7 +218,9 @@ type watcher struct {
 // image once (an event lost by the server would otherwise hold it).
 const recheck = time.Minute
 
-func newWatcher(ctx context.Context, s *client.Session, stderr interface{ Write([]byte) (int, error) }) *watcher {
+// newWatcher opens the event stream; without one (a 404: an older server)
+// every wait uses the long poll, and any other refusal is said on stderr.
+func newWatcher(ctx context.Context, s *client.Session, stderr io.Writer) *watcher {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &watcher{s: s, cancel: cancel, finished: map[string]*client.Image{},
 		waiting: map[string]chan *client.Image{}, dead: make(chan struct{})}

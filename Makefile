@@ -35,9 +35,6 @@ build: vips ## build bin/api and bin/worker
 install-cli: ## install the imagesvc command-line client into $(go env GOPATH)/bin (pure Go, no libvips)
 	$(GO) install ./cmd/imagesvc
 
-install-cli: ## install the imagesvc command-line client into $(go env GOPATH)/bin (pure Go, no libvips)
-	$(GO) install ./cmd/imagesvc
-
 run: build ## quickstart: one process with embedded database, Redis and S3 under ./data, on :8080
 	@QUICKSTART=true LOG_FORMAT=$${LOG_FORMAT:-text} $(BIN)/api
 
@@ -94,9 +91,6 @@ lint: vips ## gofmt, go vet and staticcheck
 lint-api: ## lint internal/httpapi/openapi.yaml with Redocly's recommended rules (redocly.yaml; installs Node if missing)
 	@bash scripts/deps.sh node
 	$(REDOCLY) lint --format=stylish
-
-generate: ## regenerate the API client (pkg/client) from the OpenAPI document
-	$(GO) generate ./pkg/client/
 
 generate: ## regenerate the API client (pkg/client) from the OpenAPI document
 	$(GO) generate ./pkg/client/

@@ -23,6 +23,9 @@ func (c *cli) lsCommand() *cobra.Command {
 		Short: "List your images, newest first",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if limit < 1 {
+				return usageError{fmt.Errorf("--limit must be at least 1, not %d", limit)}
+			}
 			s, err := c.session()
 			if err != nil {
 				return err

@@ -16,7 +16,10 @@ var docsFiles embed.FS
 // docsPolicy is the page's Content-Security-Policy: everything from this
 // server only. Redoc's styled-components write <style> elements at run
 // time ('unsafe-inline' styles), its search index runs in a worker made
-// from a blob: URL, and its logos and icons are data: images.
+// from a blob: URL, and its icons are data: images. Checked in headless
+// Chromium: without the first nothing renders, without the others the
+// search worker or the icons are refused. (Redoc's footer logo, from its
+// CDN, is refused, as it should be.)
 const docsPolicy = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
 	"img-src 'self' data:; font-src 'self'; connect-src 'self'; worker-src blob:; " +
 	"object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"

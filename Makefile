@@ -17,7 +17,7 @@ SERVICES_ENV := DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/images
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-testkey} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-testsecret} \
 	JWT_SECRET=$${JWT_SECRET:-$$(cat data/jwt_secret)} LOG_FORMAT=$${LOG_FORMAT:-text}
 
-.PHONY: help vips deps build install-cli run run-services test test-unit test-faults fuzz bench bench-hostile load soak lint lint-api generate migrate admin clean
+.PHONY: help vips deps build install-cli run run-services test test-unit test-faults fuzz bench bench-hostile load latency soak lint lint-api generate migrate admin clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ bench-hostile: vips ## the costliest sources an upload can carry, two at once: C
 
 load: ## the API and two workers on local services under loadgen (LOAD_ARGS="-images 500 -c 32 -mp 12")
 	@bash scripts/load.sh $${LOAD_ARGS:-}
+
+latency: ## on an idle stack: accepted-to-done beside the processing time, a batch of 8 large photos against their decode floor, idle Redis commands; asynq's check interval 1s and 100ms
+	@bash scripts/latency.sh
 
 soak: ## the API and two workers under steady load for SOAK_DURATION (10m); goroutines, fds and RSS at start and end
 	@bash scripts/soak.sh

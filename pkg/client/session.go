@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -58,7 +59,17 @@ func (a authorizing) Do(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || (req.Body != nil && req.Body != http.NoBody && req.GetBody == nil) {
 		return resp, err
 	}
+	// Only a refused access token is worth a refresh (logout's
+	// invalid_refresh_token is a 401 too).
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if !IsCode(ErrorOf(resp, body), "invalid_token") {
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return resp, nil
+	}
 	if token, err = a.tokens.Refresh(ctx, token); err != nil {
 		return nil, err
 	}

@@ -229,3 +229,20 @@ func TestWaitForImageLongPoll(t *testing.T) {
 		t.Errorf("statuses seen %v", seen)
 	}
 }
+
+// TestOtherUnauthorizedNotRefreshed: a 401 that is not about the access
+// token (logout's invalid_refresh_token) comes back as it is, without
+// spending the refresh token.
+func TestOtherUnauthorizedNotRefreshed(t *testing.T) {
+	f, ts := newFakeAPI(t)
+	f.routes["POST /v1/auth/logout"] = func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, 401, "invalid_refresh_token")
+	}
+	r, err := session(t, ts.URL, time.Hour).LogoutWithResponse(context.Background(), client.LogoutJSONRequestBody{RefreshToken: "x"})
+	if err != nil || !client.IsCode(client.ErrorOf(r.HTTPResponse, r.Body), "invalid_refresh_token") {
+		t.Fatalf("logout: %v %s", err, r.Body)
+	}
+	if f.refreshes != 0 {
+		t.Errorf("%d refreshes, want none", f.refreshes)
+	}
+}

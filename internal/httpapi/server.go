@@ -226,6 +226,7 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 	e.GET("/healthz/ready", echo.WrapHandler(d.Drain.Handler()))
 	e.GET("/readyz", echo.WrapHandler(health.Ready(d.Checks, log)))
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", OpenAPI) })
+	docsRoutes(e)
 	if !cfg.SeparateOps {
 		s.opsRoutes(e)
 	}

@@ -15,9 +15,9 @@ import (
 
 // Catalog is an image.Catalog.
 type Catalog struct {
-	CreateImageFn func(ctx context.Context, img *image.Image) error
-	ImageFn       func(ctx context.Context, id string) (*image.Image, error)
-	ListImagesFn  func(ctx context.Context, userID string, after image.Cursor, limit int) ([]*image.Image, error)
+	CreateImageFn   func(ctx context.Context, img *image.Image) error
+	ImageFn         func(ctx context.Context, id string) (*image.Image, error)
+	ListImagesFn    func(ctx context.Context, userID string, after image.Cursor, limit int) ([]*image.Image, error)
 	DeleteImageFn   func(ctx context.Context, id string) error
 	ImageBySHA256Fn func(ctx context.Context, userID, sha256 string) (*image.Image, error)
 	UsageFn         func(ctx context.Context, userID string) (image.Usage, error)

@@ -3,15 +3,22 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin
 
+# The OpenAPI linter, pinned; npx fetches it from the npm registry on first
+# use. The 1.x line runs on Node 18 (Debian 12's nodejs, which
+# scripts/deps.sh installs where Node is missing) as well as on 20; the 2.x
+# releases need 20.19 or later.
+REDOCLY := REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npx --yes @redocly/cli@1.34.20
+
 # `make run-services` talks to the local MariaDB, Redis and versitygw that
 # scripts/deps.sh installs and starts.
 SERVICES_ENV := DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/imagesvc} \
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
 	S3_ENDPOINT=$${S3_ENDPOINT:-http://127.0.0.1:7070} S3_BUCKET=$${S3_BUCKET:-images} \
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-testkey} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-testsecret} \
-	JWT_SECRET=$${JWT_SECRET:-$$(cat data/jwt_secret)} LOG_FORMAT=$${LOG_FORMAT:-text}
+	JWT_SECRET=$${JWT_SECRET:-$$(cat data/jwt_secret)} LOG_FORMAT=$${LOG_FORMAT:-text} \
+	DELIVERY_SIGNING_KEYS=$${DELIVERY_SIGNING_KEYS:-$$(cat data/delivery_keys)}
 
-.PHONY: help vips deps build run run-services test test-unit test-faults fuzz bench bench-hostile load latency soak lint migrate admin clean
+.PHONY: help vips deps build install-cli run run-services test test-unit test-faults fuzz bench bench-hostile load latency soak lint lint-api generate migrate admin clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -26,20 +33,27 @@ build: vips ## build bin/api and bin/worker
 	$(GO) build -o $(BIN)/api ./cmd/api
 	$(GO) build -o $(BIN)/worker ./cmd/worker
 
+install-cli: ## install the imagesvc command-line client into $(go env GOPATH)/bin (pure Go, no libvips)
+	$(GO) install ./cmd/imagesvc
+
 run: build ## quickstart: one process with embedded database, Redis and S3 under ./data, on :8080
 	@QUICKSTART=true LOG_FORMAT=$${LOG_FORMAT:-text} $(BIN)/api
 
 data/jwt_secret:
 	@mkdir -p data && head -c 48 /dev/urandom | base64 | tr -d '\n' > $@ && chmod 600 $@
 
-run-services: deps build data/jwt_secret ## the API (:8080) and a separate worker (:9090) on local MariaDB, Redis and versitygw
+data/delivery_keys:
+	@mkdir -p data && printf 'k1:%s' "$$(head -c 32 /dev/urandom | base64 | tr -d '\n')" > $@ && chmod 600 $@
+
+run-services: deps build data/jwt_secret data/delivery_keys ## the API (:8080) and a separate worker (:9090) on local MariaDB, Redis and versitygw
 	@mysql -uroot -h127.0.0.1 -e 'CREATE DATABASE IF NOT EXISTS imagesvc CHARACTER SET utf8mb4' 2>/dev/null || true
 	@$(SERVICES_ENV) WORKER_HTTP_ADDR=$${WORKER_HTTP_ADDR:-127.0.0.1:9090} $(BIN)/worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(SERVICES_ENV) $(BIN)/api
 
-test: deps ## install and start what the tests need, then run every test with -race, the imaging package's C under AddressSanitizer, and a short fuzz run
+test: deps ## install and start what the tests need, lint the OpenAPI document, then run every test with -race, the imaging package's C under AddressSanitizer, and a short fuzz run
 	$(GO) vet ./...
+	$(REDOCLY) lint --format=stylish
 	$(GO) test -race -count=1 -timeout 15m ./...
 	# The C in internal/imaging reads untrusted JPEGs: its memory errors
 	# fail here. Leak reports are off (libvips and GLib keep process-wide
@@ -81,7 +95,14 @@ lint: vips ## gofmt, go vet and staticcheck
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-migrate: build data/jwt_secret ## apply the database migrations to DATABASE_URL (default: local MariaDB) and exit
+lint-api: ## lint internal/httpapi/openapi.yaml with Redocly's recommended rules (redocly.yaml; installs Node if missing)
+	@bash scripts/deps.sh node
+	$(REDOCLY) lint --format=stylish
+
+generate: ## regenerate the API client (pkg/client) from the OpenAPI document
+	$(GO) generate ./pkg/client/
+
+migrate: build data/jwt_secret data/delivery_keys ## apply the database migrations to DATABASE_URL (default: local MariaDB) and exit
 	@mysql -uroot -h127.0.0.1 -e 'CREATE DATABASE IF NOT EXISTS imagesvc CHARACTER SET utf8mb4' 2>/dev/null || true
 	@$(SERVICES_ENV) $(BIN)/api migrate
 

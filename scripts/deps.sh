@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need on a Debian machine: libvips (cgo,
 # for bimg), versitygw (an S3-protocol server, posix backend), and checks
-# that MariaDB and Redis answer, starting them if they do not. With the
-# argument "vips" it installs libvips only (all that `make run` needs).
+# that MariaDB and Redis answer, starting them if they do not; Node and npm
+# for the OpenAPI linter. With the argument "vips" it installs libvips only
+# (all that `make run` needs), with "node" libvips and Node only.
 # Idempotent: what is there and running is left alone.
 set -euo pipefail
 
@@ -31,6 +32,15 @@ if ! pkg-config --exists vips libjpeg lcms2 2>/dev/null || ! command -v vips >/d
 fi
 
 [ "${1:-}" = vips ] && exit 0
+
+# Node and npm run the OpenAPI linter (npx @redocly/cli, make lint-api).
+if ! command -v npx >/dev/null; then
+	log "installing nodejs and npm"
+	{ as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } ||
+		{ log "could not install Node; run: sudo apt-get install -y nodejs npm"; exit 1; }
+fi
+
+[ "${1:-}" = node ] && exit 0
 
 # docker-compose validates the compose file in the tests (no engine needed).
 if ! command -v docker-compose >/dev/null; then

@@ -20,6 +20,7 @@ import (
 var production = []string{
 	"DATABASE_URL=mysql://imagesvc:pw@127.0.0.1:1/imagesvc", "REDIS_URL=redis://127.0.0.1:1/0",
 	"S3_BUCKET=images", "S3_ENDPOINT=http://127.0.0.1:1", "JWT_SECRET=k3Jv9QeT2mXw7LpZ4sRb8NcY1hUa6GdF0oEi5",
+	"DELIVERY_SIGNING_KEYS=k1:dGVzdC1kZWxpdmVyeS1rZXktMDEyMzQ1Njc4OWFiY2RlZg==",
 }
 
 // without returns production less the variable name, plus extra.

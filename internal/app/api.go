@@ -84,7 +84,7 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 	// The webhook service here manages subscriptions; workers deliver.
 	d := httpapi.Deps{
 		Auth: authSvc, Images: images, Operations: images, Webhooks: newWebhooks(cfg, deps, enqueuer, nil, log),
-		Events: events, Checks: deps.Checks(), Drain: a.Drain, Limiter: ratelimit.New(deps.Redis, "imagesvc:ratelimit:"),
+		Idempotency: deps.Store, Events: events, Checks: deps.Checks(), Drain: a.Drain, Limiter: ratelimit.New(deps.Redis, "imagesvc:ratelimit:"),
 		Monitor: monitor, Registry: reg,
 	}
 	a.Handler = httpapi.New(d, cfg.API, log)

@@ -14,6 +14,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/config"
 	"github.com/imagesvc/imagesvc/internal/eventstream"
 	"github.com/imagesvc/imagesvc/internal/health"
+	"github.com/imagesvc/imagesvc/internal/idempotency"
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/imaging"
 	"github.com/imagesvc/imagesvc/internal/metrics"
@@ -68,7 +69,7 @@ func StartWorker(ctx context.Context, cfg config.Config, deps *Deps, reg prometh
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		reconcile(rctx, []reconciler{images, hooks}, cfg.ReconcileEvery, log)
+		reconcile(rctx, []reconciler{images, hooks, expireKeys{deps.Store}}, cfg.ReconcileEvery, log)
 	}()
 	return &Worker{Images: images, Webhooks: hooks, stop: func() {
 		cancel()
@@ -80,6 +81,14 @@ func StartWorker(ctx context.Context, cfg config.Config, deps *Deps, reg prometh
 // Stop stops dequeuing, lets running tasks finish within the shutdown
 // timeout, and returns.
 func (w *Worker) Stop() { w.stop() }
+
+// expireKeys deletes the Idempotency-Key records older than their day.
+type expireKeys struct{ store idempotency.Store }
+
+func (e expireKeys) Reconcile(ctx context.Context) (int, error) {
+	n, err := e.store.Expire(ctx, time.Now().Add(-idempotency.TTL))
+	return int(n), err
+}
 
 // reconciler re-enqueues work whose task was lost.
 type reconciler interface {

@@ -248,6 +248,9 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 	c.Image.Lease = e.duration("PROCESSING_LEASE", c.Image.Lease)
 	c.Image.MaxCrashes = e.integer("PROCESSING_MAX_CRASHES", c.Image.MaxCrashes)
 	c.Image.TempDir = e.str("UPLOAD_TMP_DIR", "")
+	c.Image.Deduplicate = e.boolean("DEDUPLICATE", false)
+	c.Image.QuotaImages = int64(e.integer("USER_QUOTA_IMAGES", 0))
+	c.Image.QuotaBytes = int64(e.integer("USER_QUOTA_BYTES", 0))
 
 	c.Queue.Concurrency = e.integer("WORKER_CONCURRENCY", c.Queue.Concurrency)
 	c.Queue.MaxRetry = e.integer("WORKER_MAX_RETRY", c.Queue.MaxRetry)

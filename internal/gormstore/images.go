@@ -22,6 +22,7 @@ type imageRow struct {
 	Bytes       int64
 	Width       int
 	Height      int
+	SHA256      *string `gorm:"column:sha256"`
 	Attempt     int
 	LeaseUntil  *time.Time
 	// Crashes counts claims that found the image still processing.
@@ -67,7 +68,7 @@ func (s *Store) CreateImage(ctx context.Context, img *image.Image) error {
 	row := imageRow{
 		ID: img.ID, UserID: img.UserID, Status: string(img.Status), Filename: img.Filename,
 		ContentType: img.ContentType, Bytes: img.Bytes, Width: img.Width, Height: img.Height,
-		CreatedAt: img.CreatedAt, UpdatedAt: img.UpdatedAt,
+		SHA256: strPtr(img.SHA256), CreatedAt: img.CreatedAt, UpdatedAt: img.UpdatedAt,
 	}
 	if err := s.db.WithContext(ctx).Omit("Variants").Create(&row).Error; err != nil {
 		return fmt.Errorf("insert image: %w", err)
@@ -88,6 +89,32 @@ func (s *Store) Image(ctx context.Context, id string) (*image.Image, error) {
 		return nil, fmt.Errorf("select image: %w", err)
 	}
 	return row.toDomain(), nil
+}
+
+// ImageBySHA256 implements image.Catalog.
+func (s *Store) ImageBySHA256(ctx context.Context, userID, sha string) (*image.Image, error) {
+	var row imageRow
+	err := s.db.WithContext(ctx).Preload("Variants", func(db *gorm.DB) *gorm.DB {
+		return db.Order("width, name")
+	}).Where("user_id = ? AND sha256 = ?", userID, sha).Order("created_at DESC").Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, image.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("select image by sha256: %w", err)
+	}
+	return row.toDomain(), nil
+}
+
+// Usage implements image.Catalog.
+func (s *Store) Usage(ctx context.Context, userID string) (image.Usage, error) {
+	var u image.Usage
+	err := s.db.WithContext(ctx).Model(&imageRow{}).Where("user_id = ?", userID).
+		Select("COUNT(*), COALESCE(SUM(bytes), 0)").Row().Scan(&u.Images, &u.Bytes)
+	if err != nil {
+		return image.Usage{}, fmt.Errorf("usage: %w", err)
+	}
+	return u, nil
 }
 
 // ListImages implements image.Catalog.
@@ -427,6 +454,9 @@ func (r *imageRow) toDomain() *image.Image {
 	}
 	if r.ErrorMessage != nil {
 		img.ErrorMessage = *r.ErrorMessage
+	}
+	if r.SHA256 != nil {
+		img.SHA256 = *r.SHA256
 	}
 	for _, v := range r.Variants {
 		img.Variants = append(img.Variants, v.toDomain())

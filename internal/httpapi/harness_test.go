@@ -285,6 +285,7 @@ type imageJSON struct {
 	Bytes       int64  `json:"bytes"`
 	Width       int    `json:"width"`
 	Height      int    `json:"height"`
+	SHA256      string `json:"sha256"`
 	Variants    []struct {
 		Name        string `json:"name"`
 		Width       int    `json:"width"`

@@ -16,6 +16,7 @@ import (
 
 	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/failure"
+	"github.com/imagesvc/imagesvc/internal/idempotency"
 	"github.com/imagesvc/imagesvc/internal/image"
 )
 
@@ -70,35 +71,54 @@ var errBadMultipart = failure.New(failure.Invalid, "invalid_multipart", "the req
 // The body is capped while it is read, so an oversized upload is stopped
 // at the limit, not after buffering it.
 func (s *Server) upload(c echo.Context) error {
-	img, err := s.receiveUpload(c)
+	userID := principal(c).UserID
+	if err := s.limit(c, "upload:"+userID, s.cfg.UploadRatePerMinute); err != nil {
+		s.metrics.rejectedUpload(err)
+		return err
+	}
+	release, err := s.takeUploadSlot(userID)
 	if err != nil {
 		s.metrics.rejectedUpload(err)
 		return err
 	}
-	s.metrics.uploadBytes.Observe(float64(img.Bytes))
-	c.Response().Header().Set(echo.HeaderLocation, "/v1/images/"+img.ID)
-	return c.JSON(http.StatusAccepted, toImageResponse(c, img))
+	defer release()
+	filename, sp, err := s.receiveUpload(c)
+	if err != nil {
+		s.metrics.rejectedUpload(err)
+		return err
+	}
+	defer sp.Close()
+	// The same request, for Idempotency-Key: the same file under the same
+	// name (a retry's multipart boundary differs; its file does not).
+	fingerprint := fingerprintOf("POST /v1/images", sp.SHA256, filename)
+	return s.respondOnce(c, fingerprint, func() (idempotency.Record, error) {
+		img, existing, err := s.Images.Store(c.Request().Context(), userID, filename, sp)
+		if err != nil {
+			s.metrics.rejectedUpload(err)
+			return idempotency.Record{}, err
+		}
+		s.metrics.uploadBytes.Observe(float64(img.Bytes))
+		status := http.StatusAccepted
+		if existing {
+			status = http.StatusOK // deduplicated: the image stored before
+		}
+		return jsonRecord(status, toImageResponse(c, img), "/v1/images/"+img.ID)
+	})
 }
 
 var errUploadsSaturated = failure.New(failure.Unavailable, "uploads_saturated", "too many uploads in progress; retry shortly")
 
-func (s *Server) receiveUpload(c echo.Context) (*image.Image, error) {
-	userID := principal(c).UserID
-	if err := s.limit(c, "upload:"+userID, s.cfg.UploadRatePerMinute); err != nil {
-		return nil, err
-	}
-	release, err := s.takeUploadSlot(userID)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
+// receiveUpload reads the "file" part of a multipart body into a checked
+// spool file. The body is capped while it is read, so an oversized upload
+// is stopped at the limit, not after buffering it.
+func (s *Server) receiveUpload(c echo.Context) (string, *image.Spooled, error) {
 	req := c.Request()
 	mt, params, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		return nil, errBadMultipart
+		return "", nil, errBadMultipart
 	}
 	if req.ContentLength > s.cfg.MaxUploadBytes+multipartOverhead {
-		return nil, image.TooLarge(s.cfg.MaxUploadBytes)
+		return "", nil, image.TooLarge(s.cfg.MaxUploadBytes)
 	}
 	body := http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxUploadBytes+multipartOverhead)
 	if s.cfg.UploadMinBytesPerSecond > 0 {
@@ -108,18 +128,19 @@ func (s *Server) receiveUpload(c echo.Context) (*image.Image, error) {
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
-			return nil, image.ErrNoFile
+			return "", nil, image.ErrNoFile
 		}
 		if err != nil {
-			return nil, multipartError(err)
+			return "", nil, multipartError(err)
 		}
 		if part.FormName() != "file" {
 			if _, err := io.Copy(io.Discard, part); err != nil {
-				return nil, multipartError(err)
+				return "", nil, multipartError(err)
 			}
 			continue
 		}
-		return s.Images.Upload(req.Context(), principal(c).UserID, part.FileName(), part)
+		sp, err := s.Images.Spool(req.Context(), part)
+		return part.FileName(), sp, err
 	}
 }
 

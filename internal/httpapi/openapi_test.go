@@ -3,8 +3,11 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +33,11 @@ var (
 func spec(t *testing.T) (*openapi3.T, routers.Router) {
 	t.Helper()
 	specOnce.Do(func() {
+		// The reference page and its script are text the schema calls a
+		// string.
+		for _, ct := range []string{"text/html", "text/javascript"} {
+			openapi3filter.RegisterBodyDecoder(ct, textBody)
+		}
 		loader := openapi3.NewLoader()
 		specDoc, specErr = loader.LoadFromData(httpapi.OpenAPI)
 		if specErr != nil {
@@ -45,6 +53,12 @@ func spec(t *testing.T) (*openapi3.T, routers.Router) {
 		t.Fatalf("openapi.yaml: %v", specErr)
 	}
 	return specDoc, specRouter
+}
+
+// textBody decodes a text body as one string.
+func textBody(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+	b, err := io.ReadAll(body)
+	return string(b), err
 }
 
 // validating checks every API response a test receives against the
@@ -79,8 +93,37 @@ func (v validating) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err := openapi3filter.ValidateResponse(req.Context(), in); err != nil {
 		v.t.Errorf("%s %s answered %d with a body that differs from openapi.yaml: %v\n%s", req.Method, req.URL.Path, resp.StatusCode, err, body)
+	} else if err := errorCodeListed(route, resp.StatusCode, body); err != nil {
+		v.t.Errorf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	return resp, nil
+}
+
+// documentedCode matches an error code in a response's description, where
+// the document lists the codes the response can carry, each in backticks.
+var documentedCode = regexp.MustCompile("`([a-z][a-z0-9_]*)`")
+
+// errorCodeListed checks that the code of an error answer is one its
+// response in the document lists.
+func errorCodeListed(route *routers.Route, status int, body []byte) error {
+	var e struct {
+		Error *struct{ Code string } `json:"error"`
+	}
+	if status < 400 || json.Unmarshal(body, &e) != nil || e.Error == nil {
+		return nil
+	}
+	ref := route.Operation.Responses.Status(status)
+	if ref == nil || ref.Value == nil || ref.Value.Description == nil {
+		return fmt.Errorf("%d is not in openapi.yaml", status)
+	}
+	var listed []string
+	for _, m := range documentedCode.FindAllStringSubmatch(*ref.Value.Description, -1) {
+		listed = append(listed, m[1])
+	}
+	if !slices.Contains(listed, e.Error.Code) {
+		return fmt.Errorf("answered %d %s, but openapi.yaml lists only %v for %d", status, e.Error.Code, listed, status)
+	}
+	return nil
 }
 
 // TestOpenAPIRoutes: the document lists exactly the routes the API serves.
@@ -92,7 +135,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 			documented[method+" "+path] = true
 		}
 	}
-	e := httpapi.New(httpapi.Deps{Webhooks: noWebhooks{}}, httpapi.Config{}, nil)
+	e := httpapi.New(httpapi.Deps{Webhooks: noWebhooks{}, Events: noEvents{}}, httpapi.Config{}, nil)
 	served := map[string]bool{}
 	for _, r := range e.Routes() {
 		if strings.HasPrefix(r.Path, "/monitoring") || r.Method == echo.RouteNotFound {
@@ -136,3 +179,6 @@ func TestOpenAPIServed(t *testing.T) {
 
 // noWebhooks only makes New register the webhook routes.
 type noWebhooks struct{ httpapi.Webhooks }
+
+// noEvents only makes New register the event stream.
+type noEvents struct{ httpapi.Events }

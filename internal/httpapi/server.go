@@ -23,6 +23,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/failure"
 	"github.com/imagesvc/imagesvc/internal/health"
+	"github.com/imagesvc/imagesvc/internal/idempotency"
 	"github.com/imagesvc/imagesvc/internal/image"
 )
 
@@ -37,7 +38,10 @@ type Authenticator interface {
 
 // Images is what the API needs from the image domain.
 type Images interface {
-	Upload(ctx context.Context, userID, filename string, body io.Reader) (*image.Image, error)
+	// Spool reads and checks an upload; Store stores it (existing: a
+	// duplicate answered with the image stored before).
+	Spool(ctx context.Context, body io.Reader) (*image.Spooled, error)
+	Store(ctx context.Context, userID, filename string, sp *image.Spooled) (img *image.Image, existing bool, err error)
 	Get(ctx context.Context, userID, id string) (*image.Image, error)
 	List(ctx context.Context, userID string, after image.Cursor, limit int) (image.Page, error)
 	Delete(ctx context.Context, userID, id string) error
@@ -125,6 +129,9 @@ type Deps struct {
 	Operations Operations
 	// Webhooks serves /v1/webhooks; nil answers 404 there.
 	Webhooks Webhooks
+	// Idempotency keeps the responses of requests made with an
+	// Idempotency-Key.
+	Idempotency idempotency.Store
 	// Events wakes the long poll and feeds /v1/events; nil answers 404
 	// there and makes the long poll poll.
 	Events Events
@@ -222,6 +229,7 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 	e.GET("/healthz/ready", echo.WrapHandler(d.Drain.Handler()))
 	e.GET("/readyz", echo.WrapHandler(health.Ready(d.Checks, log)))
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", OpenAPI) })
+	docsRoutes(e)
 	if !cfg.SeparateOps {
 		s.opsRoutes(e)
 	}

@@ -64,6 +64,13 @@ type Config struct {
 	// DecodeMemory bounds the memory the decodes of one worker hold at
 	// once (see imaging.Config).
 	DecodeMemory int64
+	// Deduplicate makes an upload of a file the same user stored already
+	// (the same SHA-256) return that image instead of a second one.
+	Deduplicate bool
+	// QuotaImages and QuotaBytes bound what one user stores (originals);
+	// 0 is no bound.
+	QuotaImages int64
+	QuotaBytes  int64
 }
 
 // NewDefaultConfig returns the defaults the README's Configuration table
@@ -143,6 +150,9 @@ func (c Config) Validate() error {
 		if u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 			errs = append(errs, fmt.Errorf("%s must be an http:// or https:// URL", name))
 		}
+	}
+	if c.QuotaImages < 0 || c.QuotaBytes < 0 {
+		errs = append(errs, errors.New("USER_QUOTA_IMAGES and USER_QUOTA_BYTES must not be negative"))
 	}
 	if c.DecodeMemory < 64<<20 {
 		errs = append(errs, errors.New("WORKER_DECODE_MEMORY_MB must be at least 64"))

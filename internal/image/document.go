@@ -21,6 +21,7 @@ type Document struct {
 	Bytes       int64             `json:"bytes"`
 	Width       int               `json:"width"`
 	Height      int               `json:"height"`
+	SHA256      *string           `json:"sha256"`
 	Variants    []VariantDocument `json:"variants"`
 	// Placeholder (a BlurHash) and DominantColor (#rrggbb) are null until
 	// the image is done.
@@ -65,6 +66,9 @@ func NewDocument(img *Image) Document {
 		ID: img.ID, Status: string(img.Status), Filename: img.Filename, ContentType: img.ContentType,
 		Bytes: img.Bytes, Width: img.Width, Height: img.Height, Variants: []VariantDocument{},
 		CreatedAt: img.CreatedAt.UTC().Format(time.RFC3339), UpdatedAt: img.UpdatedAt.UTC().Format(time.RFC3339),
+	}
+	if img.SHA256 != "" {
+		d.SHA256 = &img.SHA256
 	}
 	if img.Status == StatusDone {
 		for _, v := range img.Variants {

@@ -45,7 +45,10 @@ type Image struct {
 	Bytes       int64
 	Width       int
 	Height      int
-	Variants    []Variant
+	// SHA256 is the hex SHA-256 of the original, "" for an image stored
+	// before it was computed.
+	SHA256   string
+	Variants []Variant
 	// ErrorCode and ErrorMessage say why the image failed; empty otherwise.
 	ErrorCode    string
 	ErrorMessage string

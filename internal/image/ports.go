@@ -17,6 +17,17 @@ type Catalog interface {
 	ListImages(ctx context.Context, userID string, after Cursor, limit int) ([]*Image, error)
 	// DeleteImage removes the row and its variant rows; ErrNotFound if absent.
 	DeleteImage(ctx context.Context, id string) error
+	// ImageBySHA256 returns the newest image of a user whose original has
+	// this SHA-256, or ErrNotFound.
+	ImageBySHA256(ctx context.Context, userID, sha256 string) (*Image, error)
+	// Usage counts a user's images and their originals' bytes.
+	Usage(ctx context.Context, userID string) (Usage, error)
+}
+
+// Usage is what a user stores.
+type Usage struct {
+	Images int64
+	Bytes  int64
 }
 
 // Ledger records the processing of images for the worker side. Every update

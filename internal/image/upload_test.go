@@ -80,7 +80,7 @@ func TestUploadUndo(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newAPI(t)
 			tt.fault(a)
-			img, err := a.Upload(context.Background(), "u", "cat.jpg", bytes.NewReader(src))
+			img, _, err := a.Upload(context.Background(), "u", "cat.jpg", bytes.NewReader(src))
 			if tt.code == "" {
 				if err != nil || len(a.rows) != 1 || len(a.objects) != 1 {
 					t.Fatalf("Upload = %v; %d rows, %d objects; want 1 and 1", err, len(a.rows), len(a.objects))
@@ -118,7 +118,7 @@ func TestUploadRefusedBeforeStoring(t *testing.T) {
 		"PixelBomb":  {testenv.PNGHeaderOnly(30000, 30000), failure.Unprocessable},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := s.Upload(context.Background(), "u", "x", bytes.NewReader(tt.body)); failure.KindOf(err) != tt.kind {
+			if _, _, err := s.Upload(context.Background(), "u", "x", bytes.NewReader(tt.body)); failure.KindOf(err) != tt.kind {
 				t.Errorf("Upload = %v (kind %d), want kind %d", err, failure.KindOf(err), tt.kind)
 			}
 		})

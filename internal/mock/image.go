@@ -15,10 +15,12 @@ import (
 
 // Catalog is an image.Catalog.
 type Catalog struct {
-	CreateImageFn func(ctx context.Context, img *image.Image) error
-	ImageFn       func(ctx context.Context, id string) (*image.Image, error)
-	ListImagesFn  func(ctx context.Context, userID string, after image.Cursor, limit int) ([]*image.Image, error)
-	DeleteImageFn func(ctx context.Context, id string) error
+	CreateImageFn   func(ctx context.Context, img *image.Image) error
+	ImageFn         func(ctx context.Context, id string) (*image.Image, error)
+	ListImagesFn    func(ctx context.Context, userID string, after image.Cursor, limit int) ([]*image.Image, error)
+	DeleteImageFn   func(ctx context.Context, id string) error
+	ImageBySHA256Fn func(ctx context.Context, userID, sha256 string) (*image.Image, error)
+	UsageFn         func(ctx context.Context, userID string) (image.Usage, error)
 }
 
 var _ image.Catalog = (*Catalog)(nil)
@@ -40,6 +42,16 @@ func (c *Catalog) ListImages(ctx context.Context, userID string, after image.Cur
 
 // DeleteImage calls DeleteImageFn.
 func (c *Catalog) DeleteImage(ctx context.Context, id string) error { return c.DeleteImageFn(ctx, id) }
+
+// ImageBySHA256 calls ImageBySHA256Fn.
+func (c *Catalog) ImageBySHA256(ctx context.Context, userID, sha256 string) (*image.Image, error) {
+	return c.ImageBySHA256Fn(ctx, userID, sha256)
+}
+
+// Usage calls UsageFn.
+func (c *Catalog) Usage(ctx context.Context, userID string) (image.Usage, error) {
+	return c.UsageFn(ctx, userID)
+}
 
 // Ledger is an image.Ledger.
 type Ledger struct {

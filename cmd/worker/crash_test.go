@@ -154,7 +154,7 @@ func startFleetWith(t *testing.T, n int, opts ...fleetOption) *fleet {
 		"AWS_ACCESS_KEY_ID": s3cfg.AccessKeyID, "AWS_SECRET_ACCESS_KEY": s3cfg.SecretAccessKey,
 		"JWT_SECRET": "crash-test-secret-crash-test-secret", "HTTP_ADDR": apiAddr,
 		"DELIVERY_SIGNING_KEYS": "t1:dGVzdC1kZWxpdmVyeS1rZXktMDEyMzQ1Njc4OWFiY2RlZg==",
-		"WORKER_CONCURRENCY": "1", "RECONCILE_INTERVAL": "1s", "WORKER_RETRY_BASE": "500ms",
+		"WORKER_CONCURRENCY":    "1", "RECONCILE_INTERVAL": "1s", "WORKER_RETRY_BASE": "500ms",
 		"LOG_FORMAT": "text", "LOG_LEVEL": "warn", "UPLOAD_RATE_PER_MINUTE": "0",
 	}
 	for _, o := range opts {

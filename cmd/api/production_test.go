@@ -81,6 +81,9 @@ func TestRefusesPlaceholderSecret(t *testing.T) {
 	bin := binary(t, "")
 	refuse(t, bin, without("JWT_SECRET", "JWT_SECRET=change-me-to-32-or-more-random-bytes-please"), "JWT_SECRET is a placeholder")
 	refuse(t, bin, append(production, "ADMIN_USER=admin", "ADMIN_PASSWORD=change-me-admin-password"), "ADMIN_PASSWORD is a placeholder")
+	refuse(t, bin, without("DELIVERY_SIGNING_KEYS", "DELIVERY_SIGNING_KEYS=k1:change-me-delivery-key-use-openssl-rand-base64-32"),
+		"DELIVERY_SIGNING_KEYS is a placeholder")
+	refuse(t, bin, without("DELIVERY_SIGNING_KEYS"), "DELIVERY_SIGNING_KEYS is required")
 }
 
 // TestNoQuickstartBuild: the binary the container image runs cannot embed.

@@ -198,6 +198,10 @@ func serve(addr string, h http.Handler, srv *http.Server, errc chan<- error, log
 // the workers' backfill queue, and says how many there are. It needs the
 // database and Redis.
 func Backfill(ctx context.Context, cfg config.Config) (image.BackfillStatus, error) {
+	if cfg.Embedded.Any() {
+		return image.BackfillStatus{}, errors.New("the quickstart's queue lives inside the running api: " +
+			"start the backfill there, with POST /v1/admin/backfill")
+	}
 	db, err := gormstore.Open(ctx, cfg.DB)
 	if err != nil {
 		return image.BackfillStatus{}, err

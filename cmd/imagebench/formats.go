@@ -29,15 +29,18 @@ var formatSets = [][]image.Format{
 
 // formatsRun prints, per source and format set, the CPU seconds of the
 // whole pipeline (decode, resize, every encode, the placeholder) against
-// JPEG alone, and the bytes of each format's three variants with their
-// PSNR against the variant before encoding (the 2048 one; higher is closer).
-// Photos are the sources when photoDir has JPEGs (a real 12 MP phone photo
+// JPEG alone, and the bytes of each format's three variants with the PSNR
+// of its 2048 variant. The sets are measured in turns, so that the
+// machine's other load falls on all of them alike. webpQualities add rows
+// of jpeg,webp at other WebP qualities than the default. Photos are the
+// sources when photoDir has JPEGs of 8 MP or more (a real phone photo
 // compresses unlike a generated one); the generated 12 MP JPEG is always
 // measured.
-func formatsRun(iters int, photoDir string) error {
+func formatsRun(iters int, photoDir string, webpQualities []int) error {
 	base := image.NewDefaultConfig()
-	fmt.Printf("\nformats: CPU s per image for every variant in every format of a set, against jpeg alone (WEBP_EFFORT %d, AVIF_EFFORT %d, JPEG_QUALITY %d, AVIF_QUALITY %d)\n",
-		base.WebPEffort, base.AVIFEffort, base.Quality, base.AVIFQuality)
+	fmt.Printf("\nformats: CPU s per image for every variant in every format of a set, against jpeg alone (median of %d, in turns; "+
+		"WEBP_EFFORT %d, AVIF_EFFORT %d, JPEG_QUALITY %d, WEBP_QUALITY %d, AVIF_QUALITY %d)\n",
+		iters, base.WebPEffort, base.AVIFEffort, base.Quality, base.WebPQuality, base.AVIFQuality)
 	sources := []source{{"JPEG 12 MP generated", testenv.PhotoJPEG(4000, 3000)}}
 	if photoDir != "" {
 		paths, _ := filepath.Glob(filepath.Join(photoDir, "*.jpg"))
@@ -53,9 +56,23 @@ func formatsRun(iters int, photoDir string) error {
 			sources = append(sources, source{fmt.Sprintf("%s %dx%d", filepath.Base(p), size.Width, size.Height), data})
 		}
 	}
+	type row struct {
+		name string
+		cfg  image.Config
+	}
+	var rows []row
+	for _, set := range formatSets {
+		cfg := base
+		cfg.Formats = set
+		rows = append(rows, row{formatNames(set), cfg})
+	}
+	for _, q := range webpQualities {
+		cfg := base
+		cfg.Formats, cfg.WebPQuality = []image.Format{image.FormatJPEG, image.FormatWebP}, q
+		rows = append(rows, row{fmt.Sprintf("jpeg,webp q%d", q), cfg})
+	}
 	fmt.Printf("%-44s %-16s %8s %7s  %s\n", "source", "formats", "P cpu s", "x jpeg", "bytes of the three variants (PSNR dB of the 2048 one)")
 	for _, src := range sources {
-		var jpegCPU float64
 		// The reference the PSNR is measured against: the 2048 variant as
 		// a JPEG at quality 100 without chroma subsampling (about 50 dB
 		// from the pixels before encoding).
@@ -66,23 +83,22 @@ func formatsRun(iters int, photoDir string) error {
 			return err
 		}
 		ref := decodeRGB(refs[2].Data)
-		for _, set := range formatSets {
-			cfg := base
-			cfg.Formats = set
-			r := imaging.New(imaging.FromImage(cfg))
-			var res image.Rendering
-			rs := measure(iters, []func() error{func() error {
+		results := make([]image.Rendering, len(rows))
+		fns := make([]func() error, len(rows))
+		for i, r := range rows {
+			resizer := imaging.New(imaging.FromImage(r.cfg))
+			fns[i] = func() error {
 				var err error
-				res, err = r.Render(context.Background(), src.data, specs)
+				results[i], err = resizer.Render(context.Background(), src.data, specs)
 				return err
-			}})
-			if rs[0].err != nil {
-				return fmt.Errorf("%s %v: %w", src.name, set, rs[0].err)
 			}
-			if len(set) == 1 {
-				jpegCPU = rs[0].cpu
+		}
+		rs := measure(iters, fns)
+		for i, r := range rows {
+			if rs[i].err != nil {
+				return fmt.Errorf("%s %s: %w", src.name, r.name, rs[i].err)
 			}
-			fmt.Printf("%-44s %-16s %8.3f %7.2f  %s\n", src.name, formatNames(set), rs[0].cpu, rs[0].cpu/jpegCPU, sizes(res, ref))
+			fmt.Printf("%-44s %-16s %8.3f %7.2f  %s\n", src.name, r.name, rs[i].cpu, rs[i].cpu/rs[0].cpu, sizes(results[i], ref))
 		}
 	}
 	return nil

@@ -301,6 +301,7 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 	}
 
 	c.Image.Quality = e.integer("JPEG_QUALITY", c.Image.Quality)
+	c.Image.WebPQuality = e.integer("WEBP_QUALITY", c.Image.WebPQuality)
 	c.Image.AVIFQuality = e.integer("AVIF_QUALITY", c.Image.AVIFQuality)
 	c.Image.WebPEffort = e.integer("WEBP_EFFORT", c.Image.WebPEffort)
 	c.Image.AVIFEffort = e.integer("AVIF_EFFORT", c.Image.AVIFEffort)

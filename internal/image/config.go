@@ -38,10 +38,12 @@ type Config struct {
 	// Formats are the formats every variant is made in (VARIANT_FORMATS);
 	// FormatJPEG is the base, which OutputFormat decides.
 	Formats []Format
-	// Quality is the quality of JPEG and WebP variants (1-100).
+	// Quality is the quality of JPEG variants (1-100).
 	Quality int
-	// AVIFQuality is the quality of AVIF variants (1-100): AVIF's scale is
-	// not JPEG's (see the README's measurements).
+	// WebPQuality and AVIFQuality are the qualities of WebP and AVIF
+	// variants (1-100): their scales are not JPEG's, so each default gives
+	// about the PSNR JPEG has at Quality's (see the README's measurements).
+	WebPQuality int
 	AVIFQuality int
 	// WebPEffort (libwebp's method, 0-6) and AVIFEffort (libvips' effort,
 	// 0-9) trade CPU for smaller files.
@@ -92,6 +94,7 @@ func NewDefaultConfig() Config {
 		OutputFormat: "auto",
 		Formats:      DefaultFormats,
 		Quality:      82,
+		WebPQuality:  78,
 		AVIFQuality:  60,
 		WebPEffort:   0,
 		AVIFEffort:   0,
@@ -130,6 +133,9 @@ func (c Config) Validate() error {
 	}
 	if c.Quality < 1 || c.Quality > 100 {
 		errs = append(errs, errors.New("JPEG_QUALITY must be between 1 and 100"))
+	}
+	if c.WebPQuality < 1 || c.WebPQuality > 100 {
+		errs = append(errs, errors.New("WEBP_QUALITY must be between 1 and 100"))
 	}
 	if c.AVIFQuality < 1 || c.AVIFQuality > 100 {
 		errs = append(errs, errors.New("AVIF_QUALITY must be between 1 and 100"))

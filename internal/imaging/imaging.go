@@ -55,9 +55,10 @@ type Config struct {
 	// Formats are the formats of every variant: FormatJPEG is the base,
 	// which OutputFormat decides; WebP and AVIF are made besides it.
 	Formats []image.Format
-	// JPEGQuality is the quality of JPEG and WebP variants, AVIFQuality of
-	// AVIF ones.
+	// JPEGQuality, WebPQuality and AVIFQuality are the qualities of the
+	// variants in each format.
 	JPEGQuality int
+	WebPQuality int
 	AVIFQuality int
 	// WebPEffort is libwebp's method (0 fastest, 6 smallest), AVIFEffort
 	// libvips' AVIF effort (0 fastest, 9 smallest).
@@ -82,7 +83,7 @@ func NewDefaultConfig() Config { return FromImage(image.NewDefaultConfig()) }
 // FromImage returns the settings of the variants and limits of the domain's
 // configuration.
 func FromImage(c image.Config) Config {
-	return Config{OutputFormat: c.OutputFormat, Formats: c.Formats, JPEGQuality: c.Quality, AVIFQuality: c.AVIFQuality,
+	return Config{OutputFormat: c.OutputFormat, Formats: c.Formats, JPEGQuality: c.Quality, WebPQuality: c.WebPQuality, AVIFQuality: c.AVIFQuality,
 		WebPEffort: c.WebPEffort, AVIFEffort: c.AVIFEffort, MaxPixels: c.MaxPixels,
 		MaxScans: sniff.MaxJPEGScans, DecodeMemory: c.DecodeMemory}
 }
@@ -110,8 +111,8 @@ func (c Config) Validate() error {
 	if c.JPEGQuality < 1 || c.JPEGQuality > 100 {
 		errs = append(errs, fmt.Errorf("JPEG_QUALITY must be between 1 and 100"))
 	}
-	if c.AVIFQuality < 1 || c.AVIFQuality > 100 {
-		errs = append(errs, fmt.Errorf("AVIF_QUALITY must be between 1 and 100"))
+	if c.AVIFQuality < 1 || c.AVIFQuality > 100 || c.WebPQuality < 1 || c.WebPQuality > 100 {
+		errs = append(errs, fmt.Errorf("WEBP_QUALITY and AVIF_QUALITY must be between 1 and 100"))
 	}
 	if c.WebPEffort < 0 || c.WebPEffort > 6 || c.AVIFEffort < 0 || c.AVIFEffort > 9 {
 		errs = append(errs, fmt.Errorf("WEBP_EFFORT must be between 0 and 6, AVIF_EFFORT between 0 and 9"))
@@ -162,7 +163,7 @@ type encoding struct {
 func (c Config) encoding(f image.Format) encoding {
 	switch f {
 	case image.FormatWebP:
-		return encoding{f, outWebP, c.JPEGQuality, c.WebPEffort}
+		return encoding{f, outWebP, c.WebPQuality, c.WebPEffort}
 	case image.FormatAVIF:
 		return encoding{f, outAVIF, c.AVIFQuality, c.AVIFEffort}
 	case image.FormatPNG:

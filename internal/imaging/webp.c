@@ -10,11 +10,14 @@
 #include "webp.h"
 
 // WebP stores YCbCr in the video range of BT.601 (luma 16-235, chroma
-// 16-240), JPEG in the full range: map a full-range sample.
-static unsigned char video_luma(int v) { return (unsigned char) (16 + (v * 219 + 127) / 255); }
-static unsigned char video_chroma(int v) {
-	int c = (v - 128) * 224;
-	return (unsigned char) (128 + (c >= 0 ? c + 127 : c - 127) / 255);
+// 16-240), JPEG in the full range: video_range fills the tables that map a
+// full-range sample.
+static void video_range(unsigned char luma[256], unsigned char chroma[256]) {
+	for (int v = 0; v < 256; v++) {
+		int c = (v - 128) * 224;
+		luma[v] = (unsigned char) (16 + (v * 219 + 127) / 255);
+		chroma[v] = (unsigned char) (128 + (c >= 0 ? c + 127 : c - 127) / 255);
+	}
 }
 
 // encode runs the encoder on a filled picture and hands back a malloc'd
@@ -65,10 +68,15 @@ int webp_encode_ycc(const ycc *in, int quality, int method, void **out, size_t *
 		vips_error("imaging", "out of memory for a %dx%d WebP", pic.width, pic.height);
 		return -1;
 	}
+	unsigned char luma[256], chroma[256];
+	video_range(luma, chroma);
 	const unsigned char *y = ycc_plane(in, 0, &pw, &ph);
-	for (int r = 0; r < pic.height; r++)
+	for (int r = 0; r < pic.height; r++) {
+		const unsigned char *src = y + (size_t) r * pw;
+		uint8_t *dst = pic.y + (size_t) r * pic.y_stride;
 		for (int x = 0; x < pic.width; x++)
-			pic.y[(size_t) r * pic.y_stride + x] = video_luma(y[(size_t) r * pw + x]);
+			dst[x] = luma[src[x]];
+	}
 	int sub = ycc_subsampling(in), uw = (pic.width + 1) / 2, uh = (pic.height + 1) / 2;
 	for (int i = 1; i < 3; i++) {
 		const unsigned char *c = ycc_plane(in, i, &pw, &ph);
@@ -85,7 +93,7 @@ int webp_encode_ycc(const ycc *in, int quality, int method, void **out, size_t *
 					v = (c[(size_t) 2 * r * pw + 2 * x] + c[(size_t) 2 * r * pw + x1] + c[(size_t) r1 * pw + 2 * x] +
 						c[(size_t) r1 * pw + x1] + 2) / 4;
 				}
-				dst[(size_t) r * pic.uv_stride + x] = video_chroma(v);
+				dst[(size_t) r * pic.uv_stride + x] = chroma[v];
 			}
 	}
 	int r = encode(&pic, quality, method, out, out_len);

@@ -87,9 +87,10 @@ func TestBackfill(t *testing.T) {
 	user := h.user("back@example.com")
 	admin := h.admin("fill@example.com")
 	var ids []string
-	for range 5 {
+	src := testenv.PhotoJPEG(1600, 1200)
+	for range 8 {
 		var img imageJSON
-		h.upload(user, "b.jpg", testenv.PhotoJPEG(2000, 1500)).json(t, &img)
+		h.upload(user, "b.jpg", src).json(t, &img)
 		ids = append(ids, img.ID)
 	}
 	for _, id := range ids {
@@ -150,8 +151,12 @@ func TestBackfill(t *testing.T) {
 	if fresh.Status != "done" || len(fresh.Variants) != 4 {
 		t.Fatalf("upload made during the backfill: %s with %d variants", fresh.Status, len(fresh.Variants))
 	}
-	if stats.Backfill.Outdated == 0 || stats.Queues["backfill"] == nil {
-		t.Errorf("the backfill was through before an upload made meanwhile (stats %+v): uploads were starved", stats)
+	// One worker slot: the upload goes first, the backfill's tasks step
+	// aside while it waits, so at most the one that started as the upload
+	// finished has run.
+	if stats.Backfill.Outdated < len(ids)-1 || stats.Queues["backfill"] == nil {
+		t.Errorf("%d of %d images backfilled before an upload made meanwhile was done (stats %+v): uploads do not come first",
+			len(ids)-stats.Backfill.Outdated, len(ids), stats)
 	}
 
 	testenv.WaitUntil(t, 90*time.Second, "backfill done", func() bool {

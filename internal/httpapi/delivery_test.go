@@ -79,6 +79,9 @@ func TestDeliveryURLs(t *testing.T) {
 	if img.Status != "done" {
 		t.Fatalf("image ended %s", img.Status)
 	}
+	// A second read a second later (tokens count time in seconds): the
+	// same URLs.
+	time.Sleep(1100 * time.Millisecond)
 	var again imageJSON
 	h.do(http.MethodGet, "/v1/images/"+img.ID, token, "", nil).json(t, &again)
 	for i, v := range img.Variants {

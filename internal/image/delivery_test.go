@@ -211,9 +211,9 @@ func TestDeliver(t *testing.T) {
 	})
 }
 
-// TestLinksStable: the URLs of an image are the same on every read, and
-// with a lifetime they stay the same within a window and work for at least
-// one.
+// TestLinksStable: an image's URLs are under PUBLIC_URL and the same on
+// two reads (the HTTP tests read a second apart), and a variant recorded
+// before formats existed has its base as its one format.
 func TestLinksStable(t *testing.T) {
 	cfg := testConfig()
 	cfg.PublicURL = "https://images.example.com"

@@ -356,15 +356,10 @@ func RetryDelay(base, max time.Duration) asynq.RetryDelayFunc {
 // does not own.
 func NewServer(rdb redis.UniversalClient, cfg Config, log *slog.Logger) *asynq.Server {
 	return asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency:    cfg.Concurrency,
-		Queues:         map[string]int{QueueImages: 6, QueueWebhooks: 1, QueueBackfill: 1},
-		RetryDelayFunc: RetryDelay(cfg.RetryBase, cfg.RetryMax),
-		// A backfill task that steps aside is not failing: it keeps its
-		// retries.
-		IsFailure: func(err error) bool {
-			var y *yield
-			return !errors.As(err, &y)
-		},
+		Concurrency:       cfg.Concurrency,
+		Queues:            map[string]int{QueueImages: 6, QueueWebhooks: 1, QueueBackfill: 1},
+		RetryDelayFunc:    RetryDelay(cfg.RetryBase, cfg.RetryMax),
+		IsFailure:         isFailure,
 		ShutdownTimeout:   cfg.ShutdownTimeout,
 		TaskCheckInterval: cfg.TaskCheckInterval,
 		Logger:            slogAdapter{log},
@@ -419,6 +414,13 @@ type yield struct {
 }
 
 func (y *yield) Error() string { return "backfill steps aside: " + y.reason }
+
+// isFailure is the asynq server's IsFailure: a backfill task that steps
+// aside is not failing, and keeps its retries.
+func isFailure(err error) bool {
+	var y *yield
+	return !errors.As(err, &y)
+}
 
 func (h *BackfillHandler) scan(ctx context.Context, t *asynq.Task) error {
 	var p BackfillScanPayload

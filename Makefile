@@ -70,9 +70,12 @@ test-faults: deps ## the fault tests, three times in a row each, with a 30 s dat
 fuzz: ## fuzz the upload header checks for 5 minutes (FUZZTIME=…)
 	$(GO) test -run '^$$' -fuzz FuzzInspect -fuzztime $${FUZZTIME:-5m} ./internal/sniff/
 
-bench: vips ## F/N/P table on a generated corpus, a worker's memory over 500 24 MP images (BENCH_SOAK=…), then the hostile sources
+bench: vips ## F/N/P table on a generated corpus, each VARIANT_FORMATS set against JPEG alone, a worker's memory over 500 24 MP images (BENCH_SOAK=…), then the hostile sources
 	$(GO) build -o $(BIN)/imagebench ./cmd/imagebench
 	$(BIN)/imagebench -soak 0 2>/dev/null
+	# The format sets on the generated 12 MP JPEG and on the real photos
+	# of bimg's test data (a phone's 12 MP, a 24 MP), in the module cache.
+	$(BIN)/imagebench -formats -photos "$$($(GO) list -m -f '{{.Dir}}' github.com/h2non/bimg)/testdata" 2>/dev/null
 	$(BIN)/imagebench -table=false -soak $${BENCH_SOAK:-500} 2>/dev/null
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5x ./internal/imaging/ 2>/dev/null
 	$(BIN)/imagebench -hostile 2>/dev/null

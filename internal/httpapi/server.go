@@ -60,6 +60,8 @@ type Events interface {
 	// Subscribe returns a user's image events after position after ("":
 	// from now), until stop or ctx ends.
 	Subscribe(ctx context.Context, userID, after string) (events <-chan image.StreamedEvent, stop func(), err error)
+	// Position is where a user's stream is now.
+	Position(ctx context.Context, userID string) (string, error)
 }
 
 // Limiter counts events per key (rate limits shared by every replica).

@@ -110,6 +110,9 @@ type Config struct {
 	// UploadTimeout bounds the time an upload body may take in all,
 	// however steadily it arrives. 0 means 5 minutes.
 	UploadTimeout time.Duration
+	// CORSAllowedOrigins are the browser origins (scheme://host[:port])
+	// allowed to call the API from their pages; empty turns CORS off.
+	CORSAllowedOrigins []string
 	// MaxWaitersPerUser bounds the long polls and event streams one user
 	// holds open in this process; one more is answered 429. 0 means 10.
 	MaxWaitersPerUser int
@@ -175,6 +178,23 @@ type Server struct {
 	waiters   map[string]int
 }
 
+// corsConfig lets pages of the allowed origins call every route: the
+// headers the flows send (tokens, idempotency, resuming, tus) and the ones
+// their answers carry that a script needs to read.
+func corsConfig(origins []string) middleware.CORSConfig {
+	return middleware.CORSConfig{
+		AllowOrigins: origins,
+		AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+		AllowHeaders: []string{echo.HeaderAuthorization, echo.HeaderContentType, "Idempotency-Key", "Last-Event-ID",
+			"Tus-Resumable", "Upload-Length", "Upload-Offset", "Upload-Metadata", "Upload-Defer-Length", "Upload-Concat",
+			"X-HTTP-Method-Override", echo.HeaderXRequestID},
+		ExposeHeaders: []string{echo.HeaderLocation, "Retry-After", "Idempotent-Replayed", echo.HeaderXRequestID,
+			"Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Upload-Offset", "Upload-Length",
+			"Upload-Expires", "Upload-Metadata"},
+		MaxAge: 3600,
+	}
+}
+
 // New returns the Echo instance with every route.
 func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 	if d.Registry == nil {
@@ -214,6 +234,10 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 			opts = append(opts, echo.TrustIPRange(n))
 		}
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
+	}
+	if len(cfg.CORSAllowedOrigins) > 0 {
+		// Before routing, so that preflights of every route are answered.
+		e.Pre(middleware.CORSWithConfig(corsConfig(cfg.CORSAllowedOrigins)))
 	}
 	e.Use(middleware.RequestID())
 	e.Use(s.observe)

@@ -58,7 +58,7 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 	metrics.RegisterQueues(reg, enqueuer.Inspector())
 	images := image.NewService(image.ServiceDeps{
 		Catalog: deps.Store, Ledger: deps.Store, Blobs: deps.Blobs, Queue: withFailpoint(enqueuer, log),
-		Inventory: deps.Store, QueueStats: enqueuer,
+		Inventory: deps.Store, QueueStats: enqueuer, Uploads: deps.Store, Staging: deps.Blobs,
 	}, cfg.Image, log)
 	a := &API{Drain: &health.Drain{}, Images: images}
 	// The long poll and /v1/events are woken by the events workers
@@ -82,7 +82,7 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 	}
 	// The webhook service here manages subscriptions; workers deliver.
 	d := httpapi.Deps{
-		Auth: authSvc, Images: images, Operations: images, Webhooks: newWebhooks(cfg, deps, enqueuer, nil, log),
+		Auth: authSvc, Images: images, Operations: images, Uploads: images, Webhooks: newWebhooks(cfg, deps, enqueuer, nil, log),
 		Idempotency: deps.Store, Events: events, Checks: deps.Checks(), Drain: a.Drain, Limiter: ratelimit.New(deps.Redis, "imagesvc:ratelimit:"),
 		Monitor: monitor, Registry: reg,
 	}

@@ -249,6 +249,8 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 	c.Image.Deduplicate = e.boolean("DEDUPLICATE", false)
 	c.Image.QuotaImages = int64(e.integer("USER_QUOTA_IMAGES", 0))
 	c.Image.QuotaBytes = int64(e.integer("USER_QUOTA_BYTES", 0))
+	c.Image.UploadExpiry = e.duration("UPLOAD_EXPIRY", c.Image.UploadExpiry)
+	c.Image.PartSize = int64(e.integer("UPLOAD_PART_SIZE", int(c.Image.PartSize)))
 
 	c.Queue.Concurrency = e.integer("WORKER_CONCURRENCY", c.Queue.Concurrency)
 	c.Queue.MaxRetry = e.integer("WORKER_MAX_RETRY", c.Queue.MaxRetry)

@@ -129,6 +129,8 @@ type Deps struct {
 	Auth       Authenticator
 	Images     Images
 	Operations Operations
+	// Uploads serves /v1/uploads; nil answers 404 there.
+	Uploads DirectUploads
 	// Webhooks serves /v1/webhooks; nil answers 404 there.
 	Webhooks Webhooks
 	// Idempotency keeps the responses of requests made with an
@@ -273,6 +275,13 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 	}
 	v1.DELETE("/images/:id", s.deleteImage, s.requireAuth)
 	v1.POST("/images/:id/reprocess", s.reprocess, s.requireAuth)
+	if d.Uploads != nil {
+		v1.POST("/uploads", s.beginUpload, s.requireAuth)
+		v1.POST("/uploads/:id/parts", s.signParts, s.requireAuth)
+		v1.GET("/uploads/:id/parts", s.listParts, s.requireAuth)
+		v1.POST("/uploads/:id/complete", s.completeUpload, s.requireAuth)
+		v1.DELETE("/uploads/:id", s.abortUpload, s.requireAuth)
+	}
 	v1.GET("/admin/images", s.adminImages, s.requireAuth, s.requireAdmin)
 	v1.GET("/admin/stats", s.adminStats, s.requireAuth, s.requireAdmin)
 	if d.Webhooks != nil {

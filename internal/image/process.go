@@ -23,6 +23,8 @@ type Processor struct {
 	queue    Queue
 	resizer  Resizer
 	notifier Notifier
+	uploads  Uploads
+	staging  Staging
 	obs      Observer
 	cfg      Config
 	log      *slog.Logger
@@ -42,6 +44,10 @@ type ProcessorDeps struct {
 	Resizer  Resizer
 	Observer Observer
 	Notifier Notifier
+	// Uploads and Staging, when set, let Reconcile expire unfinished
+	// uploads straight to object storage.
+	Uploads Uploads
+	Staging Staging
 }
 
 // NewProcessor returns a Processor.
@@ -52,7 +58,7 @@ func NewProcessor(d ProcessorDeps, cfg Config, log *slog.Logger) *Processor {
 	}
 	return &Processor{
 		catalog: d.Catalog, ledger: d.Ledger, blobs: d.Blobs, queue: d.Queue, resizer: d.Resizer,
-		notifier: d.Notifier, obs: obs, cfg: cfg, log: log, now: time.Now,
+		notifier: d.Notifier, uploads: d.Uploads, staging: d.Staging, obs: obs, cfg: cfg, log: log, now: time.Now,
 	}
 }
 

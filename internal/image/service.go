@@ -17,6 +17,8 @@ type Service struct {
 	queue     Queue
 	inventory Inventory
 	stats     QueueStats
+	uploads   Uploads
+	staging   Staging
 	cfg       Config
 	log       *slog.Logger
 	now       func() time.Time
@@ -32,13 +34,17 @@ type ServiceDeps struct {
 	// Inventory and QueueStats serve the operators' endpoints.
 	Inventory  Inventory
 	QueueStats QueueStats
+	// Uploads and Staging serve uploads straight to object storage.
+	Uploads Uploads
+	Staging Staging
 }
 
 // NewService returns a Service.
 func NewService(d ServiceDeps, cfg Config, log *slog.Logger) *Service {
 	return &Service{
 		catalog: d.Catalog, ledger: d.Ledger, blobs: d.Blobs, queue: d.Queue,
-		inventory: d.Inventory, stats: d.QueueStats, cfg: cfg, log: log, now: time.Now,
+		inventory: d.Inventory, stats: d.QueueStats, uploads: d.Uploads, staging: d.Staging,
+		cfg: cfg, log: log, now: time.Now,
 	}
 }
 

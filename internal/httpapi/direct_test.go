@@ -57,8 +57,15 @@ func putObject(t *testing.T, url string, headers map[string]string, data []byte)
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	r := send(t, http.DefaultClient, req)
-	return r.Status, r.Header.Get("ETag")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		// A server refusing a body may close the connection before the
+		// body is sent: a refusal all the same.
+		t.Logf("PUT %d bytes: %v", len(data), err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("ETag")
 }
 
 // signParts returns the URLs of parts of a multipart upload.
@@ -93,7 +100,7 @@ func TestDirectUploadPut(t *testing.T) {
 	if u.Kind != "put" || u.Put == nil || u.Parts != 1 {
 		t.Fatalf("upload of %d bytes: %+v, want one PUT", len(src), u)
 	}
-	if status, _ := putObject(t, u.Put.URL, u.Put.Headers, append(bytes.Clone(src), 0)); status < 400 {
+	if status, _ := putObject(t, u.Put.URL, u.Put.Headers, append(bytes.Clone(src), 0)); status != 0 && status < 400 {
 		t.Errorf("PUT of one byte more than declared: %d, want the server to refuse it", status)
 	}
 	if r := h.postJSON("/v1/uploads/"+u.ID+"/complete", token, nil); r.Status != http.StatusConflict || r.errorCode(t) != "upload_incomplete" {
@@ -152,7 +159,7 @@ func TestDirectUploadMultipart(t *testing.T) {
 		t.Errorf("complete with a part missing: %d %s, want 409 upload_incomplete", r.Status, r.Body)
 	}
 	last := h.signParts(token, u.ID, 3)[3]
-	if status, _ := putObject(t, last, nil, append(bytes.Clone(part(src, u.PartSize, 3)), 'x')); status < 400 {
+	if status, _ := putObject(t, last, nil, append(bytes.Clone(part(src, u.PartSize, 3)), 'x')); status != 0 && status < 400 {
 		t.Errorf("last part one byte longer than its signed size: %d, want the server to refuse it", status)
 	}
 	if status, _ := putObject(t, last, nil, part(src, u.PartSize, 3)); status != http.StatusOK {

@@ -276,8 +276,8 @@ func TestDirectUploadExpires(t *testing.T) {
 	}
 	key := "originals/" + h.userID(token) + "/" + u.ID
 	time.Sleep(2 * time.Second)
-	if r := h.do(http.MethodGet, "/v1/uploads/"+u.ID+"/parts", token, "", nil); r.Status != http.StatusConflict || r.errorCode(t) != "upload_expired" {
-		t.Errorf("parts of an expired upload: %d %s, want 409 upload_expired", r.Status, r.Body)
+	if r := h.do(http.MethodGet, "/v1/uploads/"+u.ID+"/parts", token, "", nil); r.Status != http.StatusGone || r.errorCode(t) != "upload_expired" {
+		t.Errorf("parts of an expired upload: %d %s, want 410 upload_expired", r.Status, r.Body)
 	}
 	// The S3 server still holds the part until the reconciler runs.
 	uploads, err := h.blobs.MultipartUploads(context.Background(), key)

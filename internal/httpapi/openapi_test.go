@@ -135,7 +135,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 			documented[method+" "+path] = true
 		}
 	}
-	e := httpapi.New(httpapi.Deps{Webhooks: noWebhooks{}, Events: noEvents{}}, httpapi.Config{}, nil)
+	e := httpapi.New(httpapi.Deps{Webhooks: noWebhooks{}, Events: noEvents{}, Uploads: noUploads{}}, httpapi.Config{}, nil)
 	served := map[string]bool{}
 	for _, r := range e.Routes() {
 		if strings.HasPrefix(r.Path, "/monitoring") || r.Method == echo.RouteNotFound {
@@ -179,6 +179,9 @@ func TestOpenAPIServed(t *testing.T) {
 
 // noWebhooks only makes New register the webhook routes.
 type noWebhooks struct{ httpapi.Webhooks }
+
+// noUploads only makes New register the direct upload routes.
+type noUploads struct{ httpapi.DirectUploads }
 
 // noEvents only makes New register the event stream.
 type noEvents struct{ httpapi.Events }

@@ -27,7 +27,7 @@ import (
 var (
 	ErrUploadNotFound   = failure.New(failure.NotFound, "upload_not_found", "upload not found")
 	ErrUploadNotPending = failure.New(failure.Conflict, "upload_not_pending", "the upload was completed, aborted or expired")
-	ErrUploadExpired    = failure.New(failure.Conflict, "upload_expired", "the upload's time ran out; start again")
+	ErrUploadExpired    = failure.New(failure.Gone, "upload_expired", "the upload's time ran out; start again")
 	ErrUploadCompleting = failure.New(failure.Conflict, "upload_completing", "the upload is being completed; retry shortly")
 	ErrUploadIncomplete = failure.New(failure.Conflict, "upload_incomplete", "the upload's bytes have not all arrived")
 	ErrSizeMismatch     = failure.New(failure.Unprocessable, "upload_size_mismatch", "the upload's size is not the size declared")

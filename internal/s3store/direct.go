@@ -119,17 +119,3 @@ func isCode(err error, code string) bool {
 	var apiErr smithy.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode() == code
 }
-
-// MultipartUploads lists the ids of the multipart uploads in progress under
-// key; tests and operators use it to look for leftovers.
-func (s *Store) MultipartUploads(ctx context.Context, key string) ([]string, error) {
-	out, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: &key})
-	if err != nil {
-		return nil, fmt.Errorf("list multipart uploads %s: %w", key, err)
-	}
-	var ids []string
-	for _, u := range out.Uploads {
-		ids = append(ids, aws.ToString(u.UploadId))
-	}
-	return ids, nil
-}

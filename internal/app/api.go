@@ -26,6 +26,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/metrics"
 	"github.com/imagesvc/imagesvc/internal/queue"
 	"github.com/imagesvc/imagesvc/internal/ratelimit"
+	"github.com/imagesvc/imagesvc/internal/s3store"
 	"github.com/imagesvc/imagesvc/internal/tuslock"
 )
 
@@ -204,6 +205,23 @@ func serve(addr string, h http.Handler, srv *http.Server, errc chan<- error, log
 // Migrate applies the database migrations and returns.
 func Migrate(ctx context.Context, cfg config.Config) error {
 	return gormstore.Migrate(ctx, cfg.DB.URL)
+}
+
+// SetBucketCORS lets pages of origins (CORS_ALLOWED_ORIGINS when none are
+// given) upload straight to the bucket: direct uploads PUT from the
+// browser. It needs only object storage.
+func SetBucketCORS(ctx context.Context, cfg config.Config, origins []string) error {
+	if len(origins) == 0 {
+		origins = cfg.API.CORSAllowedOrigins
+	}
+	store, err := s3store.New(ctx, cfg.S3)
+	if err != nil {
+		return err
+	}
+	if err := store.EnsureBucket(ctx); err != nil {
+		return err
+	}
+	return store.SetCORS(ctx, origins)
 }
 
 // Promote gives a user the admin role. It needs only the database.

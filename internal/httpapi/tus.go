@@ -126,12 +126,18 @@ func (s *Server) tusRoutes(v1 *echo.Group, h *tusd.UnroutedHandler) {
 }
 
 // tusCreateRoute creates an upload (with its first bytes, if the client
-// sends some: creation-with-upload), within the user's upload slots.
+// sends some: creation-with-upload), under the upload rate limit and within
+// the user's upload slots.
 func (s *Server) tusCreateRoute(h *tusd.UnroutedHandler) echo.HandlerFunc {
 	create := s.tusServe(h, h.PostFile)
 	return func(c echo.Context) error {
 		c.Request().Header.Del("X-HTTP-Method-Override") // creating is POST only
-		release, err := s.takeUploadSlot(principal(c).UserID)
+		userID := principal(c).UserID
+		if err := s.limit(c, "upload:"+userID, s.cfg.UploadRatePerMinute); err != nil {
+			s.metrics.rejectedUpload(err)
+			return err
+		}
+		release, err := s.takeUploadSlot(userID)
 		if err != nil {
 			return err
 		}

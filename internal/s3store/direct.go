@@ -119,3 +119,30 @@ func isCode(err error, code string) bool {
 	var apiErr smithy.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode() == code
 }
+
+// SetCORS lets pages of origins send uploads straight to the bucket and read
+// what they need of the answers (a part's ETag); empty removes the rules.
+// It replaces the bucket's CORS configuration.
+func (s *Store) SetCORS(ctx context.Context, origins []string) error {
+	if len(origins) == 0 {
+		_, err := s.client.DeleteBucketCors(ctx, &s3.DeleteBucketCorsInput{Bucket: &s.bucket})
+		if err != nil {
+			return fmt.Errorf("delete bucket cors: %w", err)
+		}
+		return nil
+	}
+	_, err := s.client.PutBucketCors(ctx, &s3.PutBucketCorsInput{
+		Bucket: &s.bucket,
+		CORSConfiguration: &types.CORSConfiguration{CORSRules: []types.CORSRule{{
+			AllowedOrigins: origins,
+			AllowedMethods: []string{"GET", "HEAD", "PUT"},
+			AllowedHeaders: []string{"Content-Type"},
+			ExposeHeaders:  []string{"ETag"},
+			MaxAgeSeconds:  aws.Int32(3600),
+		}}},
+	})
+	if err != nil {
+		return fmt.Errorf("put bucket cors: %w", err)
+	}
+	return nil
+}

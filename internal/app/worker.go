@@ -48,6 +48,7 @@ func StartWorker(ctx context.Context, cfg config.Config, deps *Deps, reg prometh
 		// Webhooks first: they are idempotent on the event's id, so a
 		// retry after the stream's error repeats nothing.
 		Notifier: image.Notifiers{hooks, eventstream.New(deps.Redis, eventstream.NewDefaultConfig())},
+		Uploads:  deps.Store, Staging: deps.Blobs,
 	}, cfg.Image, log)
 	if cfg.Embedded.Redis {
 		// An embedded Redis starts empty: every unfinished image lost its

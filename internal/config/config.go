@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -251,6 +252,8 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 	c.Image.Deduplicate = e.boolean("DEDUPLICATE", false)
 	c.Image.QuotaImages = int64(e.integer("USER_QUOTA_IMAGES", 0))
 	c.Image.QuotaBytes = int64(e.integer("USER_QUOTA_BYTES", 0))
+	c.Image.UploadExpiry = e.duration("UPLOAD_EXPIRY", c.Image.UploadExpiry)
+	c.Image.PartSize = int64(e.integer("UPLOAD_PART_SIZE", int(c.Image.PartSize)))
 
 	c.Queue.Concurrency = e.integer("WORKER_CONCURRENCY", c.Queue.Concurrency)
 	c.Queue.MaxRetry = e.integer("WORKER_MAX_RETRY", c.Queue.MaxRetry)
@@ -275,6 +278,17 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 		e.fail("ADMIN_USER and ADMIN_PASSWORD", "must be set together")
 	}
 	e.secret("ADMIN_PASSWORD", c.API.AdminPassword)
+	if v := e.get("CORS_ALLOWED_ORIGINS"); v != "" {
+		for _, o := range strings.Split(v, ",") {
+			o = strings.TrimSpace(o)
+			u, err := url.Parse(o)
+			if o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "") {
+				e.fail("CORS_ALLOWED_ORIGINS", "must list origins such as https://app.example.com (scheme and host, no path), or *")
+				break
+			}
+			c.API.CORSAllowedOrigins = append(c.API.CORSAllowedOrigins, o)
+		}
+	}
 	if v := e.get("TRUSTED_PROXIES"); v != "" {
 		for _, cidr := range strings.Split(v, ",") {
 			_, n, err := net.ParseCIDR(strings.TrimSpace(cidr))

@@ -207,6 +207,24 @@ func (s *Stream) Subscribe(ctx context.Context, userID, after string) (<-chan im
 	return sub.out, sub.Close, nil
 }
 
+// Position returns the position of a user's stream now: subscribing after
+// it later gets every event from now on.
+func (s *Stream) Position(ctx context.Context, userID string) (string, error) {
+	last, err := s.rdb.XRevRangeN(ctx, s.key(userID), "+", "-", 1).Result()
+	if err != nil {
+		return "", failure.Wrap(failure.Unavailable, "events_unavailable", "the event stream is unavailable", err)
+	}
+	if len(last) == 1 {
+		return last[0].ID, nil
+	}
+	// No events kept: the next one gets an id after Redis' clock now.
+	now, err := s.rdb.Time(ctx).Result()
+	if err != nil {
+		return "", failure.Wrap(failure.Unavailable, "events_unavailable", "the event stream is unavailable", err)
+	}
+	return strconv.FormatInt(now.UnixMilli(), 10) + "-0", nil
+}
+
 func str(v any) string {
 	s, _ := v.(string)
 	return s

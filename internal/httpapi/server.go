@@ -7,6 +7,7 @@ import (
 	_ "embed" // the OpenAPI document
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -19,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	tusd "github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/failure"
@@ -63,6 +65,8 @@ type Events interface {
 	// Subscribe returns a user's image events after position after ("":
 	// from now), until stop or ctx ends.
 	Subscribe(ctx context.Context, userID, after string) (events <-chan image.StreamedEvent, stop func(), err error)
+	// Position is where a user's stream is now.
+	Position(ctx context.Context, userID string) (string, error)
 }
 
 // Limiter counts events per key (rate limits shared by every replica).
@@ -111,6 +115,9 @@ type Config struct {
 	// UploadTimeout bounds the time an upload body may take in all,
 	// however steadily it arrives. 0 means 5 minutes.
 	UploadTimeout time.Duration
+	// CORSAllowedOrigins are the browser origins (scheme://host[:port])
+	// allowed to call the API from their pages; empty turns CORS off.
+	CORSAllowedOrigins []string
 	// MaxWaitersPerUser bounds the long polls and event streams one user
 	// holds open in this process; one more is answered 429. 0 means 10.
 	MaxWaitersPerUser int
@@ -127,6 +134,11 @@ type Deps struct {
 	Auth       Authenticator
 	Images     Images
 	Operations Operations
+	// Uploads serves /v1/uploads; nil answers 404 there.
+	Uploads DirectUploads
+	// Tus is tusd's store (S3 and locks) for /v1/tus/; nil, or no
+	// Uploads, answers 404 there.
+	Tus *tusd.StoreComposer
 	// Webhooks serves /v1/webhooks; nil answers 404 there.
 	Webhooks Webhooks
 	// Idempotency keeps the responses of requests made with an
@@ -176,6 +188,23 @@ type Server struct {
 	waiters   map[string]int
 }
 
+// corsConfig lets pages of the allowed origins call every route: the
+// headers the flows send (tokens, idempotency, resuming, tus) and the ones
+// their answers carry that a script needs to read.
+func corsConfig(origins []string) middleware.CORSConfig {
+	return middleware.CORSConfig{
+		AllowOrigins: origins,
+		AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+		AllowHeaders: []string{echo.HeaderAuthorization, echo.HeaderContentType, "Idempotency-Key", "Last-Event-ID",
+			"Tus-Resumable", "Upload-Length", "Upload-Offset", "Upload-Metadata", "Upload-Defer-Length", "Upload-Concat",
+			"X-HTTP-Method-Override", echo.HeaderXRequestID},
+		ExposeHeaders: []string{echo.HeaderLocation, "Retry-After", "Idempotent-Replayed", echo.HeaderXRequestID,
+			"Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Upload-Offset", "Upload-Length",
+			"Upload-Expires", "Upload-Metadata"},
+		MaxAge: 3600,
+	}
+}
+
 // New returns the Echo instance with every route.
 func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 	if d.Registry == nil {
@@ -216,6 +245,10 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 		}
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
+	if len(cfg.CORSAllowedOrigins) > 0 {
+		// Before routing, so that preflights of every route are answered.
+		e.Pre(middleware.CORSWithConfig(corsConfig(cfg.CORSAllowedOrigins)))
+	}
 	e.Use(middleware.RequestID())
 	e.Use(s.observe)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
@@ -250,6 +283,20 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 	}
 	v1.DELETE("/images/:id", s.deleteImage, s.requireAuth)
 	v1.POST("/images/:id/reprocess", s.reprocess, s.requireAuth)
+	if d.Uploads != nil {
+		v1.POST("/uploads", s.beginUpload, s.requireAuth)
+		v1.POST("/uploads/:id/parts", s.signParts, s.requireAuth)
+		v1.GET("/uploads/:id/parts", s.listParts, s.requireAuth)
+		v1.POST("/uploads/:id/complete", s.completeUpload, s.requireAuth)
+		v1.DELETE("/uploads/:id", s.abortUpload, s.requireAuth)
+		if d.Tus != nil {
+			h, err := s.newTus(d.Tus)
+			if err != nil {
+				panic(fmt.Sprintf("tusd: %v", err)) // a wiring mistake: the composer has no store
+			}
+			s.tusRoutes(v1, h)
+		}
+	}
 	v1.GET("/admin/images", s.adminImages, s.requireAuth, s.requireAdmin)
 	v1.GET("/admin/stats", s.adminStats, s.requireAuth, s.requireAdmin)
 	v1.POST("/admin/backfill", s.startBackfill, s.requireAuth, s.requireAdmin)

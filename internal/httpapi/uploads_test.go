@@ -129,3 +129,41 @@ func TestQuota(t *testing.T) {
 		t.Errorf("originals %v, want only the first", keys)
 	}
 }
+
+// TestCORS: a page of an allowed origin gets its preflight answered and
+// can read the headers the flows need; another origin gets no CORS
+// headers; with no origins configured there are none at all.
+func TestCORS(t *testing.T) {
+	h := newHarness(t, func(s *settings) { s.API.CORSAllowedOrigins = []string{"https://app.example.com"} })
+	token := h.user("cors@example.com")
+	pre, _ := http.NewRequest(http.MethodOptions, h.url+"/v1/images", nil)
+	pre.Header.Set("Origin", "https://app.example.com")
+	pre.Header.Set("Access-Control-Request-Method", "POST")
+	pre.Header.Set("Access-Control-Request-Headers", "authorization,content-type,idempotency-key")
+	r := send(t, http.DefaultClient, pre)
+	if r.Status != http.StatusNoContent || r.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
+		!strings.Contains(strings.ToLower(r.Header.Get("Access-Control-Allow-Headers")), "idempotency-key") {
+		t.Errorf("preflight: %d, allow origin %q, headers %q", r.Status, r.Header.Get("Access-Control-Allow-Origin"), r.Header.Get("Access-Control-Allow-Headers"))
+	}
+	ct, body := multipartBody(t, "file", "a.jpg", testenv.JPEG(t, 64, 48, 1))
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/v1/images", body)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", ct)
+	req.Header.Set("Origin", "https://app.example.com")
+	r = send(t, h.client, req)
+	if r.Status != http.StatusAccepted || r.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
+		!strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "Location") {
+		t.Errorf("upload from the page: %d, allow origin %q, expose %q", r.Status, r.Header.Get("Access-Control-Allow-Origin"), r.Header.Get("Access-Control-Expose-Headers"))
+	}
+	pre.Header.Set("Origin", "https://evil.example.net")
+	if r := send(t, http.DefaultClient, pre); r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("preflight from another origin: allow origin %q, want none", r.Header.Get("Access-Control-Allow-Origin"))
+	}
+	off := newHarness(t)
+	pre2, _ := http.NewRequest(http.MethodOptions, off.url+"/v1/images", nil)
+	pre2.Header.Set("Origin", "https://app.example.com")
+	pre2.Header.Set("Access-Control-Request-Method", "POST")
+	if r := send(t, http.DefaultClient, pre2); r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("CORS off: allow origin %q, want none", r.Header.Get("Access-Control-Allow-Origin"))
+	}
+}

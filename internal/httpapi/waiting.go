@@ -94,7 +94,17 @@ func (s *Server) events(c echo.Context) error {
 		return err
 	}
 	defer release()
-	events, stop, err := s.Events.Subscribe(ctx, p.UserID, strings.TrimSpace(after))
+	after = strings.TrimSpace(after)
+	fresh := after == ""
+	if fresh {
+		// From now: the client is told where now is (an id line without
+		// data sets its last event id), so that a reconnect before any
+		// event, after its token expired say, misses nothing.
+		if after, err = s.Events.Position(ctx, p.UserID); err != nil {
+			return err
+		}
+	}
+	events, stop, err := s.Events.Subscribe(ctx, p.UserID, after)
 	if err != nil {
 		return err
 	}
@@ -109,6 +119,9 @@ func (s *Server) events(c echo.Context) error {
 	w.Header().Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, "retry: 3000\n\n")
+	if fresh {
+		fmt.Fprintf(w, "id: %s\n\n", after)
+	}
 	if err := rc.Flush(); err != nil {
 		return nil
 	}

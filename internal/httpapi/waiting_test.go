@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -167,6 +168,46 @@ func TestEventStream(t *testing.T) {
 			t.Errorf("%s: %d, want 401 or 400", name, resp.StatusCode)
 		}
 	}
+}
+
+// TestEventStreamSaysWhereNowIs: a stream opened without an id first names
+// the position it starts from (an id line without data), so that a client
+// reconnecting with it before any event misses nothing in between.
+func TestEventStreamSaysWhereNowIs(t *testing.T) {
+	h := newHarness(t)
+	token := h.user("now@example.com")
+	first, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	req, _ := http.NewRequestWithContext(first, http.MethodGet, h.url+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var now string
+	for now == "" && sc.Scan() {
+		if id, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+			now = id
+		}
+	}
+	resp.Body.Close()
+	if now == "" {
+		t.Fatal("a fresh stream named no position")
+	}
+	// An image finishes while the client is away; it comes back with the
+	// position it was given.
+	var img imageJSON
+	h.upload(token, "a.jpg", testenv.JPEG(t, 320, 240, 1)).json(t, &img)
+	h.waitFor(token, img.ID)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, resp2 := openStream(t, ctx, h.url+"/v1/events", token, now)
+	if resp2.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp2.Body)
+		t.Fatalf("resuming from %q: %d %s", now, resp2.StatusCode, b)
+	}
+	next(t, events, img.ID)
 }
 
 // TestEventStreamEndsWithToken: a stream ends when its access token

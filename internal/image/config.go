@@ -66,6 +66,12 @@ type Config struct {
 	// DecodeMemory bounds the memory the decodes of one worker hold at
 	// once (see imaging.Config).
 	DecodeMemory int64
+	// UploadExpiry is how long a direct or tus upload may stay unfinished
+	// before it is removed.
+	UploadExpiry time.Duration
+	// PartSize is the size of a multipart upload's parts; an upload up to
+	// it is one presigned PUT (S3's parts are 5 MiB at least).
+	PartSize int64
 	// Deduplicate makes an upload of a file the same user stored already
 	// (the same SHA-256) return that image instead of a second one.
 	Deduplicate bool
@@ -91,6 +97,8 @@ func NewDefaultConfig() Config {
 		Lease:        10 * time.Minute,
 		StaleAfter:   2 * time.Minute,
 		MaxCrashes:   3,
+		UploadExpiry: 24 * time.Hour,
+		PartSize:     8 << 20,
 		OutputFormat: "auto",
 		Formats:      DefaultFormats,
 		Quality:      82,
@@ -156,6 +164,12 @@ func (c Config) Validate() error {
 		if u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 			errs = append(errs, fmt.Errorf("%s must be an http:// or https:// URL", name))
 		}
+	}
+	if c.UploadExpiry < time.Minute {
+		errs = append(errs, errors.New("UPLOAD_EXPIRY must be at least a minute"))
+	}
+	if c.PartSize < 5<<20 || c.PartSize > 5<<30 {
+		errs = append(errs, errors.New("UPLOAD_PART_SIZE must be between 5 MiB and 5 GiB"))
 	}
 	if c.QuotaImages < 0 || c.QuotaBytes < 0 {
 		errs = append(errs, errors.New("USER_QUOTA_IMAGES and USER_QUOTA_BYTES must not be negative"))

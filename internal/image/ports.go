@@ -216,3 +216,86 @@ func (nopObserver) InFlight(int)                {}
 type Notifier interface {
 	ImageFinished(ctx context.Context, img *Image) error
 }
+
+// PendingUpload is an upload that goes straight to object storage (a
+// presigned PUT or a multipart upload) or through tus, until it becomes
+// an image (its ID becomes the image's) or expires.
+type PendingUpload struct {
+	ID          string
+	UserID      string
+	Kind        string // UploadPut, UploadMultipart or UploadTus
+	State       string // UploadPending, UploadCompleting, UploadCompleted, UploadAborted, UploadExpired
+	Filename    string
+	ContentType string
+	// Bytes is the size the client declared.
+	Bytes    int64
+	PartSize int64
+	// Key is where the bytes land: the image's original key.
+	Key string
+	// S3UploadID names a direct multipart upload (a tus upload's is the
+	// tus store's).
+	S3UploadID string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+}
+
+// Kinds and states of a PendingUpload.
+const (
+	UploadPut       = "put"
+	UploadMultipart = "multipart"
+	UploadTus       = "tus"
+
+	UploadPending    = "pending"
+	UploadCompleting = "completing"
+	UploadCompleted  = "completed"
+	UploadAborted    = "aborted"
+	UploadExpired    = "expired"
+)
+
+// Uploads stores pending uploads.
+type Uploads interface {
+	CreateUpload(ctx context.Context, u *PendingUpload) error
+	// Upload returns one, or ErrUploadNotFound.
+	Upload(ctx context.Context, id string) (*PendingUpload, error)
+	// MoveUpload changes an upload's state from one to another, and
+	// reports false when it was not in from.
+	MoveUpload(ctx context.Context, id, from, to string) (bool, error)
+	// StaleUploads lists uploads pending or completing whose time ran out
+	// before t.
+	StaleUploads(ctx context.Context, before time.Time, limit int) ([]*PendingUpload, error)
+	// PendingUploads counts a user's uploads pending or completing.
+	PendingUploads(ctx context.Context, userID string) (int, error)
+	// ForgetUploads deletes the records of uploads completed, aborted or
+	// expired whose time ran out before t.
+	ForgetUploads(ctx context.Context, before time.Time) (int64, error)
+}
+
+// Part is one part of a multipart upload.
+type Part struct {
+	Number int32
+	ETag   string
+	Size   int64
+}
+
+// Staging is object storage as uploads straight to it need it.
+type Staging interface {
+	// PresignPut returns a URL a client PUTs exactly size bytes of
+	// contentType to, under key.
+	PresignPut(ctx context.Context, key string, size int64, contentType string, expiry time.Duration) (string, error)
+	CreateMultipart(ctx context.Context, key, contentType string) (uploadID string, err error)
+	// PresignPart returns a URL a client PUTs exactly size bytes of a
+	// part to.
+	PresignPart(ctx context.Context, key, uploadID string, part int32, size int64, expiry time.Duration) (string, error)
+	ListParts(ctx context.Context, key, uploadID string) ([]Part, error)
+	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) error
+	AbortMultipart(ctx context.Context, key, uploadID string) error
+	// AbortMultipartUploads aborts every multipart upload under key (a tus
+	// upload's, whose id only the tus store knows).
+	AbortMultipartUploads(ctx context.Context, key string) error
+	// ClearUploadState removes what an upload protocol kept beside the
+	// object under key (tus's .info and .part objects).
+	ClearUploadState(ctx context.Context, key string) error
+	// Open reads an object as a stream, with its size; ErrNotFound when
+	// there is none.
+	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)
+}

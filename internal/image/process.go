@@ -25,6 +25,8 @@ type Processor struct {
 	queue     Queue
 	resizer   Resizer
 	notifier  Notifier
+	uploads   Uploads
+	staging   Staging
 	obs       Observer
 	cfg       Config
 	log       *slog.Logger
@@ -46,6 +48,10 @@ type ProcessorDeps struct {
 	Resizer   Resizer
 	Observer  Observer
 	Notifier  Notifier
+	// Uploads and Staging, when set, let Reconcile expire unfinished
+	// uploads straight to object storage.
+	Uploads Uploads
+	Staging Staging
 }
 
 // NewProcessor returns a Processor.
@@ -55,8 +61,8 @@ func NewProcessor(d ProcessorDeps, cfg Config, log *slog.Logger) *Processor {
 		obs = nopObserver{}
 	}
 	return &Processor{
-		catalog: d.Catalog, ledger: d.Ledger, inventory: d.Inventory, backfills: d.Backfills, blobs: d.Blobs, queue: d.Queue, resizer: d.Resizer,
-		notifier: d.Notifier, obs: obs, cfg: cfg, log: log, now: time.Now,
+		catalog: d.Catalog, ledger: d.Ledger, inventory: d.Inventory, backfills: d.Backfills, blobs: d.Blobs, queue: d.Queue,
+		resizer: d.Resizer, notifier: d.Notifier, uploads: d.Uploads, staging: d.Staging, obs: obs, cfg: cfg, log: log, now: time.Now,
 	}
 }
 

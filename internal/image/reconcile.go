@@ -9,7 +9,8 @@ import (
 // Reconcile enqueues again the images that were left queued (a crash
 // between commit and enqueue) or whose processing lease ran out (a worker
 // that died), and notifies the finished images whose notification failed
-// after their task's last attempt. It returns how many images it handled.
+// after their task's last attempt, and expires unfinished uploads. It
+// returns how many images and uploads it handled.
 func (s *Processor) Reconcile(ctx context.Context) (int, error) {
 	now := s.now()
 	n, err := s.requeue(ctx, now.Add(-s.cfg.StaleAfter), now)
@@ -26,7 +27,11 @@ func (s *Processor) Reconcile(ctx context.Context) (int, error) {
 		}
 		n++
 	}
-	return n, nil
+	expired, err := s.expireUploads(ctx, now)
+	if err != nil {
+		return n, fmt.Errorf("expire uploads: %w", err)
+	}
+	return n + expired, nil
 }
 
 // RequeueUnfinished enqueues again every image not done or failed, whatever

@@ -18,6 +18,8 @@ type Service struct {
 	inventory Inventory
 	stats     QueueStats
 	backfills Backfills
+	uploads   Uploads
+	staging   Staging
 	cfg       Config
 	log       *slog.Logger
 	now       func() time.Time
@@ -35,13 +37,17 @@ type ServiceDeps struct {
 	QueueStats QueueStats
 	// Backfills starts the backfill.
 	Backfills Backfills
+	// Uploads and Staging serve uploads straight to object storage.
+	Uploads Uploads
+	Staging Staging
 }
 
 // NewService returns a Service.
 func NewService(d ServiceDeps, cfg Config, log *slog.Logger) *Service {
 	return &Service{
 		catalog: d.Catalog, ledger: d.Ledger, blobs: d.Blobs, queue: d.Queue,
-		inventory: d.Inventory, stats: d.QueueStats, backfills: d.Backfills, cfg: cfg, log: log, now: time.Now,
+		inventory: d.Inventory, stats: d.QueueStats, backfills: d.Backfills, uploads: d.Uploads, staging: d.Staging,
+		cfg: cfg, log: log, now: time.Now,
 	}
 }
 

@@ -202,3 +202,105 @@ var _ image.Notifier = (*Notifier)(nil)
 func (n *Notifier) ImageFinished(ctx context.Context, img *image.Image) error {
 	return n.ImageFinishedFn(ctx, img)
 }
+
+// Uploads is an image.Uploads.
+type Uploads struct {
+	CreateUploadFn   func(ctx context.Context, u *image.PendingUpload) error
+	UploadFn         func(ctx context.Context, id string) (*image.PendingUpload, error)
+	MoveUploadFn     func(ctx context.Context, id, from, to string) (bool, error)
+	StaleUploadsFn   func(ctx context.Context, before time.Time, limit int) ([]*image.PendingUpload, error)
+	PendingUploadsFn func(ctx context.Context, userID string) (int, error)
+	ForgetUploadsFn  func(ctx context.Context, before time.Time) (int64, error)
+}
+
+var _ image.Uploads = (*Uploads)(nil)
+
+// CreateUpload calls CreateUploadFn.
+func (u *Uploads) CreateUpload(ctx context.Context, p *image.PendingUpload) error {
+	return u.CreateUploadFn(ctx, p)
+}
+
+// Upload calls UploadFn.
+func (u *Uploads) Upload(ctx context.Context, id string) (*image.PendingUpload, error) {
+	return u.UploadFn(ctx, id)
+}
+
+// MoveUpload calls MoveUploadFn.
+func (u *Uploads) MoveUpload(ctx context.Context, id, from, to string) (bool, error) {
+	return u.MoveUploadFn(ctx, id, from, to)
+}
+
+// StaleUploads calls StaleUploadsFn.
+func (u *Uploads) StaleUploads(ctx context.Context, before time.Time, limit int) ([]*image.PendingUpload, error) {
+	return u.StaleUploadsFn(ctx, before, limit)
+}
+
+// PendingUploads calls PendingUploadsFn.
+func (u *Uploads) PendingUploads(ctx context.Context, userID string) (int, error) {
+	return u.PendingUploadsFn(ctx, userID)
+}
+
+// ForgetUploads calls ForgetUploadsFn.
+func (u *Uploads) ForgetUploads(ctx context.Context, before time.Time) (int64, error) {
+	return u.ForgetUploadsFn(ctx, before)
+}
+
+// Staging is an image.Staging.
+type Staging struct {
+	PresignPutFn            func(ctx context.Context, key string, size int64, contentType string, expiry time.Duration) (string, error)
+	CreateMultipartFn       func(ctx context.Context, key, contentType string) (string, error)
+	PresignPartFn           func(ctx context.Context, key, uploadID string, part int32, size int64, expiry time.Duration) (string, error)
+	ListPartsFn             func(ctx context.Context, key, uploadID string) ([]image.Part, error)
+	CompleteMultipartFn     func(ctx context.Context, key, uploadID string, parts []image.Part) error
+	AbortMultipartFn        func(ctx context.Context, key, uploadID string) error
+	AbortMultipartUploadsFn func(ctx context.Context, key string) error
+	ClearUploadStateFn      func(ctx context.Context, key string) error
+	OpenFn                  func(ctx context.Context, key string) (io.ReadCloser, int64, error)
+}
+
+var _ image.Staging = (*Staging)(nil)
+
+// PresignPut calls PresignPutFn.
+func (s *Staging) PresignPut(ctx context.Context, key string, size int64, contentType string, expiry time.Duration) (string, error) {
+	return s.PresignPutFn(ctx, key, size, contentType, expiry)
+}
+
+// CreateMultipart calls CreateMultipartFn.
+func (s *Staging) CreateMultipart(ctx context.Context, key, contentType string) (string, error) {
+	return s.CreateMultipartFn(ctx, key, contentType)
+}
+
+// PresignPart calls PresignPartFn.
+func (s *Staging) PresignPart(ctx context.Context, key, uploadID string, part int32, size int64, expiry time.Duration) (string, error) {
+	return s.PresignPartFn(ctx, key, uploadID, part, size, expiry)
+}
+
+// ListParts calls ListPartsFn.
+func (s *Staging) ListParts(ctx context.Context, key, uploadID string) ([]image.Part, error) {
+	return s.ListPartsFn(ctx, key, uploadID)
+}
+
+// CompleteMultipart calls CompleteMultipartFn.
+func (s *Staging) CompleteMultipart(ctx context.Context, key, uploadID string, parts []image.Part) error {
+	return s.CompleteMultipartFn(ctx, key, uploadID, parts)
+}
+
+// AbortMultipart calls AbortMultipartFn.
+func (s *Staging) AbortMultipart(ctx context.Context, key, uploadID string) error {
+	return s.AbortMultipartFn(ctx, key, uploadID)
+}
+
+// AbortMultipartUploads calls AbortMultipartUploadsFn.
+func (s *Staging) AbortMultipartUploads(ctx context.Context, key string) error {
+	return s.AbortMultipartUploadsFn(ctx, key)
+}
+
+// ClearUploadState calls ClearUploadStateFn.
+func (s *Staging) ClearUploadState(ctx context.Context, key string) error {
+	return s.ClearUploadStateFn(ctx, key)
+}
+
+// Open calls OpenFn.
+func (s *Staging) Open(ctx context.Context, key string) (io.ReadCloser, int64, error) {
+	return s.OpenFn(ctx, key)
+}

@@ -39,6 +39,24 @@ func Canvas(w, h int, alpha uint8) *image.NRGBA {
 	return img
 }
 
+// PaddedJPEG is a small test JPEG grown to exactly size bytes with bytes
+// after its end marker, which decoders ignore: a large file that decodes at
+// once, for multipart and resumable uploads.
+func PaddedJPEG(tb testing.TB, size int) []byte {
+	tb.Helper()
+	src := JPEG(tb, 64, 48, 1)
+	if size < len(src) {
+		tb.Fatalf("PaddedJPEG(%d): smaller than the JPEG itself (%d bytes)", size, len(src))
+	}
+	out := make([]byte, size)
+	copy(out, src)
+	r := rand.New(rand.NewPCG(uint64(size), 3))
+	for i := len(src); i < size; i++ {
+		out[i] = byte('a' + r.IntN(26))
+	}
+	return out
+}
+
 // JPEG encodes a w x h test canvas as JPEG. With orientation 2 to 8 it adds
 // an EXIF APP1 segment carrying that orientation.
 func JPEG(tb testing.TB, w, h, orientation int) []byte {

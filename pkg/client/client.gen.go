@@ -134,6 +134,39 @@ func (e TokensTokenType) Valid() bool {
 	}
 }
 
+// Defines values for UploadKind.
+const (
+	Multipart UploadKind = "multipart"
+	Put       UploadKind = "put"
+)
+
+// Valid indicates whether the value is a known member of the UploadKind enum.
+func (e UploadKind) Valid() bool {
+	switch e {
+	case Multipart:
+		return true
+	case Put:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UploadPutMethod.
+const (
+	PUT UploadPutMethod = "PUT"
+)
+
+// Valid indicates whether the value is a known member of the UploadPutMethod enum.
+func (e UploadPutMethod) Valid() bool {
+	switch e {
+	case PUT:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for VariantFormatContentType.
 const (
 	Imageavif VariantFormatContentType = "image/avif"
@@ -152,6 +185,72 @@ func (e VariantFormatContentType) Valid() bool {
 	case Imagepng:
 		return true
 	case Imagewebp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TusCreateParamsTusResumable.
+const (
+	TusCreateParamsTusResumableN100 TusCreateParamsTusResumable = "1.0.0"
+)
+
+// Valid indicates whether the value is a known member of the TusCreateParamsTusResumable enum.
+func (e TusCreateParamsTusResumable) Valid() bool {
+	switch e {
+	case TusCreateParamsTusResumableN100:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TusAbortParamsTusResumable.
+const (
+	TusAbortParamsTusResumableN100 TusAbortParamsTusResumable = "1.0.0"
+)
+
+// Valid indicates whether the value is a known member of the TusAbortParamsTusResumable enum.
+func (e TusAbortParamsTusResumable) Valid() bool {
+	switch e {
+	case TusAbortParamsTusResumableN100:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TusWriteParamsTusResumable.
+const (
+	TusWriteParamsTusResumableN100 TusWriteParamsTusResumable = "1.0.0"
+)
+
+// Valid indicates whether the value is a known member of the TusWriteParamsTusResumable enum.
+func (e TusWriteParamsTusResumable) Valid() bool {
+	switch e {
+	case TusWriteParamsTusResumableN100:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TusOverrideParamsXHTTPMethodOverride.
+const (
+	DELETE TusOverrideParamsXHTTPMethodOverride = "DELETE"
+	HEAD   TusOverrideParamsXHTTPMethodOverride = "HEAD"
+	PATCH  TusOverrideParamsXHTTPMethodOverride = "PATCH"
+)
+
+// Valid indicates whether the value is a known member of the TusOverrideParamsXHTTPMethodOverride enum.
+func (e TusOverrideParamsXHTTPMethodOverride) Valid() bool {
+	switch e {
+	case DELETE:
+		return true
+	case HEAD:
+		return true
+	case PATCH:
 		return true
 	default:
 		return false
@@ -202,6 +301,12 @@ type BackfillStatus struct {
 
 	// Profile the configured variant set (VARIANTS, VARIANT_FORMATS), hashed
 	Profile string `json:"profile"`
+}
+
+// CompleteUploadRequest defines model for CompleteUploadRequest.
+type CompleteUploadRequest struct {
+	// Parts the parts to put together (default: every part that arrived)
+	Parts *[]Part `json:"parts,omitempty"`
 }
 
 // Credentials defines model for Credentials.
@@ -306,6 +411,23 @@ type ImageList struct {
 // ImageStatus defines model for ImageStatus.
 type ImageStatus string
 
+// Part defines model for Part.
+type Part struct {
+	Etag   string `json:"etag"`
+	Number int32  `json:"number"`
+	Size   *int64 `json:"size,omitempty"`
+}
+
+// PartList defines model for PartList.
+type PartList struct {
+	// Items the parts that arrived, by number
+	Items    []Part `json:"items"`
+	PartSize int64  `json:"part_size"`
+
+	// Parts how many parts the upload has
+	Parts int `json:"parts"`
+}
+
 // Ping defines model for Ping.
 type Ping struct {
 	Error      *string `json:"error"`
@@ -335,6 +457,22 @@ type ReadyChecks string
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
 	RefreshToken string `json:"refresh_token"`
+}
+
+// SignPartsRequest defines model for SignPartsRequest.
+type SignPartsRequest struct {
+	Numbers []int32 `json:"numbers"`
+}
+
+// SignedParts defines model for SignedParts.
+type SignedParts struct {
+	ExpiresAt time.Time `json:"expires_at"`
+	Items     []struct {
+		Number int32 `json:"number"`
+
+		// Url PUT the part's exact bytes here; the answer's ETag header names the part
+		Url string `json:"url"`
+	} `json:"items"`
 }
 
 // Stats defines model for Stats.
@@ -393,6 +531,59 @@ type Tokens struct {
 // TokensTokenType defines model for Tokens.TokenType.
 type TokensTokenType string
 
+// Upload defines model for Upload.
+type Upload struct {
+	Bytes       int64  `json:"bytes"`
+	ContentType string `json:"content_type"`
+
+	// ExpiresAt when the unfinished upload is removed (UPLOAD_EXPIRY)
+	ExpiresAt time.Time `json:"expires_at"`
+	Filename  string    `json:"filename"`
+
+	// Id the upload's id, and the image's once completed
+	Id string `json:"id"`
+
+	// Kind put: send the file with put; multipart: sign parts, send them, then complete
+	Kind UploadKind `json:"kind"`
+
+	// PartSize a multipart upload's part size: every part has it but the last
+	PartSize int64 `json:"part_size"`
+
+	// Parts how many parts (1 for put)
+	Parts int `json:"parts"`
+
+	// Put where to send the whole file (kind put); the size and type are signed
+	Put *struct {
+		// Headers headers to send with it
+		Headers map[string]string `json:"headers"`
+		Method  UploadPutMethod   `json:"method"`
+		Url     string            `json:"url"`
+	} `json:"put,omitempty"`
+
+	// UrlsExpireAt when the URLs in this answer stop working
+	UrlsExpireAt *time.Time `json:"urls_expire_at,omitempty"`
+}
+
+// UploadKind put: send the file with put; multipart: sign parts, send them, then complete
+type UploadKind string
+
+// UploadPutMethod defines model for Upload.Put.Method.
+type UploadPutMethod string
+
+// UploadRequest defines model for UploadRequest.
+type UploadRequest struct {
+	// Bytes the file's exact size
+	Bytes int64 `json:"bytes"`
+
+	// ContentType image/jpeg, image/png, image/webp, image/gif, image/heif or image/avif (the bytes are checked at completion)
+	//
+	// Example: image/jpeg
+	ContentType string `json:"content_type"`
+
+	// Filename the file's name, kept for display
+	Filename *string `json:"filename,omitempty"`
+}
+
 // User defines model for User.
 type User struct {
 	CreatedAt time.Time `json:"created_at"`
@@ -438,8 +629,14 @@ type Cursor = string
 // Id defines model for id.
 type Id = string
 
+// IdempotencyKey defines model for idempotencyKey.
+type IdempotencyKey = string
+
 // Limit defines model for limit.
 type Limit = int
+
+// UploadId defines model for uploadId.
+type UploadId = string
 
 // DatabaseUnavailable defines model for DatabaseUnavailable.
 type DatabaseUnavailable = Error
@@ -468,8 +665,35 @@ type PageInvalid = Error
 // RateLimited defines model for RateLimited.
 type RateLimited = Error
 
+// StorageUnavailable defines model for StorageUnavailable.
+type StorageUnavailable = Error
+
+// TooManyUploads defines model for TooManyUploads.
+type TooManyUploads = Error
+
 // TooManyWaiting defines model for TooManyWaiting.
 type TooManyWaiting = Error
+
+// TusGone defines model for TusGone.
+type TusGone = Error
+
+// TusLocked defines model for TusLocked.
+type TusLocked = Error
+
+// TusUnavailable defines model for TusUnavailable.
+type TusUnavailable = Error
+
+// TusVersion defines model for TusVersion.
+type TusVersion = Error
+
+// UploadExpired defines model for UploadExpired.
+type UploadExpired = Error
+
+// UploadGone defines model for UploadGone.
+type UploadGone = Error
+
+// UploadNotFound defines model for UploadNotFound.
+type UploadNotFound = Error
 
 // WebhookNotFound defines model for WebhookNotFound.
 type WebhookNotFound = Error
@@ -525,6 +749,55 @@ type GetImageParams struct {
 	Wait *string `form:"wait,omitempty" json:"wait,omitempty"`
 }
 
+// TusCreateParams defines parameters for TusCreate.
+type TusCreateParams struct {
+	TusResumable TusCreateParamsTusResumable `json:"Tus-Resumable"`
+	UploadLength int64                       `json:"Upload-Length"`
+
+	// UploadMetadata comma-separated `key base64(value)` pairs: filename, filetype
+	UploadMetadata *string `json:"Upload-Metadata,omitempty"`
+}
+
+// TusCreateParamsTusResumable defines parameters for TusCreate.
+type TusCreateParamsTusResumable string
+
+// TusAbortParams defines parameters for TusAbort.
+type TusAbortParams struct {
+	TusResumable *TusAbortParamsTusResumable `json:"Tus-Resumable,omitempty"`
+}
+
+// TusAbortParamsTusResumable defines parameters for TusAbort.
+type TusAbortParamsTusResumable string
+
+// TusWriteParams defines parameters for TusWrite.
+type TusWriteParams struct {
+	TusResumable TusWriteParamsTusResumable `json:"Tus-Resumable"`
+	UploadOffset int64                      `json:"Upload-Offset"`
+}
+
+// TusWriteParamsTusResumable defines parameters for TusWrite.
+type TusWriteParamsTusResumable string
+
+// TusOverrideParams defines parameters for TusOverride.
+type TusOverrideParams struct {
+	XHTTPMethodOverride TusOverrideParamsXHTTPMethodOverride `json:"X-HTTP-Method-Override"`
+}
+
+// TusOverrideParamsXHTTPMethodOverride defines parameters for TusOverride.
+type TusOverrideParamsXHTTPMethodOverride string
+
+// BeginUploadParams defines parameters for BeginUpload.
+type BeginUploadParams struct {
+	// IdempotencyKey Makes the call safe to retry: a repeat with the same key (kept 24 hours per user) gets the first response again (with Idempotent-Replayed: true); the same key with another request is 422 idempotency_key_reused; one while the first is still running is 409 idempotency_key_in_use.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// CompleteUploadParams defines parameters for CompleteUpload.
+type CompleteUploadParams struct {
+	// IdempotencyKey Makes the call safe to retry: a repeat with the same key (kept 24 hours per user) gets the first response again (with Idempotent-Replayed: true); the same key with another request is 422 idempotency_key_reused; one while the first is still running is 409 idempotency_key_in_use.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListWebhookDeliveriesParams defines parameters for ListWebhookDeliveries.
 type ListWebhookDeliveriesParams struct {
 	// Limit how many, newest first; larger values are capped at 100
@@ -545,6 +818,15 @@ type SignupJSONRequestBody = Credentials
 
 // UploadImageMultipartRequestBody defines body for UploadImage for multipart/form-data ContentType.
 type UploadImageMultipartRequestBody UploadImageMultipartBody
+
+// BeginUploadJSONRequestBody defines body for BeginUpload for application/json ContentType.
+type BeginUploadJSONRequestBody = UploadRequest
+
+// CompleteUploadJSONRequestBody defines body for CompleteUpload for application/json ContentType.
+type CompleteUploadJSONRequestBody = CompleteUploadRequest
+
+// SignUploadPartsJSONRequestBody defines body for SignUploadParts for application/json ContentType.
+type SignUploadPartsJSONRequestBody = SignPartsRequest
 
 // CreateWebhookJSONRequestBody defines body for CreateWebhook for application/json ContentType.
 type CreateWebhookJSONRequestBody = SubscriptionRequest
@@ -824,6 +1106,133 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/images/{id}/reprocess (the `ReprocessImage` operationId).
 	ReprocessImage(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TusOptions tus discovery
+	//
+	// The tus versions, extensions and maximum size this server supports.
+	//
+	// Corresponds with OPTIONS /v1/tus/ (the `TusOptions` operationId).
+	TusOptions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TusCreateWithBody Start a resumable (tus 1.0) upload
+	//
+	// The tus 1.0 protocol (https://tus.io), with the creation,
+	// creation-with-upload and termination extensions: any tus client
+	// (tus-js-client, Uppy, TUSKit, tus-android-client) works with
+	// endpoint `/v1/tus/` and the bearer token in its headers.
+	// `Upload-Length` is required and checked with the quota and the
+	// declared type (`Upload-Metadata` keys `filename` and `filetype`)
+	// before any byte is accepted. The answer's `Location` is the upload:
+	// send the bytes there with PATCH, ask how many arrived with HEAD
+	// after a dropped connection, and resume from there. When the last
+	// byte arrives the file is checked as any upload and becomes the
+	// image `Image-Id`, queued for processing. Unfinished uploads are
+	// removed after UPLOAD_EXPIRY (24 hours).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/tus/ (the `TusCreate` operationId).
+	TusCreateWithBody(ctx context.Context, params *TusCreateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TusAbort Abort a tus upload
+	//
+	// The upload ends and what arrived of it is removed (the termination extension).
+	//
+	// Corresponds with DELETE /v1/tus/{user_id}/{upload} (the `TusAbort` operationId).
+	TusAbort(ctx context.Context, userId string, upload string, params *TusAbortParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TusOffset How much of a tus upload arrived
+	//
+	// Upload-Offset is where to resume. An upload that became an image answers its full length (and Image-Id). Errors have no body: the status says it (404 unknown, 410 expired or aborted: start again).
+	//
+	// Corresponds with HEAD /v1/tus/{user_id}/{upload} (the `TusOffset` operationId).
+	TusOffset(ctx context.Context, userId string, upload string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TusWriteWithBody Send bytes of a tus upload
+	//
+	// The bytes from Upload-Offset on. When the last byte arrives, the file is checked as any upload: accepted, it becomes the image Image-Id (queued); refused (413, 415, 422, 403), it is deleted and the upload is over.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/tus/{user_id}/{upload} (the `TusWrite` operationId).
+	TusWriteWithBody(ctx context.Context, userId string, upload string, params *TusWriteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TusOverrideWithBody PATCH, DELETE or HEAD for clients that can only POST
+	//
+	// With X-HTTP-Method-Override, the request is the method it names; see those.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/tus/{user_id}/{upload} (the `TusOverride` operationId).
+	TusOverrideWithBody(ctx context.Context, userId string, upload string, params *TusOverrideParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BeginUploadWithBody Start an upload straight to object storage
+	//
+	// Checks the size, type and quota before any byte is sent, and answers where to send the bytes: one presigned PUT (kind `put`, files up to UPLOAD_PART_SIZE) or a multipart upload (kind `multipart`): sign parts, PUT each, list what arrived to resume, then complete. An upload not completed within UPLOAD_EXPIRY (24 hours) is removed. Counts as an upload against the rate limit.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/uploads (the `BeginUpload` operationId).
+	BeginUploadWithBody(ctx context.Context, params *BeginUploadParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BeginUpload Start an upload straight to object storage
+	//
+	// Checks the size, type and quota before any byte is sent, and answers where to send the bytes: one presigned PUT (kind `put`, files up to UPLOAD_PART_SIZE) or a multipart upload (kind `multipart`): sign parts, PUT each, list what arrived to resume, then complete. An upload not completed within UPLOAD_EXPIRY (24 hours) is removed. Counts as an upload against the rate limit.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/uploads (the `BeginUpload` operationId).
+	BeginUpload(ctx context.Context, params *BeginUploadParams, body BeginUploadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AbortUpload Abort an upload
+	//
+	// The upload ends and what arrived of it is removed.
+	//
+	// Corresponds with DELETE /v1/uploads/{id} (the `AbortUpload` operationId).
+	AbortUpload(ctx context.Context, id UploadId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CompleteUploadWithBody Complete an upload; it becomes an image
+	//
+	// For a multipart upload, the parts are put together first. The object is then read once: its size must be the declared one, and it is hashed and checked as an upload through POST /v1/images is. A file refused here (413, 415, 422) is deleted and the upload is over. The image has the upload's id and the same lifecycle as any other. A repeat after success answers 200 with the image.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/uploads/{id}/complete (the `CompleteUpload` operationId).
+	CompleteUploadWithBody(ctx context.Context, id UploadId, params *CompleteUploadParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CompleteUpload Complete an upload; it becomes an image
+	//
+	// For a multipart upload, the parts are put together first. The object is then read once: its size must be the declared one, and it is hashed and checked as an upload through POST /v1/images is. A file refused here (413, 415, 422) is deleted and the upload is over. The image has the upload's id and the same lifecycle as any other. A repeat after success answers 200 with the image.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/uploads/{id}/complete (the `CompleteUpload` operationId).
+	CompleteUpload(ctx context.Context, id UploadId, params *CompleteUploadParams, body CompleteUploadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListUploadParts List the parts that arrived
+	//
+	// To resume a multipart upload after a dropped connection: sign and send only the parts missing here.
+	//
+	// Corresponds with GET /v1/uploads/{id}/parts (the `ListUploadParts` operationId).
+	ListUploadParts(ctx context.Context, id UploadId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SignUploadPartsWithBody Sign parts of a multipart upload
+	//
+	// Presigned URLs, valid an hour, for the given part numbers (1 to parts). PUT each part's exact bytes (part_size, the last one the rest) to its URL and keep the ETag header of the answer.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/uploads/{id}/parts (the `SignUploadParts` operationId).
+	SignUploadPartsWithBody(ctx context.Context, id UploadId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SignUploadParts Sign parts of a multipart upload
+	//
+	// Presigned URLs, valid an hour, for the given part numbers (1 to parts). PUT each part's exact bytes (part_size, the last one the rest) to its URL and keep the ETag header of the answer.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/uploads/{id}/parts (the `SignUploadParts` operationId).
+	SignUploadParts(ctx context.Context, id UploadId, body SignUploadPartsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListWebhooks List webhooks
 	//
@@ -1319,6 +1728,273 @@ func (c *Client) GetImage(ctx context.Context, id Id, params *GetImageParams, re
 // Corresponds with POST /v1/images/{id}/reprocess (the `ReprocessImage` operationId).
 func (c *Client) ReprocessImage(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewReprocessImageRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TusOptions tus discovery
+//
+// The tus versions, extensions and maximum size this server supports.
+//
+// Corresponds with OPTIONS /v1/tus/ (the `TusOptions` operationId).
+func (c *Client) TusOptions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTusOptionsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TusCreateWithBody Start a resumable (tus 1.0) upload
+//
+// The tus 1.0 protocol (https://tus.io), with the creation,
+// creation-with-upload and termination extensions: any tus client
+// (tus-js-client, Uppy, TUSKit, tus-android-client) works with
+// endpoint `/v1/tus/` and the bearer token in its headers.
+// `Upload-Length` is required and checked with the quota and the
+// declared type (`Upload-Metadata` keys `filename` and `filetype`)
+// before any byte is accepted. The answer's `Location` is the upload:
+// send the bytes there with PATCH, ask how many arrived with HEAD
+// after a dropped connection, and resume from there. When the last
+// byte arrives the file is checked as any upload and becomes the
+// image `Image-Id`, queued for processing. Unfinished uploads are
+// removed after UPLOAD_EXPIRY (24 hours).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/tus/ (the `TusCreate` operationId).
+func (c *Client) TusCreateWithBody(ctx context.Context, params *TusCreateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTusCreateRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TusAbort Abort a tus upload
+//
+// The upload ends and what arrived of it is removed (the termination extension).
+//
+// Corresponds with DELETE /v1/tus/{user_id}/{upload} (the `TusAbort` operationId).
+func (c *Client) TusAbort(ctx context.Context, userId string, upload string, params *TusAbortParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTusAbortRequest(c.Server, userId, upload, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TusOffset How much of a tus upload arrived
+//
+// Upload-Offset is where to resume. An upload that became an image answers its full length (and Image-Id). Errors have no body: the status says it (404 unknown, 410 expired or aborted: start again).
+//
+// Corresponds with HEAD /v1/tus/{user_id}/{upload} (the `TusOffset` operationId).
+func (c *Client) TusOffset(ctx context.Context, userId string, upload string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTusOffsetRequest(c.Server, userId, upload)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TusWriteWithBody Send bytes of a tus upload
+//
+// The bytes from Upload-Offset on. When the last byte arrives, the file is checked as any upload: accepted, it becomes the image Image-Id (queued); refused (413, 415, 422, 403), it is deleted and the upload is over.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/tus/{user_id}/{upload} (the `TusWrite` operationId).
+func (c *Client) TusWriteWithBody(ctx context.Context, userId string, upload string, params *TusWriteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTusWriteRequestWithBody(c.Server, userId, upload, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TusOverrideWithBody PATCH, DELETE or HEAD for clients that can only POST
+//
+// With X-HTTP-Method-Override, the request is the method it names; see those.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/tus/{user_id}/{upload} (the `TusOverride` operationId).
+func (c *Client) TusOverrideWithBody(ctx context.Context, userId string, upload string, params *TusOverrideParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTusOverrideRequestWithBody(c.Server, userId, upload, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BeginUploadWithBody Start an upload straight to object storage
+//
+// Checks the size, type and quota before any byte is sent, and answers where to send the bytes: one presigned PUT (kind `put`, files up to UPLOAD_PART_SIZE) or a multipart upload (kind `multipart`): sign parts, PUT each, list what arrived to resume, then complete. An upload not completed within UPLOAD_EXPIRY (24 hours) is removed. Counts as an upload against the rate limit.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/uploads (the `BeginUpload` operationId).
+func (c *Client) BeginUploadWithBody(ctx context.Context, params *BeginUploadParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBeginUploadRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BeginUpload Start an upload straight to object storage
+//
+// Checks the size, type and quota before any byte is sent, and answers where to send the bytes: one presigned PUT (kind `put`, files up to UPLOAD_PART_SIZE) or a multipart upload (kind `multipart`): sign parts, PUT each, list what arrived to resume, then complete. An upload not completed within UPLOAD_EXPIRY (24 hours) is removed. Counts as an upload against the rate limit.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/uploads (the `BeginUpload` operationId).
+func (c *Client) BeginUpload(ctx context.Context, params *BeginUploadParams, body BeginUploadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBeginUploadRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AbortUpload Abort an upload
+//
+// The upload ends and what arrived of it is removed.
+//
+// Corresponds with DELETE /v1/uploads/{id} (the `AbortUpload` operationId).
+func (c *Client) AbortUpload(ctx context.Context, id UploadId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAbortUploadRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CompleteUploadWithBody Complete an upload; it becomes an image
+//
+// For a multipart upload, the parts are put together first. The object is then read once: its size must be the declared one, and it is hashed and checked as an upload through POST /v1/images is. A file refused here (413, 415, 422) is deleted and the upload is over. The image has the upload's id and the same lifecycle as any other. A repeat after success answers 200 with the image.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/uploads/{id}/complete (the `CompleteUpload` operationId).
+func (c *Client) CompleteUploadWithBody(ctx context.Context, id UploadId, params *CompleteUploadParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCompleteUploadRequestWithBody(c.Server, id, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CompleteUpload Complete an upload; it becomes an image
+//
+// For a multipart upload, the parts are put together first. The object is then read once: its size must be the declared one, and it is hashed and checked as an upload through POST /v1/images is. A file refused here (413, 415, 422) is deleted and the upload is over. The image has the upload's id and the same lifecycle as any other. A repeat after success answers 200 with the image.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/uploads/{id}/complete (the `CompleteUpload` operationId).
+func (c *Client) CompleteUpload(ctx context.Context, id UploadId, params *CompleteUploadParams, body CompleteUploadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCompleteUploadRequest(c.Server, id, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListUploadParts List the parts that arrived
+//
+// To resume a multipart upload after a dropped connection: sign and send only the parts missing here.
+//
+// Corresponds with GET /v1/uploads/{id}/parts (the `ListUploadParts` operationId).
+func (c *Client) ListUploadParts(ctx context.Context, id UploadId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListUploadPartsRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SignUploadPartsWithBody Sign parts of a multipart upload
+//
+// Presigned URLs, valid an hour, for the given part numbers (1 to parts). PUT each part's exact bytes (part_size, the last one the rest) to its URL and keep the ETag header of the answer.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/uploads/{id}/parts (the `SignUploadParts` operationId).
+func (c *Client) SignUploadPartsWithBody(ctx context.Context, id UploadId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSignUploadPartsRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SignUploadParts Sign parts of a multipart upload
+//
+// Presigned URLs, valid an hour, for the given part numbers (1 to parts). PUT each part's exact bytes (part_size, the last one the rest) to its URL and keep the ETag header of the answer.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/uploads/{id}/parts (the `SignUploadParts` operationId).
+func (c *Client) SignUploadParts(ctx context.Context, id UploadId, body SignUploadPartsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSignUploadPartsRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2301,6 +2977,545 @@ func NewReprocessImageRequest(server string, id Id) (*http.Request, error) {
 	return req, nil
 }
 
+// NewTusOptionsRequest constructs an http.Request for the TusOptions method
+func NewTusOptionsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tus/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodOptions, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewTusCreateRequestWithBody constructs an http.Request for the TusCreate method, with any body, and a specified content type
+func NewTusCreateRequestWithBody(server string, params *TusCreateParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tus/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Tus-Resumable", params.TusResumable, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Tus-Resumable", headerParam0)
+
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Upload-Length", params.UploadLength, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: "int64"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Upload-Length", headerParam1)
+
+		if params.UploadMetadata != nil {
+			var headerParam2 string
+
+			headerParam2, err = runtime.StyleParamWithOptions("simple", false, "Upload-Metadata", *params.UploadMetadata, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Upload-Metadata", headerParam2)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewTusAbortRequest constructs an http.Request for the TusAbort method
+func NewTusAbortRequest(server string, userId string, upload string, params *TusAbortParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "upload", upload, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tus/%s/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.TusResumable != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Tus-Resumable", *params.TusResumable, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Tus-Resumable", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewTusOffsetRequest constructs an http.Request for the TusOffset method
+func NewTusOffsetRequest(server string, userId string, upload string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "upload", upload, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tus/%s/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodHead, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewTusWriteRequestWithBody constructs an http.Request for the TusWrite method, with any body, and a specified content type
+func NewTusWriteRequestWithBody(server string, userId string, upload string, params *TusWriteParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "upload", upload, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tus/%s/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Tus-Resumable", params.TusResumable, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Tus-Resumable", headerParam0)
+
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Upload-Offset", params.UploadOffset, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: "int64"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Upload-Offset", headerParam1)
+
+	}
+
+	return req, nil
+}
+
+// NewTusOverrideRequestWithBody constructs an http.Request for the TusOverride method, with any body, and a specified content type
+func NewTusOverrideRequestWithBody(server string, userId string, upload string, params *TusOverrideParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "upload", upload, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tus/%s/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-HTTP-Method-Override", params.XHTTPMethodOverride, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("X-HTTP-Method-Override", headerParam0)
+
+	}
+
+	return req, nil
+}
+
+// NewBeginUploadRequest calls the generic BeginUpload builder with application/json body
+func NewBeginUploadRequest(server string, params *BeginUploadParams, body BeginUploadJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewBeginUploadRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewBeginUploadRequestWithBody constructs an http.Request for the BeginUpload method, with any body, and a specified content type
+func NewBeginUploadRequestWithBody(server string, params *BeginUploadParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/uploads")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewAbortUploadRequest constructs an http.Request for the AbortUpload method
+func NewAbortUploadRequest(server string, id UploadId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/uploads/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCompleteUploadRequest calls the generic CompleteUpload builder with application/json body
+func NewCompleteUploadRequest(server string, id UploadId, params *CompleteUploadParams, body CompleteUploadJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCompleteUploadRequestWithBody(server, id, params, "application/json", bodyReader)
+}
+
+// NewCompleteUploadRequestWithBody constructs an http.Request for the CompleteUpload method, with any body, and a specified content type
+func NewCompleteUploadRequestWithBody(server string, id UploadId, params *CompleteUploadParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/uploads/%s/complete", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewListUploadPartsRequest constructs an http.Request for the ListUploadParts method
+func NewListUploadPartsRequest(server string, id UploadId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/uploads/%s/parts", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSignUploadPartsRequest calls the generic SignUploadParts builder with application/json body
+func NewSignUploadPartsRequest(server string, id UploadId, body SignUploadPartsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSignUploadPartsRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewSignUploadPartsRequestWithBody constructs an http.Request for the SignUploadParts method, with any body, and a specified content type
+func NewSignUploadPartsRequestWithBody(server string, id UploadId, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/uploads/%s/parts", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListWebhooksRequest constructs an http.Request for the ListWebhooks method
 func NewListWebhooksRequest(server string) (*http.Request, error) {
 	var err error
@@ -2846,6 +4061,143 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/images/{id}/reprocess (the `ReprocessImage` operationId).
 	ReprocessImageWithResponse(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*ReprocessImageResponse, error)
+
+	// TusOptionsWithResponse tus discovery
+	//
+	// The tus versions, extensions and maximum size this server supports.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with OPTIONS /v1/tus/ (the `TusOptions` operationId).
+	TusOptionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*TusOptionsResponse, error)
+
+	// TusCreateWithBodyWithResponse Start a resumable (tus 1.0) upload
+	//
+	// The tus 1.0 protocol (https://tus.io), with the creation,
+	// creation-with-upload and termination extensions: any tus client
+	// (tus-js-client, Uppy, TUSKit, tus-android-client) works with
+	// endpoint `/v1/tus/` and the bearer token in its headers.
+	// `Upload-Length` is required and checked with the quota and the
+	// declared type (`Upload-Metadata` keys `filename` and `filetype`)
+	// before any byte is accepted. The answer's `Location` is the upload:
+	// send the bytes there with PATCH, ask how many arrived with HEAD
+	// after a dropped connection, and resume from there. When the last
+	// byte arrives the file is checked as any upload and becomes the
+	// image `Image-Id`, queued for processing. Unfinished uploads are
+	// removed after UPLOAD_EXPIRY (24 hours).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tus/ (the `TusCreate` operationId).
+	TusCreateWithBodyWithResponse(ctx context.Context, params *TusCreateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TusCreateResponse, error)
+
+	// TusAbortWithResponse Abort a tus upload
+	//
+	// The upload ends and what arrived of it is removed (the termination extension).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/tus/{user_id}/{upload} (the `TusAbort` operationId).
+	TusAbortWithResponse(ctx context.Context, userId string, upload string, params *TusAbortParams, reqEditors ...RequestEditorFn) (*TusAbortResponse, error)
+
+	// TusOffsetWithResponse How much of a tus upload arrived
+	//
+	// Upload-Offset is where to resume. An upload that became an image answers its full length (and Image-Id). Errors have no body: the status says it (404 unknown, 410 expired or aborted: start again).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with HEAD /v1/tus/{user_id}/{upload} (the `TusOffset` operationId).
+	TusOffsetWithResponse(ctx context.Context, userId string, upload string, reqEditors ...RequestEditorFn) (*TusOffsetResponse, error)
+
+	// TusWriteWithBodyWithResponse Send bytes of a tus upload
+	//
+	// The bytes from Upload-Offset on. When the last byte arrives, the file is checked as any upload: accepted, it becomes the image Image-Id (queued); refused (413, 415, 422, 403), it is deleted and the upload is over.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/tus/{user_id}/{upload} (the `TusWrite` operationId).
+	TusWriteWithBodyWithResponse(ctx context.Context, userId string, upload string, params *TusWriteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TusWriteResponse, error)
+
+	// TusOverrideWithBodyWithResponse PATCH, DELETE or HEAD for clients that can only POST
+	//
+	// With X-HTTP-Method-Override, the request is the method it names; see those.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tus/{user_id}/{upload} (the `TusOverride` operationId).
+	TusOverrideWithBodyWithResponse(ctx context.Context, userId string, upload string, params *TusOverrideParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TusOverrideResponse, error)
+
+	// BeginUploadWithBodyWithResponse Start an upload straight to object storage
+	//
+	// Checks the size, type and quota before any byte is sent, and answers where to send the bytes: one presigned PUT (kind `put`, files up to UPLOAD_PART_SIZE) or a multipart upload (kind `multipart`): sign parts, PUT each, list what arrived to resume, then complete. An upload not completed within UPLOAD_EXPIRY (24 hours) is removed. Counts as an upload against the rate limit.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/uploads (the `BeginUpload` operationId).
+	BeginUploadWithBodyWithResponse(ctx context.Context, params *BeginUploadParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BeginUploadResponse, error)
+
+	// BeginUploadWithResponse Start an upload straight to object storage
+	//
+	// Checks the size, type and quota before any byte is sent, and answers where to send the bytes: one presigned PUT (kind `put`, files up to UPLOAD_PART_SIZE) or a multipart upload (kind `multipart`): sign parts, PUT each, list what arrived to resume, then complete. An upload not completed within UPLOAD_EXPIRY (24 hours) is removed. Counts as an upload against the rate limit.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/uploads (the `BeginUpload` operationId).
+	BeginUploadWithResponse(ctx context.Context, params *BeginUploadParams, body BeginUploadJSONRequestBody, reqEditors ...RequestEditorFn) (*BeginUploadResponse, error)
+
+	// AbortUploadWithResponse Abort an upload
+	//
+	// The upload ends and what arrived of it is removed.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/uploads/{id} (the `AbortUpload` operationId).
+	AbortUploadWithResponse(ctx context.Context, id UploadId, reqEditors ...RequestEditorFn) (*AbortUploadResponse, error)
+
+	// CompleteUploadWithBodyWithResponse Complete an upload; it becomes an image
+	//
+	// For a multipart upload, the parts are put together first. The object is then read once: its size must be the declared one, and it is hashed and checked as an upload through POST /v1/images is. A file refused here (413, 415, 422) is deleted and the upload is over. The image has the upload's id and the same lifecycle as any other. A repeat after success answers 200 with the image.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/uploads/{id}/complete (the `CompleteUpload` operationId).
+	CompleteUploadWithBodyWithResponse(ctx context.Context, id UploadId, params *CompleteUploadParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CompleteUploadResponse, error)
+
+	// CompleteUploadWithResponse Complete an upload; it becomes an image
+	//
+	// For a multipart upload, the parts are put together first. The object is then read once: its size must be the declared one, and it is hashed and checked as an upload through POST /v1/images is. A file refused here (413, 415, 422) is deleted and the upload is over. The image has the upload's id and the same lifecycle as any other. A repeat after success answers 200 with the image.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/uploads/{id}/complete (the `CompleteUpload` operationId).
+	CompleteUploadWithResponse(ctx context.Context, id UploadId, params *CompleteUploadParams, body CompleteUploadJSONRequestBody, reqEditors ...RequestEditorFn) (*CompleteUploadResponse, error)
+
+	// ListUploadPartsWithResponse List the parts that arrived
+	//
+	// To resume a multipart upload after a dropped connection: sign and send only the parts missing here.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/uploads/{id}/parts (the `ListUploadParts` operationId).
+	ListUploadPartsWithResponse(ctx context.Context, id UploadId, reqEditors ...RequestEditorFn) (*ListUploadPartsResponse, error)
+
+	// SignUploadPartsWithBodyWithResponse Sign parts of a multipart upload
+	//
+	// Presigned URLs, valid an hour, for the given part numbers (1 to parts). PUT each part's exact bytes (part_size, the last one the rest) to its URL and keep the ETag header of the answer.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/uploads/{id}/parts (the `SignUploadParts` operationId).
+	SignUploadPartsWithBodyWithResponse(ctx context.Context, id UploadId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignUploadPartsResponse, error)
+
+	// SignUploadPartsWithResponse Sign parts of a multipart upload
+	//
+	// Presigned URLs, valid an hour, for the given part numbers (1 to parts). PUT each part's exact bytes (part_size, the last one the rest) to its URL and keep the ETag header of the answer.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/uploads/{id}/parts (the `SignUploadParts` operationId).
+	SignUploadPartsWithResponse(ctx context.Context, id UploadId, body SignUploadPartsJSONRequestBody, reqEditors ...RequestEditorFn) (*SignUploadPartsResponse, error)
 
 	// ListWebhooksWithResponse List webhooks
 	//
@@ -4456,6 +5808,1147 @@ func (r ReprocessImageResponse) ContentType() string {
 	return ""
 }
 
+// TusOptionsResponse200Headers the declared response headers of an HTTP 200 response for TusOptions
+type TusOptionsResponse200Headers struct {
+	TusExtension string
+	TusMaxSize   *int
+	TusVersion   string
+}
+
+type TusOptionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *TusOptionsResponse200Headers
+}
+
+// GetBody returns the raw response body bytes
+func (r TusOptionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TusOptionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TusOptionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TusOptionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TusCreateResponse201Headers the declared response headers of an HTTP 201 response for TusCreate
+type TusCreateResponse201Headers struct {
+	ImageId       string
+	Location      string
+	TusResumable  string
+	UploadExpires string
+	UploadOffset  *int
+}
+
+// TusCreateResponse401Headers the declared response headers of an HTTP 401 response for TusCreate
+type TusCreateResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// TusCreateResponse429Headers the declared response headers of an HTTP 429 response for TusCreate
+type TusCreateResponse429Headers struct {
+	RetryAfter int
+}
+
+// TusCreateResponse503Headers the declared response headers of an HTTP 503 response for TusCreate
+type TusCreateResponse503Headers struct {
+	RetryAfter int
+}
+
+type TusCreateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON412 the response for an HTTP 412 `application/json` response
+	JSON412 *TusVersion
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *Error
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *TusUnavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *TusCreateResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *TusCreateResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *TusCreateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *TusCreateResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r TusCreateResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r TusCreateResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r TusCreateResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON412 returns the response for an HTTP 412 `application/json` response
+func (r TusCreateResponse) GetJSON412() *TusVersion {
+	return r.JSON412
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r TusCreateResponse) GetJSON413() *Error {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r TusCreateResponse) GetJSON415() *Error {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r TusCreateResponse) GetJSON422() *Error {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r TusCreateResponse) GetJSON429() *Error {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r TusCreateResponse) GetJSON503() *TusUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r TusCreateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TusCreateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TusCreateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TusCreateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TusAbortResponse204Headers the declared response headers of an HTTP 204 response for TusAbort
+type TusAbortResponse204Headers struct {
+	TusResumable string
+}
+
+// TusAbortResponse401Headers the declared response headers of an HTTP 401 response for TusAbort
+type TusAbortResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// TusAbortResponse503Headers the declared response headers of an HTTP 503 response for TusAbort
+type TusAbortResponse503Headers struct {
+	RetryAfter int
+}
+
+type TusAbortResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *UploadNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *TusGone
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *TusUnavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *TusAbortResponse204Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *TusAbortResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *TusAbortResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r TusAbortResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r TusAbortResponse) GetJSON404() *UploadNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r TusAbortResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r TusAbortResponse) GetJSON410() *TusGone {
+	return r.JSON410
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r TusAbortResponse) GetJSON503() *TusUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r TusAbortResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TusAbortResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TusAbortResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TusAbortResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TusOffsetResponse200Headers the declared response headers of an HTTP 200 response for TusOffset
+type TusOffsetResponse200Headers struct {
+	CacheControl string
+	TusResumable string
+	UploadLength *int64
+	UploadOffset int64
+}
+
+type TusOffsetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *TusOffsetResponse200Headers
+}
+
+// GetBody returns the raw response body bytes
+func (r TusOffsetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TusOffsetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TusOffsetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TusOffsetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TusWriteResponse204Headers the declared response headers of an HTTP 204 response for TusWrite
+type TusWriteResponse204Headers struct {
+	ImageId      *string
+	TusResumable string
+	UploadOffset int64
+}
+
+// TusWriteResponse401Headers the declared response headers of an HTTP 401 response for TusWrite
+type TusWriteResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// TusWriteResponse423Headers the declared response headers of an HTTP 423 response for TusWrite
+type TusWriteResponse423Headers struct {
+	RetryAfter int
+}
+
+// TusWriteResponse429Headers the declared response headers of an HTTP 429 response for TusWrite
+type TusWriteResponse429Headers struct {
+	RetryAfter int
+}
+
+// TusWriteResponse503Headers the declared response headers of an HTTP 503 response for TusWrite
+type TusWriteResponse503Headers struct {
+	RetryAfter int
+}
+
+type TusWriteResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *UploadNotFound
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *TusGone
+	// JSON412 the response for an HTTP 412 `application/json` response
+	JSON412 *TusVersion
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *Error
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Error
+	// JSON423 the response for an HTTP 423 `application/json` response
+	JSON423 *TusLocked
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyUploads
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *TusUnavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *TusWriteResponse204Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *TusWriteResponse401Headers
+	// Headers423 the parsed response headers for an HTTP 423 response
+	Headers423 *TusWriteResponse423Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *TusWriteResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *TusWriteResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r TusWriteResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r TusWriteResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r TusWriteResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r TusWriteResponse) GetJSON404() *UploadNotFound {
+	return r.JSON404
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r TusWriteResponse) GetJSON408() *Error {
+	return r.JSON408
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r TusWriteResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r TusWriteResponse) GetJSON410() *TusGone {
+	return r.JSON410
+}
+
+// GetJSON412 returns the response for an HTTP 412 `application/json` response
+func (r TusWriteResponse) GetJSON412() *TusVersion {
+	return r.JSON412
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r TusWriteResponse) GetJSON413() *Error {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r TusWriteResponse) GetJSON415() *Error {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r TusWriteResponse) GetJSON422() *Error {
+	return r.JSON422
+}
+
+// GetJSON423 returns the response for an HTTP 423 `application/json` response
+func (r TusWriteResponse) GetJSON423() *TusLocked {
+	return r.JSON423
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r TusWriteResponse) GetJSON429() *TooManyUploads {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r TusWriteResponse) GetJSON503() *TusUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r TusWriteResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TusWriteResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TusWriteResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TusWriteResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TusOverrideResponse401Headers the declared response headers of an HTTP 401 response for TusOverride
+type TusOverrideResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// TusOverrideResponse503Headers the declared response headers of an HTTP 503 response for TusOverride
+type TusOverrideResponse503Headers struct {
+	RetryAfter int
+}
+
+type TusOverrideResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *UploadNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *TusGone
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *TusUnavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *TusOverrideResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *TusOverrideResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r TusOverrideResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r TusOverrideResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r TusOverrideResponse) GetJSON404() *UploadNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r TusOverrideResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r TusOverrideResponse) GetJSON410() *TusGone {
+	return r.JSON410
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r TusOverrideResponse) GetJSON503() *TusUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r TusOverrideResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TusOverrideResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TusOverrideResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TusOverrideResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// BeginUploadResponse201Headers the declared response headers of an HTTP 201 response for BeginUpload
+type BeginUploadResponse201Headers struct {
+	Location string
+}
+
+// BeginUploadResponse401Headers the declared response headers of an HTTP 401 response for BeginUpload
+type BeginUploadResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// BeginUploadResponse429Headers the declared response headers of an HTTP 429 response for BeginUpload
+type BeginUploadResponse429Headers struct {
+	RetryAfter int
+}
+
+// BeginUploadResponse503Headers the declared response headers of an HTTP 503 response for BeginUpload
+type BeginUploadResponse503Headers struct {
+	RetryAfter int
+}
+
+type BeginUploadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Upload
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *Error
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *StorageUnavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *BeginUploadResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *BeginUploadResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *BeginUploadResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *BeginUploadResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r BeginUploadResponse) GetJSON201() *Upload {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r BeginUploadResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r BeginUploadResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r BeginUploadResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r BeginUploadResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r BeginUploadResponse) GetJSON413() *Error {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r BeginUploadResponse) GetJSON415() *Error {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r BeginUploadResponse) GetJSON422() *Error {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r BeginUploadResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r BeginUploadResponse) GetJSON503() *StorageUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r BeginUploadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r BeginUploadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r BeginUploadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r BeginUploadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AbortUploadResponse401Headers the declared response headers of an HTTP 401 response for AbortUpload
+type AbortUploadResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// AbortUploadResponse503Headers the declared response headers of an HTTP 503 response for AbortUpload
+type AbortUploadResponse503Headers struct {
+	RetryAfter int
+}
+
+type AbortUploadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *UploadNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *UploadGone
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *UploadExpired
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *StorageUnavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AbortUploadResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AbortUploadResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AbortUploadResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r AbortUploadResponse) GetJSON404() *UploadNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r AbortUploadResponse) GetJSON409() *UploadGone {
+	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r AbortUploadResponse) GetJSON410() *UploadExpired {
+	return r.JSON410
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r AbortUploadResponse) GetJSON503() *StorageUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AbortUploadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AbortUploadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AbortUploadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AbortUploadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CompleteUploadResponse200Headers the declared response headers of an HTTP 200 response for CompleteUpload
+type CompleteUploadResponse200Headers struct {
+	Location string
+}
+
+// CompleteUploadResponse202Headers the declared response headers of an HTTP 202 response for CompleteUpload
+type CompleteUploadResponse202Headers struct {
+	Location string
+}
+
+// CompleteUploadResponse401Headers the declared response headers of an HTTP 401 response for CompleteUpload
+type CompleteUploadResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// CompleteUploadResponse429Headers the declared response headers of an HTTP 429 response for CompleteUpload
+type CompleteUploadResponse429Headers struct {
+	RetryAfter int
+}
+
+// CompleteUploadResponse503Headers the declared response headers of an HTTP 503 response for CompleteUpload
+type CompleteUploadResponse503Headers struct {
+	RetryAfter int
+}
+
+type CompleteUploadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Image
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Image
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *UploadNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *UploadExpired
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *Error
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *CompleteUploadResponse200Headers
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CompleteUploadResponse202Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CompleteUploadResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CompleteUploadResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CompleteUploadResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CompleteUploadResponse) GetJSON200() *Image {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CompleteUploadResponse) GetJSON202() *Image {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CompleteUploadResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CompleteUploadResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CompleteUploadResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CompleteUploadResponse) GetJSON404() *UploadNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CompleteUploadResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r CompleteUploadResponse) GetJSON410() *UploadExpired {
+	return r.JSON410
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CompleteUploadResponse) GetJSON413() *Error {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r CompleteUploadResponse) GetJSON415() *Error {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r CompleteUploadResponse) GetJSON422() *Error {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CompleteUploadResponse) GetJSON429() *Error {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CompleteUploadResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CompleteUploadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CompleteUploadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CompleteUploadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CompleteUploadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListUploadPartsResponse401Headers the declared response headers of an HTTP 401 response for ListUploadParts
+type ListUploadPartsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListUploadPartsResponse503Headers the declared response headers of an HTTP 503 response for ListUploadParts
+type ListUploadPartsResponse503Headers struct {
+	RetryAfter int
+}
+
+type ListUploadPartsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PartList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *UploadNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *UploadGone
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *UploadExpired
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *StorageUnavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListUploadPartsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListUploadPartsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListUploadPartsResponse) GetJSON200() *PartList {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListUploadPartsResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListUploadPartsResponse) GetJSON404() *UploadNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ListUploadPartsResponse) GetJSON409() *UploadGone {
+	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r ListUploadPartsResponse) GetJSON410() *UploadExpired {
+	return r.JSON410
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListUploadPartsResponse) GetJSON503() *StorageUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListUploadPartsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListUploadPartsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListUploadPartsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListUploadPartsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SignUploadPartsResponse401Headers the declared response headers of an HTTP 401 response for SignUploadParts
+type SignUploadPartsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// SignUploadPartsResponse503Headers the declared response headers of an HTTP 503 response for SignUploadParts
+type SignUploadPartsResponse503Headers struct {
+	RetryAfter int
+}
+
+type SignUploadPartsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SignedParts
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *UploadNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *UploadGone
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *UploadExpired
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *JSONTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *NotJSON
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *StorageUnavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *SignUploadPartsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SignUploadPartsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SignUploadPartsResponse) GetJSON200() *SignedParts {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SignUploadPartsResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SignUploadPartsResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SignUploadPartsResponse) GetJSON404() *UploadNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r SignUploadPartsResponse) GetJSON409() *UploadGone {
+	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r SignUploadPartsResponse) GetJSON410() *UploadExpired {
+	return r.JSON410
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r SignUploadPartsResponse) GetJSON413() *JSONTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r SignUploadPartsResponse) GetJSON415() *NotJSON {
+	return r.JSON415
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r SignUploadPartsResponse) GetJSON503() *StorageUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SignUploadPartsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SignUploadPartsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SignUploadPartsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SignUploadPartsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListWebhooksResponse401Headers the declared response headers of an HTTP 401 response for ListWebhooks
 type ListWebhooksResponse401Headers struct {
 	WWWAuthenticate *string
@@ -5409,6 +7902,227 @@ func (c *ClientWithResponses) ReprocessImageWithResponse(ctx context.Context, id
 		return nil, err
 	}
 	return ParseReprocessImageResponse(rsp)
+}
+
+// TusOptionsWithResponse tus discovery
+//
+// The tus versions, extensions and maximum size this server supports.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with OPTIONS /v1/tus/ (the `TusOptions` operationId).
+func (c *ClientWithResponses) TusOptionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*TusOptionsResponse, error) {
+	rsp, err := c.TusOptions(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTusOptionsResponse(rsp)
+}
+
+// TusCreateWithBodyWithResponse Start a resumable (tus 1.0) upload
+//
+// The tus 1.0 protocol (https://tus.io), with the creation,
+// creation-with-upload and termination extensions: any tus client
+// (tus-js-client, Uppy, TUSKit, tus-android-client) works with
+// endpoint `/v1/tus/` and the bearer token in its headers.
+// `Upload-Length` is required and checked with the quota and the
+// declared type (`Upload-Metadata` keys `filename` and `filetype`)
+// before any byte is accepted. The answer's `Location` is the upload:
+// send the bytes there with PATCH, ask how many arrived with HEAD
+// after a dropped connection, and resume from there. When the last
+// byte arrives the file is checked as any upload and becomes the
+// image `Image-Id`, queued for processing. Unfinished uploads are
+// removed after UPLOAD_EXPIRY (24 hours).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tus/ (the `TusCreate` operationId).
+func (c *ClientWithResponses) TusCreateWithBodyWithResponse(ctx context.Context, params *TusCreateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TusCreateResponse, error) {
+	rsp, err := c.TusCreateWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTusCreateResponse(rsp)
+}
+
+// TusAbortWithResponse Abort a tus upload
+//
+// The upload ends and what arrived of it is removed (the termination extension).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/tus/{user_id}/{upload} (the `TusAbort` operationId).
+func (c *ClientWithResponses) TusAbortWithResponse(ctx context.Context, userId string, upload string, params *TusAbortParams, reqEditors ...RequestEditorFn) (*TusAbortResponse, error) {
+	rsp, err := c.TusAbort(ctx, userId, upload, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTusAbortResponse(rsp)
+}
+
+// TusOffsetWithResponse How much of a tus upload arrived
+//
+// Upload-Offset is where to resume. An upload that became an image answers its full length (and Image-Id). Errors have no body: the status says it (404 unknown, 410 expired or aborted: start again).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with HEAD /v1/tus/{user_id}/{upload} (the `TusOffset` operationId).
+func (c *ClientWithResponses) TusOffsetWithResponse(ctx context.Context, userId string, upload string, reqEditors ...RequestEditorFn) (*TusOffsetResponse, error) {
+	rsp, err := c.TusOffset(ctx, userId, upload, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTusOffsetResponse(rsp)
+}
+
+// TusWriteWithBodyWithResponse Send bytes of a tus upload
+//
+// The bytes from Upload-Offset on. When the last byte arrives, the file is checked as any upload: accepted, it becomes the image Image-Id (queued); refused (413, 415, 422, 403), it is deleted and the upload is over.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/tus/{user_id}/{upload} (the `TusWrite` operationId).
+func (c *ClientWithResponses) TusWriteWithBodyWithResponse(ctx context.Context, userId string, upload string, params *TusWriteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TusWriteResponse, error) {
+	rsp, err := c.TusWriteWithBody(ctx, userId, upload, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTusWriteResponse(rsp)
+}
+
+// TusOverrideWithBodyWithResponse PATCH, DELETE or HEAD for clients that can only POST
+//
+// With X-HTTP-Method-Override, the request is the method it names; see those.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tus/{user_id}/{upload} (the `TusOverride` operationId).
+func (c *ClientWithResponses) TusOverrideWithBodyWithResponse(ctx context.Context, userId string, upload string, params *TusOverrideParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TusOverrideResponse, error) {
+	rsp, err := c.TusOverrideWithBody(ctx, userId, upload, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTusOverrideResponse(rsp)
+}
+
+// BeginUploadWithBodyWithResponse Start an upload straight to object storage
+//
+// Checks the size, type and quota before any byte is sent, and answers where to send the bytes: one presigned PUT (kind `put`, files up to UPLOAD_PART_SIZE) or a multipart upload (kind `multipart`): sign parts, PUT each, list what arrived to resume, then complete. An upload not completed within UPLOAD_EXPIRY (24 hours) is removed. Counts as an upload against the rate limit.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/uploads (the `BeginUpload` operationId).
+func (c *ClientWithResponses) BeginUploadWithBodyWithResponse(ctx context.Context, params *BeginUploadParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BeginUploadResponse, error) {
+	rsp, err := c.BeginUploadWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBeginUploadResponse(rsp)
+}
+
+// BeginUploadWithResponse Start an upload straight to object storage
+//
+// Checks the size, type and quota before any byte is sent, and answers where to send the bytes: one presigned PUT (kind `put`, files up to UPLOAD_PART_SIZE) or a multipart upload (kind `multipart`): sign parts, PUT each, list what arrived to resume, then complete. An upload not completed within UPLOAD_EXPIRY (24 hours) is removed. Counts as an upload against the rate limit.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/uploads (the `BeginUpload` operationId).
+func (c *ClientWithResponses) BeginUploadWithResponse(ctx context.Context, params *BeginUploadParams, body BeginUploadJSONRequestBody, reqEditors ...RequestEditorFn) (*BeginUploadResponse, error) {
+	rsp, err := c.BeginUpload(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBeginUploadResponse(rsp)
+}
+
+// AbortUploadWithResponse Abort an upload
+//
+// The upload ends and what arrived of it is removed.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/uploads/{id} (the `AbortUpload` operationId).
+func (c *ClientWithResponses) AbortUploadWithResponse(ctx context.Context, id UploadId, reqEditors ...RequestEditorFn) (*AbortUploadResponse, error) {
+	rsp, err := c.AbortUpload(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAbortUploadResponse(rsp)
+}
+
+// CompleteUploadWithBodyWithResponse Complete an upload; it becomes an image
+//
+// For a multipart upload, the parts are put together first. The object is then read once: its size must be the declared one, and it is hashed and checked as an upload through POST /v1/images is. A file refused here (413, 415, 422) is deleted and the upload is over. The image has the upload's id and the same lifecycle as any other. A repeat after success answers 200 with the image.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/uploads/{id}/complete (the `CompleteUpload` operationId).
+func (c *ClientWithResponses) CompleteUploadWithBodyWithResponse(ctx context.Context, id UploadId, params *CompleteUploadParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CompleteUploadResponse, error) {
+	rsp, err := c.CompleteUploadWithBody(ctx, id, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCompleteUploadResponse(rsp)
+}
+
+// CompleteUploadWithResponse Complete an upload; it becomes an image
+//
+// For a multipart upload, the parts are put together first. The object is then read once: its size must be the declared one, and it is hashed and checked as an upload through POST /v1/images is. A file refused here (413, 415, 422) is deleted and the upload is over. The image has the upload's id and the same lifecycle as any other. A repeat after success answers 200 with the image.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/uploads/{id}/complete (the `CompleteUpload` operationId).
+func (c *ClientWithResponses) CompleteUploadWithResponse(ctx context.Context, id UploadId, params *CompleteUploadParams, body CompleteUploadJSONRequestBody, reqEditors ...RequestEditorFn) (*CompleteUploadResponse, error) {
+	rsp, err := c.CompleteUpload(ctx, id, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCompleteUploadResponse(rsp)
+}
+
+// ListUploadPartsWithResponse List the parts that arrived
+//
+// To resume a multipart upload after a dropped connection: sign and send only the parts missing here.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/uploads/{id}/parts (the `ListUploadParts` operationId).
+func (c *ClientWithResponses) ListUploadPartsWithResponse(ctx context.Context, id UploadId, reqEditors ...RequestEditorFn) (*ListUploadPartsResponse, error) {
+	rsp, err := c.ListUploadParts(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListUploadPartsResponse(rsp)
+}
+
+// SignUploadPartsWithBodyWithResponse Sign parts of a multipart upload
+//
+// Presigned URLs, valid an hour, for the given part numbers (1 to parts). PUT each part's exact bytes (part_size, the last one the rest) to its URL and keep the ETag header of the answer.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/uploads/{id}/parts (the `SignUploadParts` operationId).
+func (c *ClientWithResponses) SignUploadPartsWithBodyWithResponse(ctx context.Context, id UploadId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignUploadPartsResponse, error) {
+	rsp, err := c.SignUploadPartsWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSignUploadPartsResponse(rsp)
+}
+
+// SignUploadPartsWithResponse Sign parts of a multipart upload
+//
+// Presigned URLs, valid an hour, for the given part numbers (1 to parts). PUT each part's exact bytes (part_size, the last one the rest) to its URL and keep the ETag header of the answer.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/uploads/{id}/parts (the `SignUploadParts` operationId).
+func (c *ClientWithResponses) SignUploadPartsWithResponse(ctx context.Context, id UploadId, body SignUploadPartsJSONRequestBody, reqEditors ...RequestEditorFn) (*SignUploadPartsResponse, error) {
+	rsp, err := c.SignUploadParts(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSignUploadPartsResponse(rsp)
 }
 
 // ListWebhooksWithResponse List webhooks
@@ -6904,6 +9618,1186 @@ func ParseReprocessImageResponse(rsp *http.Response) (*ReprocessImageResponse, e
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ReprocessImageResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTusOptionsResponse parses an HTTP response from a TusOptionsWithResponse call
+func ParseTusOptionsResponse(rsp *http.Response) (*TusOptionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TusOptionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers TusOptionsResponse200Headers
+		if values := rsp.Header.Values("Tus-Extension"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Tus-Extension", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TusExtension = value
+		}
+		if values := rsp.Header.Values("Tus-Max-Size"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Tus-Max-Size", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TusMaxSize = &value
+		}
+		if values := rsp.Header.Values("Tus-Version"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Tus-Version", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TusVersion = value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTusCreateResponse parses an HTTP response from a TusCreateWithResponse call
+func ParseTusCreateResponse(rsp *http.Response) (*TusCreateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TusCreateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest TusVersion
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TusUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers TusCreateResponse201Headers
+		if values := rsp.Header.Values("Image-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Image-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ImageId = value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("Tus-Resumable"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Tus-Resumable", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TusResumable = value
+		}
+		if values := rsp.Header.Values("Upload-Expires"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Upload-Expires", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.UploadExpires = value
+		}
+		if values := rsp.Header.Values("Upload-Offset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Upload-Offset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.UploadOffset = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers TusCreateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers TusCreateResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers TusCreateResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTusAbortResponse parses an HTTP response from a TusAbortWithResponse call
+func ParseTusAbortResponse(rsp *http.Response) (*TusAbortResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TusAbortResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest UploadNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest TusGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TusUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers TusAbortResponse204Headers
+		if values := rsp.Header.Values("Tus-Resumable"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Tus-Resumable", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TusResumable = value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 401:
+		var headers TusAbortResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers TusAbortResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTusOffsetResponse parses an HTTP response from a TusOffsetWithResponse call
+func ParseTusOffsetResponse(rsp *http.Response) (*TusOffsetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TusOffsetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers TusOffsetResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("Tus-Resumable"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Tus-Resumable", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TusResumable = value
+		}
+		if values := rsp.Header.Values("Upload-Length"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "Upload-Length", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.UploadLength = &value
+		}
+		if values := rsp.Header.Values("Upload-Offset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "Upload-Offset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.UploadOffset = value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTusWriteResponse parses an HTTP response from a TusWriteWithResponse call
+func ParseTusWriteResponse(rsp *http.Response) (*TusWriteResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TusWriteResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest UploadNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest TusGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest TusVersion
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 423:
+		var dest TusLocked
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON423 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyUploads
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TusUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers TusWriteResponse204Headers
+		if values := rsp.Header.Values("Image-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Image-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ImageId = &value
+		}
+		if values := rsp.Header.Values("Tus-Resumable"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Tus-Resumable", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TusResumable = value
+		}
+		if values := rsp.Header.Values("Upload-Offset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "Upload-Offset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.UploadOffset = value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 401:
+		var headers TusWriteResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 423:
+		var headers TusWriteResponse423Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers423 = &headers
+	case rsp.StatusCode == 429:
+		var headers TusWriteResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers TusWriteResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTusOverrideResponse parses an HTTP response from a TusOverrideWithResponse call
+func ParseTusOverrideResponse(rsp *http.Response) (*TusOverrideResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TusOverrideResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest UploadNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest TusGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TusUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers TusOverrideResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers TusOverrideResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseBeginUploadResponse parses an HTTP response from a BeginUploadWithResponse call
+func ParseBeginUploadResponse(rsp *http.Response) (*BeginUploadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &BeginUploadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Upload
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StorageUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers BeginUploadResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers BeginUploadResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers BeginUploadResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers BeginUploadResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAbortUploadResponse parses an HTTP response from a AbortUploadWithResponse call
+func ParseAbortUploadResponse(rsp *http.Response) (*AbortUploadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AbortUploadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest UploadNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest UploadGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest UploadExpired
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StorageUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers AbortUploadResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers AbortUploadResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCompleteUploadResponse parses an HTTP response from a CompleteUploadWithResponse call
+func ParseCompleteUploadResponse(rsp *http.Response) (*CompleteUploadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CompleteUploadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Image
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Image
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest UploadNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest UploadExpired
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers CompleteUploadResponse200Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 202:
+		var headers CompleteUploadResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 401:
+		var headers CompleteUploadResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers CompleteUploadResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CompleteUploadResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListUploadPartsResponse parses an HTTP response from a ListUploadPartsWithResponse call
+func ParseListUploadPartsResponse(rsp *http.Response) (*ListUploadPartsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListUploadPartsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PartList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest UploadNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest UploadGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest UploadExpired
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StorageUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListUploadPartsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListUploadPartsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSignUploadPartsResponse parses an HTTP response from a SignUploadPartsWithResponse call
+func ParseSignUploadPartsResponse(rsp *http.Response) (*SignUploadPartsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SignUploadPartsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SignedParts
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest UploadNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest UploadGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest UploadExpired
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest JSONTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest NotJSON
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StorageUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers SignUploadPartsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers SignUploadPartsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

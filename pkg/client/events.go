@@ -177,6 +177,9 @@ func readEvents(ctx context.Context, body io.Reader, es *EventStream, c chan<- S
 		line := sc.Text()
 		if line == "" { // dispatch
 			if data.Len() == 0 {
+				// No event, but an id line still names a place: the
+				// server says where "now" is when a stream opens.
+				es.lastID = id
 				typ = ""
 				continue
 			}

@@ -39,7 +39,8 @@ func recordedKeys(t *testing.T, h *harness, id string) []string {
 
 // TestReprocessReplacesObjects: variant keys name their content, so a
 // reprocessing that makes other bytes (a new quality here) writes new
-// keys, and the old objects are gone once it is done.
+// keys (a key whose bytes did not change stays), and the old objects are
+// gone once it is done.
 func TestReprocessReplacesObjects(t *testing.T) {
 	h := newHarness(t)
 	user := h.user("rep@example.com")
@@ -50,7 +51,7 @@ func TestReprocessReplacesObjects(t *testing.T) {
 	old := recordedKeys(t, h, queued.ID)
 
 	h.stopWorker()
-	h.workerWith(func(s *settings) { s.Image.Quality = 60 })
+	h.workerWith(func(s *settings) { s.Image.Quality, s.Image.WebPQuality = 60, 60 })
 	if r := h.do(http.MethodPost, "/v1/images/"+queued.ID+"/reprocess", admin, "", nil); r.Status != http.StatusAccepted {
 		t.Fatalf("reprocess: %d %s", r.Status, r.Body)
 	}

@@ -234,6 +234,20 @@ func TestLinksStable(t *testing.T) {
 	if len(a.Variants[0].Formats) != 1 || a.Variants[0].Formats[0].URL == "" {
 		t.Errorf("formats of an old variant: %+v", a.Variants[0].Formats)
 	}
+	if _, err := image.VerifyDeliveryToken(strings.TrimPrefix(a.Variants[0].URL, "https://images.example.com/v1/i/"), cfg.DeliveryKeys, time.Now().Add(100*365*24*time.Hour)); err != nil {
+		t.Errorf("without DELIVERY_URL_LIFETIME the URL expires: %v", err)
+	}
+	// With a lifetime, the URL expires between one and two lifetimes on.
+	cfg.DeliveryLifetime = time.Hour
+	s = image.NewService(image.ServiceDeps{Catalog: catalog}, cfg, slog.New(slog.DiscardHandler))
+	c, err := s.Get(context.Background(), "u", imageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := image.VerifyDeliveryToken(strings.TrimPrefix(c.Variants[0].URL, "https://images.example.com/v1/i/"), cfg.DeliveryKeys, time.Now())
+	if left := time.Until(tok.Expires); err != nil || left < time.Hour-time.Minute || left > 2*time.Hour {
+		t.Errorf("with a lifetime of 1h the URL expires in %s (%v), want 1h to 2h", left, err)
+	}
 }
 
 // TestBackfill: the backfill records the new set only while the image is

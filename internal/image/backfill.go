@@ -68,6 +68,9 @@ func (s *Processor) BackfillScan(ctx context.Context, profile, afterID string) (
 	if profile != s.cfg.Profile() {
 		return 0, ErrOtherProfile
 	}
+	if s.inventory == nil || s.backfills == nil {
+		return 0, errors.New("this processor has no inventory or backfill queue")
+	}
 	ids, err := s.inventory.OutdatedImages(ctx, profile, afterID, backfillPage)
 	if err != nil {
 		return 0, fmt.Errorf("list outdated images: %w", err)

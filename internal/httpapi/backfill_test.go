@@ -142,7 +142,7 @@ func TestBackfill(t *testing.T) {
 	req.Header.Set("Content-Type", ct)
 	send(t, h.client, withToken(req, user)).json(t, &fresh)
 
-	h.workerWith(newSet)
+	worker := h.workerWith(newSet)
 	call(http.MethodGet, "/v1/images/"+fresh.ID+"?wait=60s", user).json(t, &fresh)
 	var stats struct {
 		Backfill struct{ Outdated int } `json:"backfill"`
@@ -160,6 +160,23 @@ func TestBackfill(t *testing.T) {
 			len(ids)-stats.Backfill.Outdated, len(ids), stats)
 	}
 
+	// Stopped half-way, its queue lost (a Redis without persistence):
+	// started again, it picks up what is left.
+	worker.Stop()
+	ins := h.queue.Inspector()
+	for _, del := range []func(string) (int, error){ins.DeleteAllPendingTasks, ins.DeleteAllRetryTasks, ins.DeleteAllScheduledTasks} {
+		if _, err := del("backfill"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call(http.MethodGet, "/v1/admin/stats", admin).json(t, &stats)
+	left := stats.Backfill.Outdated
+	r = call(http.MethodPost, "/v1/admin/backfill", admin)
+	r.json(t, &st)
+	if r.Status != http.StatusAccepted || st.Outdated != left || left == 0 {
+		t.Fatalf("backfill started again with %d left: %d %s", left, r.Status, r.Body)
+	}
+	h.workerWith(newSet)
 	testenv.WaitUntil(t, 90*time.Second, "backfill done", func() bool {
 		call(http.MethodGet, "/v1/admin/stats", admin).json(t, &stats)
 		return stats.Backfill.Outdated == 0

@@ -1,7 +1,8 @@
 // Package mock has function-field fakes of the domain's ports (the
-// interfaces internal/image and internal/webhook declare), for the fast
-// unit tier: a test sets the functions it expects to be called; one it did
-// not set panics when called, which fails the test and names the call.
+// interfaces internal/image, internal/auth and internal/webhook declare),
+// for the fast unit tier: a test sets the functions it expects to be
+// called; one it did not set panics when called, which fails the test and
+// names the call.
 // The integration tier runs the real adapters instead.
 package mock
 
@@ -167,4 +168,76 @@ var _ image.Notifier = (*Notifier)(nil)
 // ImageFinished calls ImageFinishedFn.
 func (n *Notifier) ImageFinished(ctx context.Context, img *image.Image) error {
 	return n.ImageFinishedFn(ctx, img)
+}
+
+// Staging is an image.Staging.
+type Staging struct {
+	PresignPutFn        func(ctx context.Context, key string, size int64, contentType string, expiry time.Duration) (string, error)
+	CreateMultipartFn   func(ctx context.Context, key, contentType string) (string, error)
+	PresignPartFn       func(ctx context.Context, key, uploadID string, part int32, size int64, expiry time.Duration) (string, error)
+	ListPartsFn         func(ctx context.Context, key, uploadID string) ([]image.Part, error)
+	CompleteMultipartFn func(ctx context.Context, key, uploadID string, parts []image.Part) error
+	AbortMultipartFn    func(ctx context.Context, key, uploadID string) error
+	OpenFn              func(ctx context.Context, key string) (io.ReadCloser, int64, error)
+}
+
+var _ image.Staging = (*Staging)(nil)
+
+// PresignPut calls PresignPutFn.
+func (s *Staging) PresignPut(ctx context.Context, key string, size int64, contentType string, expiry time.Duration) (string, error) {
+	return s.PresignPutFn(ctx, key, size, contentType, expiry)
+}
+
+// CreateMultipart calls CreateMultipartFn.
+func (s *Staging) CreateMultipart(ctx context.Context, key, contentType string) (string, error) {
+	return s.CreateMultipartFn(ctx, key, contentType)
+}
+
+// PresignPart calls PresignPartFn.
+func (s *Staging) PresignPart(ctx context.Context, key, uploadID string, part int32, size int64, expiry time.Duration) (string, error) {
+	return s.PresignPartFn(ctx, key, uploadID, part, size, expiry)
+}
+
+// ListParts calls ListPartsFn.
+func (s *Staging) ListParts(ctx context.Context, key, uploadID string) ([]image.Part, error) {
+	return s.ListPartsFn(ctx, key, uploadID)
+}
+
+// CompleteMultipart calls CompleteMultipartFn.
+func (s *Staging) CompleteMultipart(ctx context.Context, key, uploadID string, parts []image.Part) error {
+	return s.CompleteMultipartFn(ctx, key, uploadID, parts)
+}
+
+// AbortMultipart calls AbortMultipartFn.
+func (s *Staging) AbortMultipart(ctx context.Context, key, uploadID string) error {
+	return s.AbortMultipartFn(ctx, key, uploadID)
+}
+
+// Open calls OpenFn.
+func (s *Staging) Open(ctx context.Context, key string) (io.ReadCloser, int64, error) {
+	return s.OpenFn(ctx, key)
+}
+
+// Holdings is an image.Holdings.
+type Holdings struct {
+	UnfinishedUploadsFn func(ctx context.Context, userID string) ([]*image.PendingUpload, error)
+	MoveUploadFn        func(ctx context.Context, id, from, to string) (bool, error)
+	DeleteUserImagesFn  func(ctx context.Context, userID string, limit int) (int, error)
+}
+
+var _ image.Holdings = (*Holdings)(nil)
+
+// UnfinishedUploads calls UnfinishedUploadsFn.
+func (h *Holdings) UnfinishedUploads(ctx context.Context, userID string) ([]*image.PendingUpload, error) {
+	return h.UnfinishedUploadsFn(ctx, userID)
+}
+
+// MoveUpload calls MoveUploadFn.
+func (h *Holdings) MoveUpload(ctx context.Context, id, from, to string) (bool, error) {
+	return h.MoveUploadFn(ctx, id, from, to)
+}
+
+// DeleteUserImages calls DeleteUserImagesFn.
+func (h *Holdings) DeleteUserImages(ctx context.Context, userID string, limit int) (int, error) {
+	return h.DeleteUserImagesFn(ctx, userID, limit)
 }

@@ -135,7 +135,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 			documented[method+" "+path] = true
 		}
 	}
-	e := httpapi.New(httpapi.Deps{Webhooks: noWebhooks{}, Events: noEvents{}}, httpapi.Config{}, nil)
+	e := httpapi.New(httpapi.Deps{Webhooks: noWebhooks{}, Events: noEvents{}, Accounts: noAccounts{}}, httpapi.Config{}, nil)
 	served := map[string]bool{}
 	for _, r := range e.Routes() {
 		if strings.HasPrefix(r.Path, "/monitoring") || r.Method == echo.RouteNotFound {
@@ -182,3 +182,6 @@ type noWebhooks struct{ httpapi.Webhooks }
 
 // noEvents only makes New register the event stream.
 type noEvents struct{ httpapi.Events }
+
+// noAccounts only makes New register the account routes.
+type noAccounts struct{ httpapi.Accounts }

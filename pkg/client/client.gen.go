@@ -20,6 +20,24 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AccountRole.
+const (
+	AccountRoleAdmin AccountRole = "admin"
+	AccountRoleUser  AccountRole = "user"
+)
+
+// Valid indicates whether the value is a known member of the AccountRole enum.
+func (e AccountRole) Valid() bool {
+	switch e {
+	case AccountRoleAdmin:
+		return true
+	case AccountRoleUser:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeliveryState.
 const (
 	DeliveryStateDelivered DeliveryState = "delivered"
@@ -134,6 +152,68 @@ func (e TokensTokenType) Valid() bool {
 	}
 }
 
+// Defines values for UploadKind.
+const (
+	Multipart UploadKind = "multipart"
+	Put       UploadKind = "put"
+)
+
+// Valid indicates whether the value is a known member of the UploadKind enum.
+func (e UploadKind) Valid() bool {
+	switch e {
+	case Multipart:
+		return true
+	case Put:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UploadPutMethod.
+const (
+	PUT UploadPutMethod = "PUT"
+)
+
+// Valid indicates whether the value is a known member of the UploadPutMethod enum.
+func (e UploadPutMethod) Valid() bool {
+	switch e {
+	case PUT:
+		return true
+	default:
+		return false
+	}
+}
+
+// Account defines model for Account.
+type Account struct {
+	CreatedAt time.Time `json:"created_at"`
+	Email     string    `json:"email"`
+	Id        string    `json:"id"`
+
+	// Quota the bounds on usage (USER_QUOTA_IMAGES, USER_QUOTA_BYTES); null is no bound. An upload that would go over is refused with 403 `quota_exceeded`.
+	Quota struct {
+		Bytes  *int64 `json:"bytes"`
+		Images *int64 `json:"images"`
+	} `json:"quota"`
+	Role AccountRole `json:"role"`
+
+	// Usage what the account stores; images and bytes are what the quota counts
+	Usage struct {
+		// Bytes their originals' bytes (variants are not counted)
+		Bytes int64 `json:"bytes"`
+
+		// Images the images stored, in any status
+		Images int64 `json:"images"`
+
+		// PendingUploads direct uploads begun and not yet completed, aborted or expired (at most 100)
+		PendingUploads int `json:"pending_uploads"`
+	} `json:"usage"`
+}
+
+// AccountRole defines model for Account.Role.
+type AccountRole string
+
 // AdminImage defines model for AdminImage.
 type AdminImage struct {
 	Bytes       int64     `json:"bytes"`
@@ -163,10 +243,22 @@ type AdminImageList struct {
 	NextCursor *string      `json:"next_cursor"`
 }
 
+// CompleteUploadRequest defines model for CompleteUploadRequest.
+type CompleteUploadRequest struct {
+	// Parts the parts to put together (default: every part that arrived)
+	Parts *[]Part `json:"parts,omitempty"`
+}
+
 // Credentials defines model for Credentials.
 type Credentials struct {
 	Email    openapi_types.Email `json:"email"`
 	Password string              `json:"password"`
+}
+
+// DeleteAccountRequest defines model for DeleteAccountRequest.
+type DeleteAccountRequest struct {
+	// Password the account's password, to confirm
+	Password string `json:"password"`
 }
 
 // Delivery defines model for Delivery.
@@ -257,6 +349,23 @@ type ImageList struct {
 // ImageStatus defines model for ImageStatus.
 type ImageStatus string
 
+// Part defines model for Part.
+type Part struct {
+	Etag   string `json:"etag"`
+	Number int32  `json:"number"`
+	Size   *int64 `json:"size,omitempty"`
+}
+
+// PartList defines model for PartList.
+type PartList struct {
+	// Items the parts that arrived, by number
+	Items    []Part `json:"items"`
+	PartSize int64  `json:"part_size"`
+
+	// Parts how many parts the upload has
+	Parts int `json:"parts"`
+}
+
 // Ping defines model for Ping.
 type Ping struct {
 	Error      *string `json:"error"`
@@ -286,6 +395,22 @@ type ReadyChecks string
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
 	RefreshToken string `json:"refresh_token"`
+}
+
+// SignPartsRequest defines model for SignPartsRequest.
+type SignPartsRequest struct {
+	Numbers []int32 `json:"numbers"`
+}
+
+// SignedParts defines model for SignedParts.
+type SignedParts struct {
+	ExpiresAt time.Time `json:"expires_at"`
+	Items     []struct {
+		Number int32 `json:"number"`
+
+		// Url PUT the part's exact bytes here; the answer's ETag header names the part
+		Url string `json:"url"`
+	} `json:"items"`
 }
 
 // Stats defines model for Stats.
@@ -342,6 +467,59 @@ type Tokens struct {
 // TokensTokenType defines model for Tokens.TokenType.
 type TokensTokenType string
 
+// Upload defines model for Upload.
+type Upload struct {
+	Bytes       int64  `json:"bytes"`
+	ContentType string `json:"content_type"`
+
+	// ExpiresAt when the unfinished upload is removed (UPLOAD_EXPIRY)
+	ExpiresAt time.Time `json:"expires_at"`
+	Filename  string    `json:"filename"`
+
+	// Id the upload's id, and the image's once completed
+	Id string `json:"id"`
+
+	// Kind put: send the file with put; multipart: sign parts, send them, then complete
+	Kind UploadKind `json:"kind"`
+
+	// PartSize a multipart upload's part size: every part has it but the last
+	PartSize int64 `json:"part_size"`
+
+	// Parts how many parts (1 for put)
+	Parts int `json:"parts"`
+
+	// Put where to send the whole file (kind put); the size and type are signed
+	Put *struct {
+		// Headers headers to send with it
+		Headers map[string]string `json:"headers"`
+		Method  UploadPutMethod   `json:"method"`
+		Url     string            `json:"url"`
+	} `json:"put,omitempty"`
+
+	// UrlsExpireAt when the URLs in this answer stop working
+	UrlsExpireAt *time.Time `json:"urls_expire_at,omitempty"`
+}
+
+// UploadKind put: send the file with put; multipart: sign parts, send them, then complete
+type UploadKind string
+
+// UploadPutMethod defines model for Upload.Put.Method.
+type UploadPutMethod string
+
+// UploadRequest defines model for UploadRequest.
+type UploadRequest struct {
+	// Bytes the file's exact size
+	Bytes int64 `json:"bytes"`
+
+	// ContentType image/jpeg, image/png, image/webp, image/gif, image/heif or image/avif (the bytes are checked at completion)
+	//
+	// Example: image/jpeg
+	ContentType string `json:"content_type"`
+
+	// Filename the file's name, kept for display
+	Filename *string `json:"filename,omitempty"`
+}
+
 // User defines model for User.
 type User struct {
 	CreatedAt time.Time `json:"created_at"`
@@ -369,8 +547,14 @@ type Cursor = string
 // Id defines model for id.
 type Id = string
 
+// IdempotencyKey defines model for idempotencyKey.
+type IdempotencyKey = string
+
 // Limit defines model for limit.
 type Limit = int
+
+// UploadId defines model for uploadId.
+type UploadId = string
 
 // DatabaseUnavailable defines model for DatabaseUnavailable.
 type DatabaseUnavailable = Error
@@ -399,8 +583,17 @@ type PageInvalid = Error
 // RateLimited defines model for RateLimited.
 type RateLimited = Error
 
+// StorageUnavailable defines model for StorageUnavailable.
+type StorageUnavailable = Error
+
 // TooManyWaiting defines model for TooManyWaiting.
 type TooManyWaiting = Error
+
+// UploadGone defines model for UploadGone.
+type UploadGone = Error
+
+// UploadNotFound defines model for UploadNotFound.
+type UploadNotFound = Error
 
 // WebhookNotFound defines model for WebhookNotFound.
 type WebhookNotFound = Error
@@ -451,11 +644,26 @@ type GetImageParams struct {
 	Wait *string `form:"wait,omitempty" json:"wait,omitempty"`
 }
 
+// BeginUploadParams defines parameters for BeginUpload.
+type BeginUploadParams struct {
+	// IdempotencyKey Makes the call safe to retry: a repeat with the same key (kept 24 hours per user) gets the first response again (with Idempotent-Replayed: true); the same key with another request is 422 idempotency_key_reused; one while the first is still running is 409 idempotency_key_in_use.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// CompleteUploadParams defines parameters for CompleteUpload.
+type CompleteUploadParams struct {
+	// IdempotencyKey Makes the call safe to retry: a repeat with the same key (kept 24 hours per user) gets the first response again (with Idempotent-Replayed: true); the same key with another request is 422 idempotency_key_reused; one while the first is still running is 409 idempotency_key_in_use.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListWebhookDeliveriesParams defines parameters for ListWebhookDeliveries.
 type ListWebhookDeliveriesParams struct {
 	// Limit how many, newest first; larger values are capped at 100
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 }
+
+// DeleteAccountJSONRequestBody defines body for DeleteAccount for application/json ContentType.
+type DeleteAccountJSONRequestBody = DeleteAccountRequest
 
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = Credentials
@@ -471,6 +679,15 @@ type SignupJSONRequestBody = Credentials
 
 // UploadImageMultipartRequestBody defines body for UploadImage for multipart/form-data ContentType.
 type UploadImageMultipartRequestBody UploadImageMultipartBody
+
+// BeginUploadJSONRequestBody defines body for BeginUpload for application/json ContentType.
+type BeginUploadJSONRequestBody = UploadRequest
+
+// CompleteUploadJSONRequestBody defines body for CompleteUpload for application/json ContentType.
+type CompleteUploadJSONRequestBody = CompleteUploadRequest
+
+// SignUploadPartsJSONRequestBody defines body for SignUploadParts for application/json ContentType.
+type SignUploadPartsJSONRequestBody = SignPartsRequest
 
 // CreateWebhookJSONRequestBody defines body for CreateWebhook for application/json ContentType.
 type CreateWebhookJSONRequestBody = SubscriptionRequest
@@ -590,6 +807,55 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /readyz (the `GetReadiness` operationId).
 	GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteAccountWithBody Delete the account and everything it holds
+	//
+	// Confirmed with the account's password; attempts count against the
+	// login rate limits. The account is closed at once: its logins,
+	// refresh tokens and access tokens are refused from then on. Then
+	// its images (originals and variants), unfinished direct uploads,
+	// webhooks and their deliveries, sessions and idempotency keys are
+	// removed, the account itself last, and its email can be used again.
+	//
+	// `204` when everything is gone. `202` when the removal could not
+	// finish within 30 seconds (a dependency down, a very large account):
+	// the account is closed all the same and the rest is removed in the
+	// background within minutes; calling again with the same token and
+	// password finishes it now. A wrong password is `403`, not `401`: the
+	// token is fine, and a client should not refresh it and retry.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with DELETE /v1/account (the `DeleteAccount` operationId).
+	DeleteAccountWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteAccount Delete the account and everything it holds
+	//
+	// Confirmed with the account's password; attempts count against the
+	// login rate limits. The account is closed at once: its logins,
+	// refresh tokens and access tokens are refused from then on. Then
+	// its images (originals and variants), unfinished direct uploads,
+	// webhooks and their deliveries, sessions and idempotency keys are
+	// removed, the account itself last, and its email can be used again.
+	//
+	// `204` when everything is gone. `202` when the removal could not
+	// finish within 30 seconds (a dependency down, a very large account):
+	// the account is closed all the same and the rest is removed in the
+	// background within minutes; calling again with the same token and
+	// password finishes it now. A wrong password is `403`, not `401`: the
+	// token is fine, and a client should not refresh it and retry.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with DELETE /v1/account (the `DeleteAccount` operationId).
+	DeleteAccount(ctx context.Context, body DeleteAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAccount Get the account and its usage
+	//
+	// The caller's account, and what it stores against the quota: images and their originals' bytes (what the quota counts) and unfinished direct uploads. A quota of `null` is no bound.
+	//
+	// Corresponds with GET /v1/account (the `GetAccount` operationId).
+	GetAccount(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminListImages List every user's images (admin)
 	//
@@ -736,6 +1002,74 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/images/{id}/reprocess (the `ReprocessImage` operationId).
 	ReprocessImage(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BeginUploadWithBody Start an upload straight to object storage
+	//
+	// Checks the size, type and quota before any byte is sent, and answers where to send the bytes: one presigned PUT (kind `put`, files up to UPLOAD_PART_SIZE) or a multipart upload (kind `multipart`): sign parts, PUT each, list what arrived to resume, then complete. An upload not completed within UPLOAD_EXPIRY (24 hours) is removed. Counts as an upload against the rate limit.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/uploads (the `BeginUpload` operationId).
+	BeginUploadWithBody(ctx context.Context, params *BeginUploadParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BeginUpload Start an upload straight to object storage
+	//
+	// Checks the size, type and quota before any byte is sent, and answers where to send the bytes: one presigned PUT (kind `put`, files up to UPLOAD_PART_SIZE) or a multipart upload (kind `multipart`): sign parts, PUT each, list what arrived to resume, then complete. An upload not completed within UPLOAD_EXPIRY (24 hours) is removed. Counts as an upload against the rate limit.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/uploads (the `BeginUpload` operationId).
+	BeginUpload(ctx context.Context, params *BeginUploadParams, body BeginUploadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AbortUpload Abort an upload
+	//
+	// The upload ends and what arrived of it is removed.
+	//
+	// Corresponds with DELETE /v1/uploads/{id} (the `AbortUpload` operationId).
+	AbortUpload(ctx context.Context, id UploadId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CompleteUploadWithBody Complete an upload; it becomes an image
+	//
+	// For a multipart upload, the parts are put together first. The object is then read once: its size must be the declared one, and it is hashed and checked as an upload through POST /v1/images is. A file refused here (413, 415, 422) is deleted and the upload is over. The image has the upload's id and the same lifecycle as any other. A repeat after success answers 200 with the image.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/uploads/{id}/complete (the `CompleteUpload` operationId).
+	CompleteUploadWithBody(ctx context.Context, id UploadId, params *CompleteUploadParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CompleteUpload Complete an upload; it becomes an image
+	//
+	// For a multipart upload, the parts are put together first. The object is then read once: its size must be the declared one, and it is hashed and checked as an upload through POST /v1/images is. A file refused here (413, 415, 422) is deleted and the upload is over. The image has the upload's id and the same lifecycle as any other. A repeat after success answers 200 with the image.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/uploads/{id}/complete (the `CompleteUpload` operationId).
+	CompleteUpload(ctx context.Context, id UploadId, params *CompleteUploadParams, body CompleteUploadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListUploadParts List the parts that arrived
+	//
+	// To resume a multipart upload after a dropped connection: sign and send only the parts missing here.
+	//
+	// Corresponds with GET /v1/uploads/{id}/parts (the `ListUploadParts` operationId).
+	ListUploadParts(ctx context.Context, id UploadId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SignUploadPartsWithBody Sign parts of a multipart upload
+	//
+	// Presigned URLs, valid an hour, for the given part numbers (1 to parts). PUT each part's exact bytes (part_size, the last one the rest) to its URL and keep the ETag header of the answer.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/uploads/{id}/parts (the `SignUploadParts` operationId).
+	SignUploadPartsWithBody(ctx context.Context, id UploadId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SignUploadParts Sign parts of a multipart upload
+	//
+	// Presigned URLs, valid an hour, for the given part numbers (1 to parts). PUT each part's exact bytes (part_size, the last one the rest) to its URL and keep the ETag header of the answer.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/uploads/{id}/parts (the `SignUploadParts` operationId).
+	SignUploadParts(ctx context.Context, id UploadId, body SignUploadPartsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListWebhooks List webhooks
 	//
@@ -891,6 +1225,85 @@ func (c *Client) GetOpenAPI(ctx context.Context, reqEditors ...RequestEditorFn) 
 // Corresponds with GET /readyz (the `GetReadiness` operationId).
 func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetReadinessRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteAccountWithBody Delete the account and everything it holds
+//
+// Confirmed with the account's password; attempts count against the
+// login rate limits. The account is closed at once: its logins,
+// refresh tokens and access tokens are refused from then on. Then
+// its images (originals and variants), unfinished direct uploads,
+// webhooks and their deliveries, sessions and idempotency keys are
+// removed, the account itself last, and its email can be used again.
+//
+// `204` when everything is gone. `202` when the removal could not
+// finish within 30 seconds (a dependency down, a very large account):
+// the account is closed all the same and the rest is removed in the
+// background within minutes; calling again with the same token and
+// password finishes it now. A wrong password is `403`, not `401`: the
+// token is fine, and a client should not refresh it and retry.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with DELETE /v1/account (the `DeleteAccount` operationId).
+func (c *Client) DeleteAccountWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAccountRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteAccount Delete the account and everything it holds
+//
+// Confirmed with the account's password; attempts count against the
+// login rate limits. The account is closed at once: its logins,
+// refresh tokens and access tokens are refused from then on. Then
+// its images (originals and variants), unfinished direct uploads,
+// webhooks and their deliveries, sessions and idempotency keys are
+// removed, the account itself last, and its email can be used again.
+//
+// `204` when everything is gone. `202` when the removal could not
+// finish within 30 seconds (a dependency down, a very large account):
+// the account is closed all the same and the rest is removed in the
+// background within minutes; calling again with the same token and
+// password finishes it now. A wrong password is `403`, not `401`: the
+// token is fine, and a client should not refresh it and retry.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with DELETE /v1/account (the `DeleteAccount` operationId).
+func (c *Client) DeleteAccount(ctx context.Context, body DeleteAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAccountRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAccount Get the account and its usage
+//
+// The caller's account, and what it stores against the quota: images and their originals' bytes (what the quota counts) and unfinished direct uploads. A quota of `null` is no bound.
+//
+// Corresponds with GET /v1/account (the `GetAccount` operationId).
+func (c *Client) GetAccount(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAccountRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -1207,6 +1620,154 @@ func (c *Client) ReprocessImage(ctx context.Context, id Id, reqEditors ...Reques
 	return c.Client.Do(req)
 }
 
+// BeginUploadWithBody Start an upload straight to object storage
+//
+// Checks the size, type and quota before any byte is sent, and answers where to send the bytes: one presigned PUT (kind `put`, files up to UPLOAD_PART_SIZE) or a multipart upload (kind `multipart`): sign parts, PUT each, list what arrived to resume, then complete. An upload not completed within UPLOAD_EXPIRY (24 hours) is removed. Counts as an upload against the rate limit.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/uploads (the `BeginUpload` operationId).
+func (c *Client) BeginUploadWithBody(ctx context.Context, params *BeginUploadParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBeginUploadRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BeginUpload Start an upload straight to object storage
+//
+// Checks the size, type and quota before any byte is sent, and answers where to send the bytes: one presigned PUT (kind `put`, files up to UPLOAD_PART_SIZE) or a multipart upload (kind `multipart`): sign parts, PUT each, list what arrived to resume, then complete. An upload not completed within UPLOAD_EXPIRY (24 hours) is removed. Counts as an upload against the rate limit.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/uploads (the `BeginUpload` operationId).
+func (c *Client) BeginUpload(ctx context.Context, params *BeginUploadParams, body BeginUploadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBeginUploadRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AbortUpload Abort an upload
+//
+// The upload ends and what arrived of it is removed.
+//
+// Corresponds with DELETE /v1/uploads/{id} (the `AbortUpload` operationId).
+func (c *Client) AbortUpload(ctx context.Context, id UploadId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAbortUploadRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CompleteUploadWithBody Complete an upload; it becomes an image
+//
+// For a multipart upload, the parts are put together first. The object is then read once: its size must be the declared one, and it is hashed and checked as an upload through POST /v1/images is. A file refused here (413, 415, 422) is deleted and the upload is over. The image has the upload's id and the same lifecycle as any other. A repeat after success answers 200 with the image.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/uploads/{id}/complete (the `CompleteUpload` operationId).
+func (c *Client) CompleteUploadWithBody(ctx context.Context, id UploadId, params *CompleteUploadParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCompleteUploadRequestWithBody(c.Server, id, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CompleteUpload Complete an upload; it becomes an image
+//
+// For a multipart upload, the parts are put together first. The object is then read once: its size must be the declared one, and it is hashed and checked as an upload through POST /v1/images is. A file refused here (413, 415, 422) is deleted and the upload is over. The image has the upload's id and the same lifecycle as any other. A repeat after success answers 200 with the image.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/uploads/{id}/complete (the `CompleteUpload` operationId).
+func (c *Client) CompleteUpload(ctx context.Context, id UploadId, params *CompleteUploadParams, body CompleteUploadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCompleteUploadRequest(c.Server, id, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListUploadParts List the parts that arrived
+//
+// To resume a multipart upload after a dropped connection: sign and send only the parts missing here.
+//
+// Corresponds with GET /v1/uploads/{id}/parts (the `ListUploadParts` operationId).
+func (c *Client) ListUploadParts(ctx context.Context, id UploadId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListUploadPartsRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SignUploadPartsWithBody Sign parts of a multipart upload
+//
+// Presigned URLs, valid an hour, for the given part numbers (1 to parts). PUT each part's exact bytes (part_size, the last one the rest) to its URL and keep the ETag header of the answer.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/uploads/{id}/parts (the `SignUploadParts` operationId).
+func (c *Client) SignUploadPartsWithBody(ctx context.Context, id UploadId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSignUploadPartsRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SignUploadParts Sign parts of a multipart upload
+//
+// Presigned URLs, valid an hour, for the given part numbers (1 to parts). PUT each part's exact bytes (part_size, the last one the rest) to its URL and keep the ETag header of the answer.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/uploads/{id}/parts (the `SignUploadParts` operationId).
+func (c *Client) SignUploadParts(ctx context.Context, id UploadId, body SignUploadPartsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSignUploadPartsRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListWebhooks List webhooks
 //
 // Corresponds with GET /v1/webhooks (the `ListWebhooks` operationId).
@@ -1513,6 +2074,73 @@ func NewGetReadinessRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/readyz")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteAccountRequest calls the generic DeleteAccount builder with application/json body
+func NewDeleteAccountRequest(server string, body DeleteAccountJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDeleteAccountRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewDeleteAccountRequestWithBody constructs an http.Request for the DeleteAccount method, with any body, and a specified content type
+func NewDeleteAccountRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/account")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetAccountRequest constructs an http.Request for the GetAccount method
+func NewGetAccountRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/account")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -2103,6 +2731,238 @@ func NewReprocessImageRequest(server string, id Id) (*http.Request, error) {
 	return req, nil
 }
 
+// NewBeginUploadRequest calls the generic BeginUpload builder with application/json body
+func NewBeginUploadRequest(server string, params *BeginUploadParams, body BeginUploadJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewBeginUploadRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewBeginUploadRequestWithBody constructs an http.Request for the BeginUpload method, with any body, and a specified content type
+func NewBeginUploadRequestWithBody(server string, params *BeginUploadParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/uploads")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewAbortUploadRequest constructs an http.Request for the AbortUpload method
+func NewAbortUploadRequest(server string, id UploadId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/uploads/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCompleteUploadRequest calls the generic CompleteUpload builder with application/json body
+func NewCompleteUploadRequest(server string, id UploadId, params *CompleteUploadParams, body CompleteUploadJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCompleteUploadRequestWithBody(server, id, params, "application/json", bodyReader)
+}
+
+// NewCompleteUploadRequestWithBody constructs an http.Request for the CompleteUpload method, with any body, and a specified content type
+func NewCompleteUploadRequestWithBody(server string, id UploadId, params *CompleteUploadParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/uploads/%s/complete", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewListUploadPartsRequest constructs an http.Request for the ListUploadParts method
+func NewListUploadPartsRequest(server string, id UploadId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/uploads/%s/parts", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSignUploadPartsRequest calls the generic SignUploadParts builder with application/json body
+func NewSignUploadPartsRequest(server string, id UploadId, body SignUploadPartsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSignUploadPartsRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewSignUploadPartsRequestWithBody constructs an http.Request for the SignUploadParts method, with any body, and a specified content type
+func NewSignUploadPartsRequestWithBody(server string, id UploadId, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/uploads/%s/parts", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListWebhooksRequest constructs an http.Request for the ListWebhooks method
 func NewListWebhooksRequest(server string) (*http.Request, error) {
 	var err error
@@ -2471,6 +3331,57 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /readyz (the `GetReadiness` operationId).
 	GetReadinessWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadinessResponse, error)
 
+	// DeleteAccountWithBodyWithResponse Delete the account and everything it holds
+	//
+	// Confirmed with the account's password; attempts count against the
+	// login rate limits. The account is closed at once: its logins,
+	// refresh tokens and access tokens are refused from then on. Then
+	// its images (originals and variants), unfinished direct uploads,
+	// webhooks and their deliveries, sessions and idempotency keys are
+	// removed, the account itself last, and its email can be used again.
+	//
+	// `204` when everything is gone. `202` when the removal could not
+	// finish within 30 seconds (a dependency down, a very large account):
+	// the account is closed all the same and the rest is removed in the
+	// background within minutes; calling again with the same token and
+	// password finishes it now. A wrong password is `403`, not `401`: the
+	// token is fine, and a client should not refresh it and retry.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/account (the `DeleteAccount` operationId).
+	DeleteAccountWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error)
+
+	// DeleteAccountWithResponse Delete the account and everything it holds
+	//
+	// Confirmed with the account's password; attempts count against the
+	// login rate limits. The account is closed at once: its logins,
+	// refresh tokens and access tokens are refused from then on. Then
+	// its images (originals and variants), unfinished direct uploads,
+	// webhooks and their deliveries, sessions and idempotency keys are
+	// removed, the account itself last, and its email can be used again.
+	//
+	// `204` when everything is gone. `202` when the removal could not
+	// finish within 30 seconds (a dependency down, a very large account):
+	// the account is closed all the same and the rest is removed in the
+	// background within minutes; calling again with the same token and
+	// password finishes it now. A wrong password is `403`, not `401`: the
+	// token is fine, and a client should not refresh it and retry.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/account (the `DeleteAccount` operationId).
+	DeleteAccountWithResponse(ctx context.Context, body DeleteAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error)
+
+	// GetAccountWithResponse Get the account and its usage
+	//
+	// The caller's account, and what it stores against the quota: images and their originals' bytes (what the quota counts) and unfinished direct uploads. A quota of `null` is no bound.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/account (the `GetAccount` operationId).
+	GetAccountWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetAccountResponse, error)
+
 	// AdminListImagesWithResponse List every user's images (admin)
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -2630,6 +3541,78 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/images/{id}/reprocess (the `ReprocessImage` operationId).
 	ReprocessImageWithResponse(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*ReprocessImageResponse, error)
+
+	// BeginUploadWithBodyWithResponse Start an upload straight to object storage
+	//
+	// Checks the size, type and quota before any byte is sent, and answers where to send the bytes: one presigned PUT (kind `put`, files up to UPLOAD_PART_SIZE) or a multipart upload (kind `multipart`): sign parts, PUT each, list what arrived to resume, then complete. An upload not completed within UPLOAD_EXPIRY (24 hours) is removed. Counts as an upload against the rate limit.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/uploads (the `BeginUpload` operationId).
+	BeginUploadWithBodyWithResponse(ctx context.Context, params *BeginUploadParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BeginUploadResponse, error)
+
+	// BeginUploadWithResponse Start an upload straight to object storage
+	//
+	// Checks the size, type and quota before any byte is sent, and answers where to send the bytes: one presigned PUT (kind `put`, files up to UPLOAD_PART_SIZE) or a multipart upload (kind `multipart`): sign parts, PUT each, list what arrived to resume, then complete. An upload not completed within UPLOAD_EXPIRY (24 hours) is removed. Counts as an upload against the rate limit.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/uploads (the `BeginUpload` operationId).
+	BeginUploadWithResponse(ctx context.Context, params *BeginUploadParams, body BeginUploadJSONRequestBody, reqEditors ...RequestEditorFn) (*BeginUploadResponse, error)
+
+	// AbortUploadWithResponse Abort an upload
+	//
+	// The upload ends and what arrived of it is removed.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/uploads/{id} (the `AbortUpload` operationId).
+	AbortUploadWithResponse(ctx context.Context, id UploadId, reqEditors ...RequestEditorFn) (*AbortUploadResponse, error)
+
+	// CompleteUploadWithBodyWithResponse Complete an upload; it becomes an image
+	//
+	// For a multipart upload, the parts are put together first. The object is then read once: its size must be the declared one, and it is hashed and checked as an upload through POST /v1/images is. A file refused here (413, 415, 422) is deleted and the upload is over. The image has the upload's id and the same lifecycle as any other. A repeat after success answers 200 with the image.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/uploads/{id}/complete (the `CompleteUpload` operationId).
+	CompleteUploadWithBodyWithResponse(ctx context.Context, id UploadId, params *CompleteUploadParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CompleteUploadResponse, error)
+
+	// CompleteUploadWithResponse Complete an upload; it becomes an image
+	//
+	// For a multipart upload, the parts are put together first. The object is then read once: its size must be the declared one, and it is hashed and checked as an upload through POST /v1/images is. A file refused here (413, 415, 422) is deleted and the upload is over. The image has the upload's id and the same lifecycle as any other. A repeat after success answers 200 with the image.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/uploads/{id}/complete (the `CompleteUpload` operationId).
+	CompleteUploadWithResponse(ctx context.Context, id UploadId, params *CompleteUploadParams, body CompleteUploadJSONRequestBody, reqEditors ...RequestEditorFn) (*CompleteUploadResponse, error)
+
+	// ListUploadPartsWithResponse List the parts that arrived
+	//
+	// To resume a multipart upload after a dropped connection: sign and send only the parts missing here.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/uploads/{id}/parts (the `ListUploadParts` operationId).
+	ListUploadPartsWithResponse(ctx context.Context, id UploadId, reqEditors ...RequestEditorFn) (*ListUploadPartsResponse, error)
+
+	// SignUploadPartsWithBodyWithResponse Sign parts of a multipart upload
+	//
+	// Presigned URLs, valid an hour, for the given part numbers (1 to parts). PUT each part's exact bytes (part_size, the last one the rest) to its URL and keep the ETag header of the answer.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/uploads/{id}/parts (the `SignUploadParts` operationId).
+	SignUploadPartsWithBodyWithResponse(ctx context.Context, id UploadId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignUploadPartsResponse, error)
+
+	// SignUploadPartsWithResponse Sign parts of a multipart upload
+	//
+	// Presigned URLs, valid an hour, for the given part numbers (1 to parts). PUT each part's exact bytes (part_size, the last one the rest) to its URL and keep the ETag header of the answer.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/uploads/{id}/parts (the `SignUploadParts` operationId).
+	SignUploadPartsWithResponse(ctx context.Context, id UploadId, body SignUploadPartsJSONRequestBody, reqEditors ...RequestEditorFn) (*SignUploadPartsResponse, error)
 
 	// ListWebhooksWithResponse List webhooks
 	//
@@ -2986,6 +3969,179 @@ func (r GetReadinessResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetReadinessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteAccountResponse401Headers the declared response headers of an HTTP 401 response for DeleteAccount
+type DeleteAccountResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// DeleteAccountResponse429Headers the declared response headers of an HTTP 429 response for DeleteAccount
+type DeleteAccountResponse429Headers struct {
+	RetryAfter int
+}
+
+// DeleteAccountResponse503Headers the declared response headers of an HTTP 503 response for DeleteAccount
+type DeleteAccountResponse503Headers struct {
+	RetryAfter int
+}
+
+type DeleteAccountResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidJSON
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *JSONTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *NotJSON
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteAccountResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteAccountResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteAccountResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteAccountResponse) GetJSON400() *InvalidJSON {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteAccountResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeleteAccountResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r DeleteAccountResponse) GetJSON413() *JSONTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r DeleteAccountResponse) GetJSON415() *NotJSON {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteAccountResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteAccountResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteAccountResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteAccountResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteAccountResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteAccountResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetAccountResponse401Headers the declared response headers of an HTTP 401 response for GetAccount
+type GetAccountResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetAccountResponse503Headers the declared response headers of an HTTP 503 response for GetAccount
+type GetAccountResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetAccountResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Account
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *DatabaseUnavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetAccountResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetAccountResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAccountResponse) GetJSON200() *Account {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetAccountResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetAccountResponse) GetJSON503() *DatabaseUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAccountResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAccountResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAccountResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAccountResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4093,6 +5249,554 @@ func (r ReprocessImageResponse) ContentType() string {
 	return ""
 }
 
+// BeginUploadResponse201Headers the declared response headers of an HTTP 201 response for BeginUpload
+type BeginUploadResponse201Headers struct {
+	Location string
+}
+
+// BeginUploadResponse401Headers the declared response headers of an HTTP 401 response for BeginUpload
+type BeginUploadResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// BeginUploadResponse429Headers the declared response headers of an HTTP 429 response for BeginUpload
+type BeginUploadResponse429Headers struct {
+	RetryAfter int
+}
+
+// BeginUploadResponse503Headers the declared response headers of an HTTP 503 response for BeginUpload
+type BeginUploadResponse503Headers struct {
+	RetryAfter int
+}
+
+type BeginUploadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Upload
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *Error
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *StorageUnavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *BeginUploadResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *BeginUploadResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *BeginUploadResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *BeginUploadResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r BeginUploadResponse) GetJSON201() *Upload {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r BeginUploadResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r BeginUploadResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r BeginUploadResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r BeginUploadResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r BeginUploadResponse) GetJSON413() *Error {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r BeginUploadResponse) GetJSON415() *Error {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r BeginUploadResponse) GetJSON422() *Error {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r BeginUploadResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r BeginUploadResponse) GetJSON503() *StorageUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r BeginUploadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r BeginUploadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r BeginUploadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r BeginUploadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AbortUploadResponse401Headers the declared response headers of an HTTP 401 response for AbortUpload
+type AbortUploadResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// AbortUploadResponse503Headers the declared response headers of an HTTP 503 response for AbortUpload
+type AbortUploadResponse503Headers struct {
+	RetryAfter int
+}
+
+type AbortUploadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *UploadNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *UploadGone
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *StorageUnavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AbortUploadResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AbortUploadResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AbortUploadResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r AbortUploadResponse) GetJSON404() *UploadNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r AbortUploadResponse) GetJSON409() *UploadGone {
+	return r.JSON409
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r AbortUploadResponse) GetJSON503() *StorageUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AbortUploadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AbortUploadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AbortUploadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AbortUploadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CompleteUploadResponse200Headers the declared response headers of an HTTP 200 response for CompleteUpload
+type CompleteUploadResponse200Headers struct {
+	Location string
+}
+
+// CompleteUploadResponse202Headers the declared response headers of an HTTP 202 response for CompleteUpload
+type CompleteUploadResponse202Headers struct {
+	Location string
+}
+
+// CompleteUploadResponse401Headers the declared response headers of an HTTP 401 response for CompleteUpload
+type CompleteUploadResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// CompleteUploadResponse429Headers the declared response headers of an HTTP 429 response for CompleteUpload
+type CompleteUploadResponse429Headers struct {
+	RetryAfter int
+}
+
+// CompleteUploadResponse503Headers the declared response headers of an HTTP 503 response for CompleteUpload
+type CompleteUploadResponse503Headers struct {
+	RetryAfter int
+}
+
+type CompleteUploadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Image
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Image
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *UploadNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *Error
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *CompleteUploadResponse200Headers
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CompleteUploadResponse202Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CompleteUploadResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CompleteUploadResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CompleteUploadResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CompleteUploadResponse) GetJSON200() *Image {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CompleteUploadResponse) GetJSON202() *Image {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CompleteUploadResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CompleteUploadResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CompleteUploadResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CompleteUploadResponse) GetJSON404() *UploadNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CompleteUploadResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CompleteUploadResponse) GetJSON413() *Error {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r CompleteUploadResponse) GetJSON415() *Error {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r CompleteUploadResponse) GetJSON422() *Error {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CompleteUploadResponse) GetJSON429() *Error {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CompleteUploadResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CompleteUploadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CompleteUploadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CompleteUploadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CompleteUploadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListUploadPartsResponse401Headers the declared response headers of an HTTP 401 response for ListUploadParts
+type ListUploadPartsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListUploadPartsResponse503Headers the declared response headers of an HTTP 503 response for ListUploadParts
+type ListUploadPartsResponse503Headers struct {
+	RetryAfter int
+}
+
+type ListUploadPartsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PartList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *UploadNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *UploadGone
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *StorageUnavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListUploadPartsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListUploadPartsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListUploadPartsResponse) GetJSON200() *PartList {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListUploadPartsResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListUploadPartsResponse) GetJSON404() *UploadNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ListUploadPartsResponse) GetJSON409() *UploadGone {
+	return r.JSON409
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListUploadPartsResponse) GetJSON503() *StorageUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListUploadPartsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListUploadPartsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListUploadPartsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListUploadPartsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SignUploadPartsResponse401Headers the declared response headers of an HTTP 401 response for SignUploadParts
+type SignUploadPartsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// SignUploadPartsResponse503Headers the declared response headers of an HTTP 503 response for SignUploadParts
+type SignUploadPartsResponse503Headers struct {
+	RetryAfter int
+}
+
+type SignUploadPartsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SignedParts
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *UploadNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *UploadGone
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *JSONTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *NotJSON
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *StorageUnavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *SignUploadPartsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SignUploadPartsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SignUploadPartsResponse) GetJSON200() *SignedParts {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SignUploadPartsResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SignUploadPartsResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SignUploadPartsResponse) GetJSON404() *UploadNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r SignUploadPartsResponse) GetJSON409() *UploadGone {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r SignUploadPartsResponse) GetJSON413() *JSONTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r SignUploadPartsResponse) GetJSON415() *NotJSON {
+	return r.JSON415
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r SignUploadPartsResponse) GetJSON503() *StorageUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SignUploadPartsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SignUploadPartsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SignUploadPartsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SignUploadPartsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListWebhooksResponse401Headers the declared response headers of an HTTP 401 response for ListWebhooks
 type ListWebhooksResponse401Headers struct {
 	WWWAuthenticate *string
@@ -4762,6 +6466,75 @@ func (c *ClientWithResponses) GetReadinessWithResponse(ctx context.Context, reqE
 	return ParseGetReadinessResponse(rsp)
 }
 
+// DeleteAccountWithBodyWithResponse Delete the account and everything it holds
+//
+// Confirmed with the account's password; attempts count against the
+// login rate limits. The account is closed at once: its logins,
+// refresh tokens and access tokens are refused from then on. Then
+// its images (originals and variants), unfinished direct uploads,
+// webhooks and their deliveries, sessions and idempotency keys are
+// removed, the account itself last, and its email can be used again.
+//
+// `204` when everything is gone. `202` when the removal could not
+// finish within 30 seconds (a dependency down, a very large account):
+// the account is closed all the same and the rest is removed in the
+// background within minutes; calling again with the same token and
+// password finishes it now. A wrong password is `403`, not `401`: the
+// token is fine, and a client should not refresh it and retry.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/account (the `DeleteAccount` operationId).
+func (c *ClientWithResponses) DeleteAccountWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error) {
+	rsp, err := c.DeleteAccountWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAccountResponse(rsp)
+}
+
+// DeleteAccountWithResponse Delete the account and everything it holds
+//
+// Confirmed with the account's password; attempts count against the
+// login rate limits. The account is closed at once: its logins,
+// refresh tokens and access tokens are refused from then on. Then
+// its images (originals and variants), unfinished direct uploads,
+// webhooks and their deliveries, sessions and idempotency keys are
+// removed, the account itself last, and its email can be used again.
+//
+// `204` when everything is gone. `202` when the removal could not
+// finish within 30 seconds (a dependency down, a very large account):
+// the account is closed all the same and the rest is removed in the
+// background within minutes; calling again with the same token and
+// password finishes it now. A wrong password is `403`, not `401`: the
+// token is fine, and a client should not refresh it and retry.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/account (the `DeleteAccount` operationId).
+func (c *ClientWithResponses) DeleteAccountWithResponse(ctx context.Context, body DeleteAccountJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error) {
+	rsp, err := c.DeleteAccount(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAccountResponse(rsp)
+}
+
+// GetAccountWithResponse Get the account and its usage
+//
+// The caller's account, and what it stores against the quota: images and their originals' bytes (what the quota counts) and unfinished direct uploads. A quota of `null` is no bound.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/account (the `GetAccount` operationId).
+func (c *ClientWithResponses) GetAccountWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetAccountResponse, error) {
+	rsp, err := c.GetAccount(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAccountResponse(rsp)
+}
+
 // AdminListImagesWithResponse List every user's images (admin)
 //
 // Returns a wrapper object for the known response body format(s).
@@ -5016,6 +6789,126 @@ func (c *ClientWithResponses) ReprocessImageWithResponse(ctx context.Context, id
 		return nil, err
 	}
 	return ParseReprocessImageResponse(rsp)
+}
+
+// BeginUploadWithBodyWithResponse Start an upload straight to object storage
+//
+// Checks the size, type and quota before any byte is sent, and answers where to send the bytes: one presigned PUT (kind `put`, files up to UPLOAD_PART_SIZE) or a multipart upload (kind `multipart`): sign parts, PUT each, list what arrived to resume, then complete. An upload not completed within UPLOAD_EXPIRY (24 hours) is removed. Counts as an upload against the rate limit.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/uploads (the `BeginUpload` operationId).
+func (c *ClientWithResponses) BeginUploadWithBodyWithResponse(ctx context.Context, params *BeginUploadParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BeginUploadResponse, error) {
+	rsp, err := c.BeginUploadWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBeginUploadResponse(rsp)
+}
+
+// BeginUploadWithResponse Start an upload straight to object storage
+//
+// Checks the size, type and quota before any byte is sent, and answers where to send the bytes: one presigned PUT (kind `put`, files up to UPLOAD_PART_SIZE) or a multipart upload (kind `multipart`): sign parts, PUT each, list what arrived to resume, then complete. An upload not completed within UPLOAD_EXPIRY (24 hours) is removed. Counts as an upload against the rate limit.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/uploads (the `BeginUpload` operationId).
+func (c *ClientWithResponses) BeginUploadWithResponse(ctx context.Context, params *BeginUploadParams, body BeginUploadJSONRequestBody, reqEditors ...RequestEditorFn) (*BeginUploadResponse, error) {
+	rsp, err := c.BeginUpload(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBeginUploadResponse(rsp)
+}
+
+// AbortUploadWithResponse Abort an upload
+//
+// The upload ends and what arrived of it is removed.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/uploads/{id} (the `AbortUpload` operationId).
+func (c *ClientWithResponses) AbortUploadWithResponse(ctx context.Context, id UploadId, reqEditors ...RequestEditorFn) (*AbortUploadResponse, error) {
+	rsp, err := c.AbortUpload(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAbortUploadResponse(rsp)
+}
+
+// CompleteUploadWithBodyWithResponse Complete an upload; it becomes an image
+//
+// For a multipart upload, the parts are put together first. The object is then read once: its size must be the declared one, and it is hashed and checked as an upload through POST /v1/images is. A file refused here (413, 415, 422) is deleted and the upload is over. The image has the upload's id and the same lifecycle as any other. A repeat after success answers 200 with the image.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/uploads/{id}/complete (the `CompleteUpload` operationId).
+func (c *ClientWithResponses) CompleteUploadWithBodyWithResponse(ctx context.Context, id UploadId, params *CompleteUploadParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CompleteUploadResponse, error) {
+	rsp, err := c.CompleteUploadWithBody(ctx, id, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCompleteUploadResponse(rsp)
+}
+
+// CompleteUploadWithResponse Complete an upload; it becomes an image
+//
+// For a multipart upload, the parts are put together first. The object is then read once: its size must be the declared one, and it is hashed and checked as an upload through POST /v1/images is. A file refused here (413, 415, 422) is deleted and the upload is over. The image has the upload's id and the same lifecycle as any other. A repeat after success answers 200 with the image.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/uploads/{id}/complete (the `CompleteUpload` operationId).
+func (c *ClientWithResponses) CompleteUploadWithResponse(ctx context.Context, id UploadId, params *CompleteUploadParams, body CompleteUploadJSONRequestBody, reqEditors ...RequestEditorFn) (*CompleteUploadResponse, error) {
+	rsp, err := c.CompleteUpload(ctx, id, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCompleteUploadResponse(rsp)
+}
+
+// ListUploadPartsWithResponse List the parts that arrived
+//
+// To resume a multipart upload after a dropped connection: sign and send only the parts missing here.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/uploads/{id}/parts (the `ListUploadParts` operationId).
+func (c *ClientWithResponses) ListUploadPartsWithResponse(ctx context.Context, id UploadId, reqEditors ...RequestEditorFn) (*ListUploadPartsResponse, error) {
+	rsp, err := c.ListUploadParts(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListUploadPartsResponse(rsp)
+}
+
+// SignUploadPartsWithBodyWithResponse Sign parts of a multipart upload
+//
+// Presigned URLs, valid an hour, for the given part numbers (1 to parts). PUT each part's exact bytes (part_size, the last one the rest) to its URL and keep the ETag header of the answer.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/uploads/{id}/parts (the `SignUploadParts` operationId).
+func (c *ClientWithResponses) SignUploadPartsWithBodyWithResponse(ctx context.Context, id UploadId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignUploadPartsResponse, error) {
+	rsp, err := c.SignUploadPartsWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSignUploadPartsResponse(rsp)
+}
+
+// SignUploadPartsWithResponse Sign parts of a multipart upload
+//
+// Presigned URLs, valid an hour, for the given part numbers (1 to parts). PUT each part's exact bytes (part_size, the last one the rest) to its URL and keep the ETag header of the answer.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/uploads/{id}/parts (the `SignUploadParts` operationId).
+func (c *ClientWithResponses) SignUploadPartsWithResponse(ctx context.Context, id UploadId, body SignUploadPartsJSONRequestBody, reqEditors ...RequestEditorFn) (*SignUploadPartsResponse, error) {
+	rsp, err := c.SignUploadParts(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSignUploadPartsResponse(rsp)
 }
 
 // ListWebhooksWithResponse List webhooks
@@ -5311,6 +7204,176 @@ func ParseGetReadinessResponse(rsp *http.Response) (*GetReadinessResponse, error
 	switch {
 	case rsp.StatusCode == 503:
 		var headers GetReadinessResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteAccountResponse parses an HTTP response from a DeleteAccountWithResponse call
+func ParseDeleteAccountResponse(rsp *http.Response) (*DeleteAccountResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteAccountResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		break // No content-type
+
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidJSON
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest JSONTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest NotJSON
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DeleteAccountResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteAccountResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteAccountResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetAccountResponse parses an HTTP response from a GetAccountWithResponse call
+func ParseGetAccountResponse(rsp *http.Response) (*GetAccountResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAccountResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Account
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest DatabaseUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetAccountResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetAccountResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -6361,6 +8424,542 @@ func ParseReprocessImageResponse(rsp *http.Response) (*ReprocessImageResponse, e
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ReprocessImageResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseBeginUploadResponse parses an HTTP response from a BeginUploadWithResponse call
+func ParseBeginUploadResponse(rsp *http.Response) (*BeginUploadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &BeginUploadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Upload
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StorageUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers BeginUploadResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers BeginUploadResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers BeginUploadResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers BeginUploadResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAbortUploadResponse parses an HTTP response from a AbortUploadWithResponse call
+func ParseAbortUploadResponse(rsp *http.Response) (*AbortUploadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AbortUploadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest UploadNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest UploadGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StorageUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers AbortUploadResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers AbortUploadResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCompleteUploadResponse parses an HTTP response from a CompleteUploadWithResponse call
+func ParseCompleteUploadResponse(rsp *http.Response) (*CompleteUploadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CompleteUploadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Image
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Image
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest UploadNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers CompleteUploadResponse200Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 202:
+		var headers CompleteUploadResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 401:
+		var headers CompleteUploadResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers CompleteUploadResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CompleteUploadResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListUploadPartsResponse parses an HTTP response from a ListUploadPartsWithResponse call
+func ParseListUploadPartsResponse(rsp *http.Response) (*ListUploadPartsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListUploadPartsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PartList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest UploadNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest UploadGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StorageUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListUploadPartsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListUploadPartsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSignUploadPartsResponse parses an HTTP response from a SignUploadPartsWithResponse call
+func ParseSignUploadPartsResponse(rsp *http.Response) (*SignUploadPartsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SignUploadPartsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SignedParts
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest UploadNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest UploadGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest JSONTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest NotJSON
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest StorageUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers SignUploadPartsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers SignUploadPartsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

@@ -15,7 +15,8 @@ SERVICES_ENV := DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/images
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
 	S3_ENDPOINT=$${S3_ENDPOINT:-http://127.0.0.1:7070} S3_BUCKET=$${S3_BUCKET:-images} \
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-testkey} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-testsecret} \
-	JWT_SECRET=$${JWT_SECRET:-$$(cat data/jwt_secret)} LOG_FORMAT=$${LOG_FORMAT:-text}
+	JWT_SECRET=$${JWT_SECRET:-$$(cat data/jwt_secret)} LOG_FORMAT=$${LOG_FORMAT:-text} \
+	CORS_ALLOWED_ORIGINS=$${CORS_ALLOWED_ORIGINS:-http://localhost:8080,http://127.0.0.1:8080}
 
 .PHONY: help vips deps build install-cli run run-services test test-unit test-faults fuzz bench bench-hostile load latency soak lint lint-api generate migrate admin clean
 
@@ -43,6 +44,7 @@ data/jwt_secret:
 
 run-services: deps build data/jwt_secret ## the API (:8080) and a separate worker (:9090) on local MariaDB, Redis and versitygw
 	@mysql -uroot -h127.0.0.1 -e 'CREATE DATABASE IF NOT EXISTS imagesvc CHARACTER SET utf8mb4' 2>/dev/null || true
+	@$(SERVICES_ENV) $(BIN)/api bucket-cors # pages of these origins may PUT straight to versitygw
 	@$(SERVICES_ENV) WORKER_HTTP_ADDR=$${WORKER_HTTP_ADDR:-127.0.0.1:9090} $(BIN)/worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(SERVICES_ENV) $(BIN)/api
@@ -100,6 +102,7 @@ generate: ## regenerate the API client (pkg/client) from the OpenAPI document
 
 migrate: build data/jwt_secret ## apply the database migrations to DATABASE_URL (default: local MariaDB) and exit
 	@mysql -uroot -h127.0.0.1 -e 'CREATE DATABASE IF NOT EXISTS imagesvc CHARACTER SET utf8mb4' 2>/dev/null || true
+	@$(SERVICES_ENV) $(BIN)/api bucket-cors # pages of these origins may PUT straight to versitygw
 	@$(SERVICES_ENV) $(BIN)/api migrate
 
 admin: build ## give a user the admin role: make admin EMAIL=me@example.com (uses DATABASE_URL, else the quickstart's ./data)

@@ -2,7 +2,7 @@
 # Installs and starts what the tests need on a Debian machine: libvips (cgo,
 # for bimg), versitygw (an S3-protocol server, posix backend), and checks
 # that MariaDB and Redis answer, starting them if they do not; Node and npm
-# for the OpenAPI linter. With the argument "vips" it installs libvips only
+# for the OpenAPI linter and tus-js-client for the tus tests. With the argument "vips" it installs libvips only
 # (all that `make run` needs), with "node" libvips and Node only.
 # Idempotent: what is there and running is left alone.
 set -euo pipefail
@@ -41,6 +41,15 @@ if ! command -v npx >/dev/null; then
 fi
 
 [ "${1:-}" = node ] && exit 0
+
+# tus-js-client, the tus reference client, at the version its lock file
+# pins, for the resumable upload tests.
+TUSCLIENT=internal/httpapi/testdata/tusclient
+if [ ! -d "$TUSCLIENT/node_modules/tus-js-client" ]; then
+	log "installing tus-js-client (npm ci in $TUSCLIENT)"
+	npm ci --prefix "$TUSCLIENT" --no-audit --no-fund --silent ||
+		{ log "could not install tus-js-client; run: npm ci --prefix $TUSCLIENT"; exit 1; }
+fi
 
 # docker-compose validates the compose file in the tests (no engine needed).
 if ! command -v docker-compose >/dev/null; then

@@ -4,7 +4,9 @@
 // process (make run).
 //
 // Commands: `api` serves; `api migrate` applies the migrations and exits;
-// `api promote EMAIL` gives a user the admin role; `api healthcheck` exits 0
+// `api promote EMAIL` gives a user the admin role; `api bucket-cors [ORIGIN
+// ...]` lets pages of those origins (default CORS_ALLOWED_ORIGINS) upload
+// straight to the bucket; `api healthcheck` exits 0
 // when the API on HTTP_ADDR answers /healthz (the container health check).
 package main
 
@@ -48,8 +50,12 @@ func main() {
 		if err = app.Promote(ctx, cfg, args[1]); err == nil {
 			fmt.Printf("%s is an admin now; the role is in tokens issued from the next login or refresh\n", args[1])
 		}
+	case args[0] == "bucket-cors":
+		if err = app.SetBucketCORS(ctx, cfg, args[1:]); err == nil {
+			fmt.Printf("bucket %s: CORS set\n", cfg.S3.Bucket)
+		}
 	default:
-		err = errors.New("usage: api [migrate | promote EMAIL | healthcheck]")
+		err = errors.New("usage: api [migrate | promote EMAIL | bucket-cors [ORIGIN ...] | healthcheck]")
 	}
 	stop()
 	if err != nil {

@@ -57,6 +57,9 @@ func TestQuickstart(t *testing.T) {
 	id := testenv.Upload(t, base, token, smallJPEG(t))
 	img := waitDone(t, base, token, id)
 	downloads := downloadAll(t, img)
+	// The other upload paths work on the embedded S3 server too.
+	waitDone(t, base, token, directUpload(t, base, token, smallJPEG(t)))
+	waitDone(t, base, token, tusUpload(t, base, token, smallJPEG(t)))
 
 	// Stop while images are queued: a slow source keeps the worker busy.
 	slow := testenv.NoiseJPEG(t, 3000, 2000)
@@ -133,6 +136,59 @@ func downloadAll(t *testing.T, img imageJSON) []string {
 		out = append(out, fmt.Sprintf("%s %dx%d %d", v.Name, cfg.Width, cfg.Height, len(data)))
 	}
 	return out
+}
+
+// directUpload sends a file in one presigned PUT (POST /v1/uploads) and
+// completes it, returning the image's id.
+func directUpload(t *testing.T, base, token string, data []byte) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"filename":"direct.jpg","bytes":%d,"content_type":"image/jpeg"}`, len(data))
+	var u struct {
+		ID  string
+		Put struct {
+			URL     string
+			Headers map[string]string
+		}
+	}
+	json.Unmarshal(testenv.Call(t, "POST", base+"/v1/uploads", token, "application/json", strings.NewReader(body), 201), &u)
+	req, _ := http.NewRequest(http.MethodPut, u.Put.URL, bytes.NewReader(data))
+	for k, v := range u.Put.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT to the presigned URL: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	testenv.Call(t, "POST", base+"/v1/uploads/"+u.ID+"/complete", token, "", nil, 202)
+	return u.ID
+}
+
+// tusUpload sends a file with the tus protocol, creation and one PATCH,
+// returning the image's id.
+func tusUpload(t *testing.T, base, token string, data []byte) string {
+	t.Helper()
+	do := func(method, url string, headers map[string]string, body []byte, want int) *http.Response {
+		req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Tus-Resumable", "1.0.0")
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("tus %s %s: %d, want %d", method, url, resp.StatusCode, want)
+		}
+		return resp
+	}
+	created := do(http.MethodPost, base+"/v1/tus/", map[string]string{"Upload-Length": fmt.Sprint(len(data))}, nil, 201)
+	do(http.MethodPatch, created.Header.Get("Location"), map[string]string{
+		"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}, data, 204)
+	return created.Header.Get("Image-Id")
 }
 
 func smallJPEG(t *testing.T) []byte {

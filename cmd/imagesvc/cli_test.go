@@ -29,7 +29,7 @@ import (
 )
 
 // redisDB is this package's Redis database (see testenv.RedisURL).
-const redisDB = 5
+const redisDB = 6
 
 // stack is the whole service over real MariaDB, Redis and S3, wired by
 // internal/app as the binaries are (the API on an httptest server, a

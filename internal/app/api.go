@@ -14,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
+	tusd "github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/config"
@@ -25,6 +26,8 @@ import (
 	"github.com/imagesvc/imagesvc/internal/metrics"
 	"github.com/imagesvc/imagesvc/internal/queue"
 	"github.com/imagesvc/imagesvc/internal/ratelimit"
+	"github.com/imagesvc/imagesvc/internal/s3store"
+	"github.com/imagesvc/imagesvc/internal/tuslock"
 )
 
 // API is the HTTP API built on a process's dependencies.
@@ -82,8 +85,15 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 		monitor = mon
 	}
 	// The webhook service here manages subscriptions; workers deliver.
+	// tus uploads: tusd's S3 store writes to the original's key; the locks
+	// of an upload are in Redis, shared by every replica.
+	tus := tusd.NewStoreComposer()
+	tusStore := deps.Blobs.TusStore(cfg.Image.TempDir)
+	tus.UseCore(tusStore)
+	tus.UseTerminater(tusStore)
+	tuslock.New(deps.Redis, "imagesvc:tus:").UseIn(tus)
 	d := httpapi.Deps{
-		Auth: authSvc, Images: images, Operations: images, Uploads: images, Webhooks: newWebhooks(cfg, deps, enqueuer, nil, log),
+		Auth: authSvc, Images: images, Operations: images, Uploads: images, Tus: tus, Webhooks: newWebhooks(cfg, deps, enqueuer, nil, log),
 		Accounts:    accounts,
 		Idempotency: deps.Store, Events: events, Checks: deps.Checks(), Drain: a.Drain, Limiter: ratelimit.New(deps.Redis, "imagesvc:ratelimit:"),
 		Monitor: monitor, Registry: reg,
@@ -206,6 +216,23 @@ func serve(addr string, h http.Handler, srv *http.Server, errc chan<- error, log
 // Migrate applies the database migrations and returns.
 func Migrate(ctx context.Context, cfg config.Config) error {
 	return gormstore.Migrate(ctx, cfg.DB.URL)
+}
+
+// SetBucketCORS lets pages of origins (CORS_ALLOWED_ORIGINS when none are
+// given) upload straight to the bucket: direct uploads PUT from the
+// browser. It needs only object storage.
+func SetBucketCORS(ctx context.Context, cfg config.Config, origins []string) error {
+	if len(origins) == 0 {
+		origins = cfg.API.CORSAllowedOrigins
+	}
+	store, err := s3store.New(ctx, cfg.S3)
+	if err != nil {
+		return err
+	}
+	if err := store.EnsureBucket(ctx); err != nil {
+		return err
+	}
+	return store.SetCORS(ctx, origins)
 }
 
 // Promote gives a user the admin role. It needs only the database.

@@ -27,6 +27,7 @@ const (
 	Unprocessable             // well-formed but cannot be accepted
 	Unavailable               // a dependency is down; retry later
 	Timeout                   // the client sent its request too slowly
+	Gone                      // it existed, and its time ran out
 )
 
 // Error is a domain error with a stable machine-readable code and a message

@@ -37,7 +37,7 @@ func bound(n int64) *int64 {
 }
 
 func (s *Server) getAccount(c echo.Context) error {
-	u, _ := c.Get(userKey).(*auth.User) // requireAuth read it
+	u, _ := c.Get(accountKey).(*auth.User) // requireAuth read it
 	r, err := s.Images.Usage(c.Request().Context(), u.ID)
 	if err != nil {
 		return err

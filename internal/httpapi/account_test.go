@@ -104,9 +104,10 @@ type holding struct {
 
 // fill gives a user something of everything an account can hold: two
 // processed images (one uploaded with an Idempotency-Key), a webhook whose
-// deliveries went out, a multipart direct upload with a part sent and a
-// single-PUT direct upload whose object landed, neither completed; its
-// event stream has the images' events, its refresh token is stored.
+// deliveries went out, a multipart direct upload with a part sent, a
+// single-PUT direct upload whose object landed and a tus upload half-way,
+// none completed; its event stream has the images' events, its refresh
+// token is stored.
 func (h *harness) fill(token string) holding {
 	h.t.Helper()
 	hd := holding{userID: h.userID(token)}
@@ -146,9 +147,16 @@ func (h *harness) fill(token string) holding {
 	if status, _ := putObject(h.t, put.Put.URL, put.Put.Headers, src); status != http.StatusOK {
 		h.t.Fatalf("PUT: %d", status)
 	}
-	hd.ids = append(hd.ids, mp.ID, put.ID)
-	if left := h.leftOf(hd); len(left) < 10 {
-		h.t.Fatalf("the account holds only %v: fill did not fill it", left)
+	tus := h.tusCreate(token, 6<<20, "resumable.jpg", "image/jpeg")
+	if r := h.tusPatch(token, tus, 0, testenv.PaddedJPEG(h.t, 6<<20)[:5<<20+10]); r.Status != http.StatusNoContent {
+		h.t.Fatalf("tus PATCH of the first 5 MiB: %d %s", r.Status, r.Body)
+	}
+	tusID := strings.Split(strings.Split(tus, "/")[4], "+")[0]
+	hd.ids = append(hd.ids, mp.ID, put.ID, tusID)
+	left := h.leftOf(hd)
+	multipart := slices.DeleteFunc(slices.Clone(left), func(l string) bool { return !strings.HasPrefix(l, "multipart upload") })
+	if len(left) < 10 || len(multipart) != 2 {
+		h.t.Fatalf("the account holds only %v: fill did not fill it (2 multipart uploads in progress wanted)", left)
 	}
 	return hd
 }
@@ -180,12 +188,15 @@ func (h *harness) leftOf(hd holding) []string {
 		for _, k := range h.objects(prefix) {
 			left = append(left, "object "+k)
 		}
-		uploads, err := h.blobs.MultipartUploads(ctx, prefix)
+	}
+	for _, id := range hd.ids { // the uploads' keys among them
+		key := image.OriginalKey(hd.userID, id)
+		uploads, err := h.blobs.MultipartUploads(ctx, key)
 		if err != nil {
 			h.t.Fatal(err)
 		}
 		for _, u := range uploads {
-			left = append(left, "multipart upload "+u)
+			left = append(left, "multipart upload "+u+" of "+key)
 		}
 	}
 	if n, err := h.rdb.Exists(ctx, eventstream.NewDefaultConfig().Prefix+"user:"+hd.userID).Result(); err != nil || n != 0 {
@@ -214,7 +225,7 @@ func (h *harness) assertClosed(email, access, refresh string) {
 
 // TestDeleteAccount: a wrong password deletes nothing; the right one
 // closes the account and leaves no row naming it and no object, including
-// a multipart upload in progress; its tokens are refused afterwards;
+// the multipart uploads of a direct upload and a tus upload in progress; its tokens are refused afterwards;
 // another user keeps everything; the email can sign up again.
 func TestDeleteAccount(t *testing.T) {
 	h := newHarness(t, func(s *settings) { s.Image.MaxUploadBytes, s.Image.PartSize = 20<<20, 5<<20 })

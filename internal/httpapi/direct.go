@@ -13,9 +13,11 @@ import (
 	"github.com/imagesvc/imagesvc/internal/image"
 )
 
-// DirectUploads is what the API needs for uploads straight to object
-// storage (see image.Service.BeginUpload).
+// DirectUploads is what the API needs for uploads that do not pass through
+// it: straight to object storage (see image.Service.BeginUpload) and tus.
 type DirectUploads interface {
+	BeginTusUpload(ctx context.Context, userID, filename string, size int64, contentType string) (*image.PendingUpload, error)
+	TusUpload(ctx context.Context, userID, id string) (*image.PendingUpload, error)
 	BeginUpload(ctx context.Context, userID, filename string, size int64, contentType string) (*image.UploadTarget, error)
 	SignParts(ctx context.Context, userID, id string, numbers []int32) ([]string, time.Time, error)
 	UploadedParts(ctx context.Context, userID, id string) (*image.PendingUpload, []image.Part, error)

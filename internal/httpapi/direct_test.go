@@ -260,8 +260,9 @@ func TestDirectUploadRefused(t *testing.T) {
 	}
 }
 
-// TestDirectUploadExpires: an unfinished multipart upload is removed after
-// UPLOAD_EXPIRY: its parts, its object, and the upload itself.
+// TestDirectUploadExpires: an unfinished multipart upload, and an
+// unfinished tus upload, are removed after UPLOAD_EXPIRY: their parts,
+// their objects (tusd's .info too), and the uploads themselves.
 func TestDirectUploadExpires(t *testing.T) {
 	h := newHarness(t, func(s *settings) {
 		s.Image.MaxUploadBytes = 20 << 20
@@ -275,9 +276,18 @@ func TestDirectUploadExpires(t *testing.T) {
 		t.Fatalf("PUT part 1: %d", status)
 	}
 	key := "originals/" + h.userID(token) + "/" + u.ID
+	// A tus upload with its first part sent, expiring with it.
+	tusPath := h.tusCreate(token, len(src), "slow-tus.jpg", "image/jpeg")
+	if r := h.tusPatch(token, tusPath, 0, src[:5<<20]); r.Status != http.StatusNoContent {
+		t.Fatalf("tus PATCH of 5 MiB: %d %s", r.Status, r.Body)
+	}
+	tusKey := "originals/" + h.userID(token) + "/" + strings.Split(strings.Split(tusPath, "/")[4], "+")[0]
 	time.Sleep(2 * time.Second)
-	if r := h.do(http.MethodGet, "/v1/uploads/"+u.ID+"/parts", token, "", nil); r.Status != http.StatusConflict || r.errorCode(t) != "upload_expired" {
-		t.Errorf("parts of an expired upload: %d %s, want 409 upload_expired", r.Status, r.Body)
+	if r := h.tusRequest(http.MethodHead, tusPath, token, nil, nil); r.Status != http.StatusGone {
+		t.Errorf("tus HEAD of an expired upload: %d, want 410", r.Status)
+	}
+	if r := h.do(http.MethodGet, "/v1/uploads/"+u.ID+"/parts", token, "", nil); r.Status != http.StatusGone || r.errorCode(t) != "upload_expired" {
+		t.Errorf("parts of an expired upload: %d %s, want 410 upload_expired", r.Status, r.Body)
 	}
 	// The S3 server still holds the part until the reconciler runs.
 	uploads, err := h.blobs.MultipartUploads(context.Background(), key)
@@ -287,8 +297,10 @@ func TestDirectUploadExpires(t *testing.T) {
 	if _, err := h.images.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if uploads, err := h.blobs.MultipartUploads(context.Background(), key); err != nil || len(uploads) != 0 {
-		t.Errorf("multipart uploads of %s after the reconciler: %v %v, want none", key, uploads, err)
+	for _, k := range []string{key, tusKey} {
+		if uploads, err := h.blobs.MultipartUploads(context.Background(), k); err != nil || len(uploads) != 0 {
+			t.Errorf("multipart uploads of %s after the reconciler: %v %v, want none", k, uploads, err)
+		}
 	}
 	if keys := h.objects("originals/"); len(keys) != 0 {
 		t.Errorf("objects after expiry: %v, want none", keys)

@@ -47,6 +47,8 @@ func statusOf(k failure.Kind) int {
 		return http.StatusServiceUnavailable
 	case failure.Timeout:
 		return http.StatusRequestTimeout
+	case failure.Gone:
+		return http.StatusGone
 	}
 	return http.StatusInternalServerError
 }

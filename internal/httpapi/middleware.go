@@ -41,7 +41,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 
 const (
 	principalKey = "principal"
-	userKey      = "user"
+	accountKey   = "account"
 )
 
 // requireAuth lets through a request with a valid access token of an
@@ -93,7 +93,7 @@ func (s *Server) authenticate(next echo.HandlerFunc, opts authOptions) echo.Hand
 			if err != nil {
 				return err
 			}
-			c.Set(userKey, u)
+			c.Set(accountKey, u)
 		}
 		c.Set(principalKey, p)
 		c.SetRequest(req.WithContext(logctx.With(req.Context(), "user_id", p.UserID)))

@@ -18,6 +18,8 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/labstack/echo/v4"
+	"github.com/tus/tusd/v2/pkg/filestore"
+	tusd "github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/imagesvc/imagesvc/internal/httpapi"
 )
@@ -135,7 +137,12 @@ func TestOpenAPIRoutes(t *testing.T) {
 			documented[method+" "+path] = true
 		}
 	}
-	e := httpapi.New(httpapi.Deps{Webhooks: noWebhooks{}, Events: noEvents{}, Accounts: noAccounts{}}, httpapi.Config{}, nil)
+	// Any tus store registers the tus routes; tusd's file store needs no
+	// server.
+	tus := tusd.NewStoreComposer()
+	filestore.New(t.TempDir()).UseIn(tus)
+	e := httpapi.New(httpapi.Deps{Webhooks: noWebhooks{}, Events: noEvents{}, Uploads: noUploads{}, Tus: tus,
+		Accounts: noAccounts{}}, httpapi.Config{}, nil)
 	served := map[string]bool{}
 	for _, r := range e.Routes() {
 		if strings.HasPrefix(r.Path, "/monitoring") || r.Method == echo.RouteNotFound {
@@ -179,6 +186,9 @@ func TestOpenAPIServed(t *testing.T) {
 
 // noWebhooks only makes New register the webhook routes.
 type noWebhooks struct{ httpapi.Webhooks }
+
+// noUploads only makes New register the direct upload routes.
+type noUploads struct{ httpapi.DirectUploads }
 
 // noEvents only makes New register the event stream.
 type noEvents struct{ httpapi.Events }

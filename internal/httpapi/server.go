@@ -7,6 +7,7 @@ import (
 	_ "embed" // the OpenAPI document
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -19,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	tusd "github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/failure"
@@ -143,6 +145,9 @@ type Deps struct {
 	Operations Operations
 	// Uploads serves /v1/uploads; nil answers 404 there.
 	Uploads DirectUploads
+	// Tus is tusd's store (S3 and locks) for /v1/tus/; nil, or no
+	// Uploads, answers 404 there.
+	Tus *tusd.StoreComposer
 	// Webhooks serves /v1/webhooks; nil answers 404 there.
 	Webhooks Webhooks
 	// Accounts serves /v1/account; nil answers 404 there.
@@ -295,6 +300,13 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 		v1.GET("/uploads/:id/parts", s.listParts, s.requireAuth)
 		v1.POST("/uploads/:id/complete", s.completeUpload, s.requireAuth)
 		v1.DELETE("/uploads/:id", s.abortUpload, s.requireAuth)
+		if d.Tus != nil {
+			h, err := s.newTus(d.Tus)
+			if err != nil {
+				panic(fmt.Sprintf("tusd: %v", err)) // a wiring mistake: the composer has no store
+			}
+			s.tusRoutes(v1, h)
+		}
 	}
 	if d.Accounts != nil {
 		v1.GET("/account", s.getAccount, s.requireAuth)

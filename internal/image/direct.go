@@ -27,7 +27,7 @@ import (
 var (
 	ErrUploadNotFound   = failure.New(failure.NotFound, "upload_not_found", "upload not found")
 	ErrUploadNotPending = failure.New(failure.Conflict, "upload_not_pending", "the upload was completed, aborted or expired")
-	ErrUploadExpired    = failure.New(failure.Conflict, "upload_expired", "the upload's time ran out; start again")
+	ErrUploadExpired    = failure.New(failure.Gone, "upload_expired", "the upload's time ran out; start again")
 	ErrUploadCompleting = failure.New(failure.Conflict, "upload_completing", "the upload is being completed; retry shortly")
 	ErrUploadIncomplete = failure.New(failure.Conflict, "upload_incomplete", "the upload's bytes have not all arrived")
 	ErrSizeMismatch     = failure.New(failure.Unprocessable, "upload_size_mismatch", "the upload's size is not the size declared")
@@ -62,33 +62,14 @@ const urlExpiry = time.Hour
 // object storage, checking what can be checked before any byte is sent:
 // the size (413), the type (415) and the quota (403).
 func (s *Service) BeginUpload(ctx context.Context, userID, filename string, size int64, contentType string) (*UploadTarget, error) {
-	if size > s.cfg.MaxUploadBytes {
-		return nil, TooLarge(s.cfg.MaxUploadBytes)
-	}
-	if size < 1 {
-		return nil, ErrEmptyFile
-	}
 	if !s.accepts(contentType) {
 		return nil, ErrUnsupported
 	}
-	if err := s.checkQuota(ctx, userID, size); err != nil {
-		return nil, err
-	}
-	if n, err := s.uploads.PendingUploads(ctx, userID); err != nil {
-		return nil, err
-	} else if n >= MaxPendingUploads {
-		return nil, ErrTooManyPending
-	}
-	id, err := uuid.NewV7()
+	u, err := s.newPendingUpload(ctx, userID, UploadPut, filename, size, contentType)
 	if err != nil {
-		return nil, fmt.Errorf("new upload id: %w", err)
+		return nil, err
 	}
-	now := s.now().UTC().Truncate(time.Microsecond)
-	u := &PendingUpload{
-		ID: id.String(), UserID: userID, Kind: UploadPut, State: UploadPending, Filename: CleanFilename(filename),
-		ContentType: contentType, Bytes: size, PartSize: s.cfg.PartSize, Key: OriginalKey(userID, id.String()),
-		CreatedAt: now, ExpiresAt: now.Add(s.cfg.UploadExpiry),
-	}
+	now := u.CreatedAt
 	t := &UploadTarget{Upload: u, URLsExpireAt: now.Add(min(urlExpiry, s.cfg.UploadExpiry))}
 	if size <= s.cfg.PartSize {
 		if t.URL, err = s.staging.PresignPut(ctx, u.Key, size, contentType, min(urlExpiry, s.cfg.UploadExpiry)); err != nil {
@@ -109,6 +90,66 @@ func (s *Service) BeginUpload(ctx context.Context, userID, filename string, size
 		return nil, err
 	}
 	return t, nil
+}
+
+// BeginTusUpload admits a tus upload of size bytes: the checks of
+// BeginUpload, with the content type optional (tus clients may not send
+// one; the bytes are checked at completion). Its tus object id is
+// "{user_id}/{id}".
+func (s *Service) BeginTusUpload(ctx context.Context, userID, filename string, size int64, contentType string) (*PendingUpload, error) {
+	if contentType != "" && !s.accepts(contentType) {
+		return nil, ErrUnsupported
+	}
+	u, err := s.newPendingUpload(ctx, userID, UploadTus, filename, size, contentType)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.uploads.CreateUpload(ctx, u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// TusUpload returns a user's tus upload, whatever its state; another
+// user's, or one that is not a tus upload, is not found.
+func (s *Service) TusUpload(ctx context.Context, userID, id string) (*PendingUpload, error) {
+	u, err := s.pendingUpload(ctx, userID, id)
+	if err != nil {
+		return nil, err
+	}
+	if u.Kind != UploadTus {
+		return nil, ErrUploadNotFound
+	}
+	return u, nil
+}
+
+// newPendingUpload checks what can be checked before any byte is sent (the
+// size and the quota) and returns the upload to record.
+func (s *Service) newPendingUpload(ctx context.Context, userID, kind, filename string, size int64, contentType string) (*PendingUpload, error) {
+	if size > s.cfg.MaxUploadBytes {
+		return nil, TooLarge(s.cfg.MaxUploadBytes)
+	}
+	if size < 1 {
+		return nil, ErrEmptyFile
+	}
+	if err := s.checkQuota(ctx, userID, size); err != nil {
+		return nil, err
+	}
+	if n, err := s.uploads.PendingUploads(ctx, userID); err != nil {
+		return nil, err
+	} else if n >= MaxPendingUploads {
+		return nil, ErrTooManyPending
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("new upload id: %w", err)
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	return &PendingUpload{
+		ID: id.String(), UserID: userID, Kind: kind, State: UploadPending, Filename: CleanFilename(filename),
+		ContentType: contentType, Bytes: size, PartSize: s.cfg.PartSize, Key: OriginalKey(userID, id.String()),
+		CreatedAt: now, ExpiresAt: now.Add(s.cfg.UploadExpiry),
+	}, nil
 }
 
 // accepts reports whether a declared content type is one of the accepted
@@ -213,10 +254,15 @@ func (s *Service) AbortUpload(ctx context.Context, userID, id string) error {
 
 // discard removes the bytes of an upload that will not become an image.
 func discard(ctx context.Context, staging Staging, blobs Blobs, u *PendingUpload) error {
-	if u.Kind == UploadMultipart && u.S3UploadID != "" {
-		if err := staging.AbortMultipart(ctx, u.Key, u.S3UploadID); err != nil {
-			return unavailable("storage_unavailable", "object storage is unavailable", fmt.Errorf("abort multipart upload: %w", err))
-		}
+	var err error
+	switch {
+	case u.Kind == UploadMultipart && u.S3UploadID != "":
+		err = staging.AbortMultipart(ctx, u.Key, u.S3UploadID)
+	case u.Kind == UploadTus:
+		err = staging.AbortMultipartUploads(ctx, u.Key)
+	}
+	if err != nil {
+		return unavailable("storage_unavailable", "object storage is unavailable", fmt.Errorf("abort multipart upload: %w", err))
 	}
 	if err := blobs.DeletePrefix(ctx, u.Key); err != nil {
 		return unavailable("storage_unavailable", "object storage is unavailable", fmt.Errorf("delete upload: %w", err))
@@ -253,6 +299,12 @@ func (s *Service) CompleteUpload(ctx context.Context, userID, id string, parts [
 	cleanup := context.WithoutCancel(ctx)
 	switch {
 	case err == nil:
+		if u.Kind == UploadTus {
+			if err := s.staging.ClearUploadState(cleanup, u.Key); err != nil {
+				// Left beside the original; deleting the image removes it.
+				s.log.WarnContext(ctx, "clear tus upload state", "id", id, "err", err)
+			}
+		}
 		_, err = s.uploads.MoveUpload(cleanup, id, UploadCompleting, UploadCompleted)
 		return img, existing, err
 	case failure.KindOf(err) == failure.Unavailable || errors.Is(err, ErrUploadIncomplete):
@@ -267,7 +319,8 @@ func (s *Service) CompleteUpload(ctx context.Context, userID, id string, parts [
 }
 
 // finish puts a multipart upload's parts together, then checks and records
-// the object.
+// the object. (A tus upload's object is whole already: the tus store put
+// its parts together when the last byte arrived.)
 func (s *Service) finish(ctx context.Context, u *PendingUpload, parts []Part) (*Image, bool, error) {
 	if u.Kind == UploadMultipart {
 		arrived, err := s.staging.ListParts(ctx, u.Key, u.S3UploadID)

@@ -239,6 +239,12 @@ type Staging interface {
 	ListParts(ctx context.Context, key, uploadID string) ([]Part, error)
 	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) error
 	AbortMultipart(ctx context.Context, key, uploadID string) error
+	// AbortMultipartUploads aborts every multipart upload under key (a tus
+	// upload's, whose id only the tus store knows).
+	AbortMultipartUploads(ctx context.Context, key string) error
+	// ClearUploadState removes what an upload protocol kept beside the
+	// object under key (tus's .info and .part objects).
+	ClearUploadState(ctx context.Context, key string) error
 	// Open reads an object as a stream, with its size; ErrNotFound when
 	// there is none.
 	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)

@@ -172,13 +172,15 @@ func (n *Notifier) ImageFinished(ctx context.Context, img *image.Image) error {
 
 // Staging is an image.Staging.
 type Staging struct {
-	PresignPutFn        func(ctx context.Context, key string, size int64, contentType string, expiry time.Duration) (string, error)
-	CreateMultipartFn   func(ctx context.Context, key, contentType string) (string, error)
-	PresignPartFn       func(ctx context.Context, key, uploadID string, part int32, size int64, expiry time.Duration) (string, error)
-	ListPartsFn         func(ctx context.Context, key, uploadID string) ([]image.Part, error)
-	CompleteMultipartFn func(ctx context.Context, key, uploadID string, parts []image.Part) error
-	AbortMultipartFn    func(ctx context.Context, key, uploadID string) error
-	OpenFn              func(ctx context.Context, key string) (io.ReadCloser, int64, error)
+	PresignPutFn            func(ctx context.Context, key string, size int64, contentType string, expiry time.Duration) (string, error)
+	CreateMultipartFn       func(ctx context.Context, key, contentType string) (string, error)
+	PresignPartFn           func(ctx context.Context, key, uploadID string, part int32, size int64, expiry time.Duration) (string, error)
+	ListPartsFn             func(ctx context.Context, key, uploadID string) ([]image.Part, error)
+	CompleteMultipartFn     func(ctx context.Context, key, uploadID string, parts []image.Part) error
+	AbortMultipartFn        func(ctx context.Context, key, uploadID string) error
+	AbortMultipartUploadsFn func(ctx context.Context, key string) error
+	ClearUploadStateFn      func(ctx context.Context, key string) error
+	OpenFn                  func(ctx context.Context, key string) (io.ReadCloser, int64, error)
 }
 
 var _ image.Staging = (*Staging)(nil)
@@ -211,6 +213,16 @@ func (s *Staging) CompleteMultipart(ctx context.Context, key, uploadID string, p
 // AbortMultipart calls AbortMultipartFn.
 func (s *Staging) AbortMultipart(ctx context.Context, key, uploadID string) error {
 	return s.AbortMultipartFn(ctx, key, uploadID)
+}
+
+// AbortMultipartUploads calls AbortMultipartUploadsFn.
+func (s *Staging) AbortMultipartUploads(ctx context.Context, key string) error {
+	return s.AbortMultipartUploadsFn(ctx, key)
+}
+
+// ClearUploadState calls ClearUploadStateFn.
+func (s *Staging) ClearUploadState(ctx context.Context, key string) error {
+	return s.ClearUploadStateFn(ctx, key)
 }
 
 // Open calls OpenFn.

@@ -120,16 +120,29 @@ func isCode(err error, code string) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode() == code
 }
 
-// MultipartUploads lists the ids of the multipart uploads in progress under
-// key; tests and operators use it to look for leftovers.
-func (s *Store) MultipartUploads(ctx context.Context, key string) ([]string, error) {
-	out, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: &key})
+// SetCORS lets pages of origins send uploads straight to the bucket and read
+// what they need of the answers (a part's ETag); empty removes the rules.
+// It replaces the bucket's CORS configuration.
+func (s *Store) SetCORS(ctx context.Context, origins []string) error {
+	if len(origins) == 0 {
+		_, err := s.client.DeleteBucketCors(ctx, &s3.DeleteBucketCorsInput{Bucket: &s.bucket})
+		if err != nil {
+			return fmt.Errorf("delete bucket cors: %w", err)
+		}
+		return nil
+	}
+	_, err := s.client.PutBucketCors(ctx, &s3.PutBucketCorsInput{
+		Bucket: &s.bucket,
+		CORSConfiguration: &types.CORSConfiguration{CORSRules: []types.CORSRule{{
+			AllowedOrigins: origins,
+			AllowedMethods: []string{"GET", "HEAD", "PUT"},
+			AllowedHeaders: []string{"Content-Type"},
+			ExposeHeaders:  []string{"ETag"},
+			MaxAgeSeconds:  aws.Int32(3600),
+		}}},
+	})
 	if err != nil {
-		return nil, fmt.Errorf("list multipart uploads %s: %w", key, err)
+		return fmt.Errorf("put bucket cors: %w", err)
 	}
-	var ids []string
-	for _, u := range out.Uploads {
-		ids = append(ids, aws.ToString(u.UploadId))
-	}
-	return ids, nil
+	return nil
 }

@@ -104,9 +104,10 @@ func MustStore(tb testing.TB) (*gormstore.Store, string) {
 	return store, dbURL
 }
 
-// RedisURL returns the URL of Redis database n. Packages whose tests run
-// asynq servers use distinct databases, since `go test` runs packages in
-// parallel.
+// RedisURL returns the URL of Redis database n. Packages whose tests use
+// Redis take distinct databases, since `go test` runs packages in parallel
+// and MustRedis flushes: httpapi 1, cmd/worker 3, eventstream 5,
+// cmd/imagesvc 6, tuslock 7.
 func RedisURL(n int) string {
 	base := strings.TrimSuffix(getenv("TEST_REDIS_URL", "redis://127.0.0.1:6379"), "/")
 	if i := strings.LastIndex(base, "/"); i > len("redis://") {

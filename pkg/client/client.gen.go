@@ -185,6 +185,72 @@ func (e UploadPutMethod) Valid() bool {
 	}
 }
 
+// Defines values for TusCreateParamsTusResumable.
+const (
+	TusCreateParamsTusResumableN100 TusCreateParamsTusResumable = "1.0.0"
+)
+
+// Valid indicates whether the value is a known member of the TusCreateParamsTusResumable enum.
+func (e TusCreateParamsTusResumable) Valid() bool {
+	switch e {
+	case TusCreateParamsTusResumableN100:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TusAbortParamsTusResumable.
+const (
+	TusAbortParamsTusResumableN100 TusAbortParamsTusResumable = "1.0.0"
+)
+
+// Valid indicates whether the value is a known member of the TusAbortParamsTusResumable enum.
+func (e TusAbortParamsTusResumable) Valid() bool {
+	switch e {
+	case TusAbortParamsTusResumableN100:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TusWriteParamsTusResumable.
+const (
+	TusWriteParamsTusResumableN100 TusWriteParamsTusResumable = "1.0.0"
+)
+
+// Valid indicates whether the value is a known member of the TusWriteParamsTusResumable enum.
+func (e TusWriteParamsTusResumable) Valid() bool {
+	switch e {
+	case TusWriteParamsTusResumableN100:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TusOverrideParamsXHTTPMethodOverride.
+const (
+	DELETE TusOverrideParamsXHTTPMethodOverride = "DELETE"
+	HEAD   TusOverrideParamsXHTTPMethodOverride = "HEAD"
+	PATCH  TusOverrideParamsXHTTPMethodOverride = "PATCH"
+)
+
+// Valid indicates whether the value is a known member of the TusOverrideParamsXHTTPMethodOverride enum.
+func (e TusOverrideParamsXHTTPMethodOverride) Valid() bool {
+	switch e {
+	case DELETE:
+		return true
+	case HEAD:
+		return true
+	case PATCH:
+		return true
+	default:
+		return false
+	}
+}
+
 // Account defines model for Account.
 type Account struct {
 	CreatedAt time.Time `json:"created_at"`
@@ -586,8 +652,26 @@ type RateLimited = Error
 // StorageUnavailable defines model for StorageUnavailable.
 type StorageUnavailable = Error
 
+// TooManyUploads defines model for TooManyUploads.
+type TooManyUploads = Error
+
 // TooManyWaiting defines model for TooManyWaiting.
 type TooManyWaiting = Error
+
+// TusGone defines model for TusGone.
+type TusGone = Error
+
+// TusLocked defines model for TusLocked.
+type TusLocked = Error
+
+// TusUnavailable defines model for TusUnavailable.
+type TusUnavailable = Error
+
+// TusVersion defines model for TusVersion.
+type TusVersion = Error
+
+// UploadExpired defines model for UploadExpired.
+type UploadExpired = Error
 
 // UploadGone defines model for UploadGone.
 type UploadGone = Error
@@ -643,6 +727,43 @@ type GetImageParams struct {
 	// Wait how long to wait for the image to be done or failed, a Go duration such as 30s, 1m or 500ms; at most 60s (a longer one waits 60s)
 	Wait *string `form:"wait,omitempty" json:"wait,omitempty"`
 }
+
+// TusCreateParams defines parameters for TusCreate.
+type TusCreateParams struct {
+	TusResumable TusCreateParamsTusResumable `json:"Tus-Resumable"`
+	UploadLength int64                       `json:"Upload-Length"`
+
+	// UploadMetadata comma-separated `key base64(value)` pairs: filename, filetype
+	UploadMetadata *string `json:"Upload-Metadata,omitempty"`
+}
+
+// TusCreateParamsTusResumable defines parameters for TusCreate.
+type TusCreateParamsTusResumable string
+
+// TusAbortParams defines parameters for TusAbort.
+type TusAbortParams struct {
+	TusResumable *TusAbortParamsTusResumable `json:"Tus-Resumable,omitempty"`
+}
+
+// TusAbortParamsTusResumable defines parameters for TusAbort.
+type TusAbortParamsTusResumable string
+
+// TusWriteParams defines parameters for TusWrite.
+type TusWriteParams struct {
+	TusResumable TusWriteParamsTusResumable `json:"Tus-Resumable"`
+	UploadOffset int64                      `json:"Upload-Offset"`
+}
+
+// TusWriteParamsTusResumable defines parameters for TusWrite.
+type TusWriteParamsTusResumable string
+
+// TusOverrideParams defines parameters for TusOverride.
+type TusOverrideParams struct {
+	XHTTPMethodOverride TusOverrideParamsXHTTPMethodOverride `json:"X-HTTP-Method-Override"`
+}
+
+// TusOverrideParamsXHTTPMethodOverride defines parameters for TusOverride.
+type TusOverrideParamsXHTTPMethodOverride string
 
 // BeginUploadParams defines parameters for BeginUpload.
 type BeginUploadParams struct {
@@ -1002,6 +1123,65 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/images/{id}/reprocess (the `ReprocessImage` operationId).
 	ReprocessImage(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TusOptions tus discovery
+	//
+	// The tus versions, extensions and maximum size this server supports.
+	//
+	// Corresponds with OPTIONS /v1/tus/ (the `TusOptions` operationId).
+	TusOptions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TusCreateWithBody Start a resumable (tus 1.0) upload
+	//
+	// The tus 1.0 protocol (https://tus.io), with the creation,
+	// creation-with-upload and termination extensions: any tus client
+	// (tus-js-client, Uppy, TUSKit, tus-android-client) works with
+	// endpoint `/v1/tus/` and the bearer token in its headers.
+	// `Upload-Length` is required and checked with the quota and the
+	// declared type (`Upload-Metadata` keys `filename` and `filetype`)
+	// before any byte is accepted. The answer's `Location` is the upload:
+	// send the bytes there with PATCH, ask how many arrived with HEAD
+	// after a dropped connection, and resume from there. When the last
+	// byte arrives the file is checked as any upload and becomes the
+	// image `Image-Id`, queued for processing. Unfinished uploads are
+	// removed after UPLOAD_EXPIRY (24 hours).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/tus/ (the `TusCreate` operationId).
+	TusCreateWithBody(ctx context.Context, params *TusCreateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TusAbort Abort a tus upload
+	//
+	// The upload ends and what arrived of it is removed (the termination extension).
+	//
+	// Corresponds with DELETE /v1/tus/{user_id}/{upload} (the `TusAbort` operationId).
+	TusAbort(ctx context.Context, userId string, upload string, params *TusAbortParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TusOffset How much of a tus upload arrived
+	//
+	// Upload-Offset is where to resume. An upload that became an image answers its full length (and Image-Id). Errors have no body: the status says it (404 unknown, 410 expired or aborted: start again).
+	//
+	// Corresponds with HEAD /v1/tus/{user_id}/{upload} (the `TusOffset` operationId).
+	TusOffset(ctx context.Context, userId string, upload string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TusWriteWithBody Send bytes of a tus upload
+	//
+	// The bytes from Upload-Offset on. When the last byte arrives, the file is checked as any upload: accepted, it becomes the image Image-Id (queued); refused (413, 415, 422, 403), it is deleted and the upload is over.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/tus/{user_id}/{upload} (the `TusWrite` operationId).
+	TusWriteWithBody(ctx context.Context, userId string, upload string, params *TusWriteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TusOverrideWithBody PATCH, DELETE or HEAD for clients that can only POST
+	//
+	// With X-HTTP-Method-Override, the request is the method it names; see those.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/tus/{user_id}/{upload} (the `TusOverride` operationId).
+	TusOverrideWithBody(ctx context.Context, userId string, upload string, params *TusOverrideParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// BeginUploadWithBody Start an upload straight to object storage
 	//
@@ -1610,6 +1790,125 @@ func (c *Client) GetImage(ctx context.Context, id Id, params *GetImageParams, re
 // Corresponds with POST /v1/images/{id}/reprocess (the `ReprocessImage` operationId).
 func (c *Client) ReprocessImage(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewReprocessImageRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TusOptions tus discovery
+//
+// The tus versions, extensions and maximum size this server supports.
+//
+// Corresponds with OPTIONS /v1/tus/ (the `TusOptions` operationId).
+func (c *Client) TusOptions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTusOptionsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TusCreateWithBody Start a resumable (tus 1.0) upload
+//
+// The tus 1.0 protocol (https://tus.io), with the creation,
+// creation-with-upload and termination extensions: any tus client
+// (tus-js-client, Uppy, TUSKit, tus-android-client) works with
+// endpoint `/v1/tus/` and the bearer token in its headers.
+// `Upload-Length` is required and checked with the quota and the
+// declared type (`Upload-Metadata` keys `filename` and `filetype`)
+// before any byte is accepted. The answer's `Location` is the upload:
+// send the bytes there with PATCH, ask how many arrived with HEAD
+// after a dropped connection, and resume from there. When the last
+// byte arrives the file is checked as any upload and becomes the
+// image `Image-Id`, queued for processing. Unfinished uploads are
+// removed after UPLOAD_EXPIRY (24 hours).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/tus/ (the `TusCreate` operationId).
+func (c *Client) TusCreateWithBody(ctx context.Context, params *TusCreateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTusCreateRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TusAbort Abort a tus upload
+//
+// The upload ends and what arrived of it is removed (the termination extension).
+//
+// Corresponds with DELETE /v1/tus/{user_id}/{upload} (the `TusAbort` operationId).
+func (c *Client) TusAbort(ctx context.Context, userId string, upload string, params *TusAbortParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTusAbortRequest(c.Server, userId, upload, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TusOffset How much of a tus upload arrived
+//
+// Upload-Offset is where to resume. An upload that became an image answers its full length (and Image-Id). Errors have no body: the status says it (404 unknown, 410 expired or aborted: start again).
+//
+// Corresponds with HEAD /v1/tus/{user_id}/{upload} (the `TusOffset` operationId).
+func (c *Client) TusOffset(ctx context.Context, userId string, upload string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTusOffsetRequest(c.Server, userId, upload)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TusWriteWithBody Send bytes of a tus upload
+//
+// The bytes from Upload-Offset on. When the last byte arrives, the file is checked as any upload: accepted, it becomes the image Image-Id (queued); refused (413, 415, 422, 403), it is deleted and the upload is over.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/tus/{user_id}/{upload} (the `TusWrite` operationId).
+func (c *Client) TusWriteWithBody(ctx context.Context, userId string, upload string, params *TusWriteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTusWriteRequestWithBody(c.Server, userId, upload, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TusOverrideWithBody PATCH, DELETE or HEAD for clients that can only POST
+//
+// With X-HTTP-Method-Override, the request is the method it names; see those.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/tus/{user_id}/{upload} (the `TusOverride` operationId).
+func (c *Client) TusOverrideWithBody(ctx context.Context, userId string, upload string, params *TusOverrideParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTusOverrideRequestWithBody(c.Server, userId, upload, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2731,6 +3030,313 @@ func NewReprocessImageRequest(server string, id Id) (*http.Request, error) {
 	return req, nil
 }
 
+// NewTusOptionsRequest constructs an http.Request for the TusOptions method
+func NewTusOptionsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tus/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodOptions, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewTusCreateRequestWithBody constructs an http.Request for the TusCreate method, with any body, and a specified content type
+func NewTusCreateRequestWithBody(server string, params *TusCreateParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tus/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Tus-Resumable", params.TusResumable, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Tus-Resumable", headerParam0)
+
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Upload-Length", params.UploadLength, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: "int64"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Upload-Length", headerParam1)
+
+		if params.UploadMetadata != nil {
+			var headerParam2 string
+
+			headerParam2, err = runtime.StyleParamWithOptions("simple", false, "Upload-Metadata", *params.UploadMetadata, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Upload-Metadata", headerParam2)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewTusAbortRequest constructs an http.Request for the TusAbort method
+func NewTusAbortRequest(server string, userId string, upload string, params *TusAbortParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "upload", upload, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tus/%s/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.TusResumable != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Tus-Resumable", *params.TusResumable, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Tus-Resumable", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewTusOffsetRequest constructs an http.Request for the TusOffset method
+func NewTusOffsetRequest(server string, userId string, upload string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "upload", upload, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tus/%s/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodHead, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewTusWriteRequestWithBody constructs an http.Request for the TusWrite method, with any body, and a specified content type
+func NewTusWriteRequestWithBody(server string, userId string, upload string, params *TusWriteParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "upload", upload, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tus/%s/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Tus-Resumable", params.TusResumable, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Tus-Resumable", headerParam0)
+
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Upload-Offset", params.UploadOffset, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "integer", Format: "int64"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Upload-Offset", headerParam1)
+
+	}
+
+	return req, nil
+}
+
+// NewTusOverrideRequestWithBody constructs an http.Request for the TusOverride method, with any body, and a specified content type
+func NewTusOverrideRequestWithBody(server string, userId string, upload string, params *TusOverrideParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "upload", upload, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/tus/%s/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-HTTP-Method-Override", params.XHTTPMethodOverride, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("X-HTTP-Method-Override", headerParam0)
+
+	}
+
+	return req, nil
+}
+
 // NewBeginUploadRequest calls the generic BeginUpload builder with application/json body
 func NewBeginUploadRequest(server string, params *BeginUploadParams, body BeginUploadJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3541,6 +4147,71 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/images/{id}/reprocess (the `ReprocessImage` operationId).
 	ReprocessImageWithResponse(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*ReprocessImageResponse, error)
+
+	// TusOptionsWithResponse tus discovery
+	//
+	// The tus versions, extensions and maximum size this server supports.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with OPTIONS /v1/tus/ (the `TusOptions` operationId).
+	TusOptionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*TusOptionsResponse, error)
+
+	// TusCreateWithBodyWithResponse Start a resumable (tus 1.0) upload
+	//
+	// The tus 1.0 protocol (https://tus.io), with the creation,
+	// creation-with-upload and termination extensions: any tus client
+	// (tus-js-client, Uppy, TUSKit, tus-android-client) works with
+	// endpoint `/v1/tus/` and the bearer token in its headers.
+	// `Upload-Length` is required and checked with the quota and the
+	// declared type (`Upload-Metadata` keys `filename` and `filetype`)
+	// before any byte is accepted. The answer's `Location` is the upload:
+	// send the bytes there with PATCH, ask how many arrived with HEAD
+	// after a dropped connection, and resume from there. When the last
+	// byte arrives the file is checked as any upload and becomes the
+	// image `Image-Id`, queued for processing. Unfinished uploads are
+	// removed after UPLOAD_EXPIRY (24 hours).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tus/ (the `TusCreate` operationId).
+	TusCreateWithBodyWithResponse(ctx context.Context, params *TusCreateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TusCreateResponse, error)
+
+	// TusAbortWithResponse Abort a tus upload
+	//
+	// The upload ends and what arrived of it is removed (the termination extension).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/tus/{user_id}/{upload} (the `TusAbort` operationId).
+	TusAbortWithResponse(ctx context.Context, userId string, upload string, params *TusAbortParams, reqEditors ...RequestEditorFn) (*TusAbortResponse, error)
+
+	// TusOffsetWithResponse How much of a tus upload arrived
+	//
+	// Upload-Offset is where to resume. An upload that became an image answers its full length (and Image-Id). Errors have no body: the status says it (404 unknown, 410 expired or aborted: start again).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with HEAD /v1/tus/{user_id}/{upload} (the `TusOffset` operationId).
+	TusOffsetWithResponse(ctx context.Context, userId string, upload string, reqEditors ...RequestEditorFn) (*TusOffsetResponse, error)
+
+	// TusWriteWithBodyWithResponse Send bytes of a tus upload
+	//
+	// The bytes from Upload-Offset on. When the last byte arrives, the file is checked as any upload: accepted, it becomes the image Image-Id (queued); refused (413, 415, 422, 403), it is deleted and the upload is over.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/tus/{user_id}/{upload} (the `TusWrite` operationId).
+	TusWriteWithBodyWithResponse(ctx context.Context, userId string, upload string, params *TusWriteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TusWriteResponse, error)
+
+	// TusOverrideWithBodyWithResponse PATCH, DELETE or HEAD for clients that can only POST
+	//
+	// With X-HTTP-Method-Override, the request is the method it names; see those.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/tus/{user_id}/{upload} (the `TusOverride` operationId).
+	TusOverrideWithBodyWithResponse(ctx context.Context, userId string, upload string, params *TusOverrideParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TusOverrideResponse, error)
 
 	// BeginUploadWithBodyWithResponse Start an upload straight to object storage
 	//
@@ -5249,6 +5920,571 @@ func (r ReprocessImageResponse) ContentType() string {
 	return ""
 }
 
+// TusOptionsResponse200Headers the declared response headers of an HTTP 200 response for TusOptions
+type TusOptionsResponse200Headers struct {
+	TusExtension string
+	TusMaxSize   *int
+	TusVersion   string
+}
+
+type TusOptionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *TusOptionsResponse200Headers
+}
+
+// GetBody returns the raw response body bytes
+func (r TusOptionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TusOptionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TusOptionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TusOptionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TusCreateResponse201Headers the declared response headers of an HTTP 201 response for TusCreate
+type TusCreateResponse201Headers struct {
+	ImageId       string
+	Location      string
+	TusResumable  string
+	UploadExpires string
+	UploadOffset  *int
+}
+
+// TusCreateResponse401Headers the declared response headers of an HTTP 401 response for TusCreate
+type TusCreateResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// TusCreateResponse429Headers the declared response headers of an HTTP 429 response for TusCreate
+type TusCreateResponse429Headers struct {
+	RetryAfter int
+}
+
+// TusCreateResponse503Headers the declared response headers of an HTTP 503 response for TusCreate
+type TusCreateResponse503Headers struct {
+	RetryAfter int
+}
+
+type TusCreateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON412 the response for an HTTP 412 `application/json` response
+	JSON412 *TusVersion
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *Error
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *TusUnavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *TusCreateResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *TusCreateResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *TusCreateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *TusCreateResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r TusCreateResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r TusCreateResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r TusCreateResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON412 returns the response for an HTTP 412 `application/json` response
+func (r TusCreateResponse) GetJSON412() *TusVersion {
+	return r.JSON412
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r TusCreateResponse) GetJSON413() *Error {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r TusCreateResponse) GetJSON415() *Error {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r TusCreateResponse) GetJSON422() *Error {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r TusCreateResponse) GetJSON429() *Error {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r TusCreateResponse) GetJSON503() *TusUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r TusCreateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TusCreateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TusCreateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TusCreateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TusAbortResponse204Headers the declared response headers of an HTTP 204 response for TusAbort
+type TusAbortResponse204Headers struct {
+	TusResumable string
+}
+
+// TusAbortResponse401Headers the declared response headers of an HTTP 401 response for TusAbort
+type TusAbortResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// TusAbortResponse503Headers the declared response headers of an HTTP 503 response for TusAbort
+type TusAbortResponse503Headers struct {
+	RetryAfter int
+}
+
+type TusAbortResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *UploadNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *TusGone
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *TusUnavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *TusAbortResponse204Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *TusAbortResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *TusAbortResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r TusAbortResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r TusAbortResponse) GetJSON404() *UploadNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r TusAbortResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r TusAbortResponse) GetJSON410() *TusGone {
+	return r.JSON410
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r TusAbortResponse) GetJSON503() *TusUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r TusAbortResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TusAbortResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TusAbortResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TusAbortResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TusOffsetResponse200Headers the declared response headers of an HTTP 200 response for TusOffset
+type TusOffsetResponse200Headers struct {
+	CacheControl string
+	TusResumable string
+	UploadLength *int64
+	UploadOffset int64
+}
+
+type TusOffsetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *TusOffsetResponse200Headers
+}
+
+// GetBody returns the raw response body bytes
+func (r TusOffsetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TusOffsetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TusOffsetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TusOffsetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TusWriteResponse204Headers the declared response headers of an HTTP 204 response for TusWrite
+type TusWriteResponse204Headers struct {
+	ImageId      *string
+	TusResumable string
+	UploadOffset int64
+}
+
+// TusWriteResponse401Headers the declared response headers of an HTTP 401 response for TusWrite
+type TusWriteResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// TusWriteResponse423Headers the declared response headers of an HTTP 423 response for TusWrite
+type TusWriteResponse423Headers struct {
+	RetryAfter int
+}
+
+// TusWriteResponse429Headers the declared response headers of an HTTP 429 response for TusWrite
+type TusWriteResponse429Headers struct {
+	RetryAfter int
+}
+
+// TusWriteResponse503Headers the declared response headers of an HTTP 503 response for TusWrite
+type TusWriteResponse503Headers struct {
+	RetryAfter int
+}
+
+type TusWriteResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *UploadNotFound
+	// JSON408 the response for an HTTP 408 `application/json` response
+	JSON408 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *TusGone
+	// JSON412 the response for an HTTP 412 `application/json` response
+	JSON412 *TusVersion
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *Error
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *Error
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Error
+	// JSON423 the response for an HTTP 423 `application/json` response
+	JSON423 *TusLocked
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyUploads
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *TusUnavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *TusWriteResponse204Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *TusWriteResponse401Headers
+	// Headers423 the parsed response headers for an HTTP 423 response
+	Headers423 *TusWriteResponse423Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *TusWriteResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *TusWriteResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r TusWriteResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r TusWriteResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r TusWriteResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r TusWriteResponse) GetJSON404() *UploadNotFound {
+	return r.JSON404
+}
+
+// GetJSON408 returns the response for an HTTP 408 `application/json` response
+func (r TusWriteResponse) GetJSON408() *Error {
+	return r.JSON408
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r TusWriteResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r TusWriteResponse) GetJSON410() *TusGone {
+	return r.JSON410
+}
+
+// GetJSON412 returns the response for an HTTP 412 `application/json` response
+func (r TusWriteResponse) GetJSON412() *TusVersion {
+	return r.JSON412
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r TusWriteResponse) GetJSON413() *Error {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r TusWriteResponse) GetJSON415() *Error {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r TusWriteResponse) GetJSON422() *Error {
+	return r.JSON422
+}
+
+// GetJSON423 returns the response for an HTTP 423 `application/json` response
+func (r TusWriteResponse) GetJSON423() *TusLocked {
+	return r.JSON423
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r TusWriteResponse) GetJSON429() *TooManyUploads {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r TusWriteResponse) GetJSON503() *TusUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r TusWriteResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TusWriteResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TusWriteResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TusWriteResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TusOverrideResponse401Headers the declared response headers of an HTTP 401 response for TusOverride
+type TusOverrideResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// TusOverrideResponse503Headers the declared response headers of an HTTP 503 response for TusOverride
+type TusOverrideResponse503Headers struct {
+	RetryAfter int
+}
+
+type TusOverrideResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *UploadNotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *TusGone
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *TusUnavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *TusOverrideResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *TusOverrideResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r TusOverrideResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r TusOverrideResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r TusOverrideResponse) GetJSON404() *UploadNotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r TusOverrideResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r TusOverrideResponse) GetJSON410() *TusGone {
+	return r.JSON410
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r TusOverrideResponse) GetJSON503() *TusUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r TusOverrideResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TusOverrideResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TusOverrideResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TusOverrideResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // BeginUploadResponse201Headers the declared response headers of an HTTP 201 response for BeginUpload
 type BeginUploadResponse201Headers struct {
 	Location string
@@ -5400,6 +6636,8 @@ type AbortUploadResponse struct {
 	JSON404 *UploadNotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *UploadGone
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *UploadExpired
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *StorageUnavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -5421,6 +6659,11 @@ func (r AbortUploadResponse) GetJSON404() *UploadNotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r AbortUploadResponse) GetJSON409() *UploadGone {
 	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r AbortUploadResponse) GetJSON410() *UploadExpired {
+	return r.JSON410
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -5499,6 +6742,8 @@ type CompleteUploadResponse struct {
 	JSON404 *UploadNotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Error
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *UploadExpired
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *Error
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -5554,6 +6799,11 @@ func (r CompleteUploadResponse) GetJSON404() *UploadNotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r CompleteUploadResponse) GetJSON409() *Error {
 	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r CompleteUploadResponse) GetJSON410() *UploadExpired {
+	return r.JSON410
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -5631,6 +6881,8 @@ type ListUploadPartsResponse struct {
 	JSON404 *UploadNotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *UploadGone
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *UploadExpired
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *StorageUnavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -5657,6 +6909,11 @@ func (r ListUploadPartsResponse) GetJSON404() *UploadNotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r ListUploadPartsResponse) GetJSON409() *UploadGone {
 	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r ListUploadPartsResponse) GetJSON410() *UploadExpired {
+	return r.JSON410
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -5716,6 +6973,8 @@ type SignUploadPartsResponse struct {
 	JSON404 *UploadNotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *UploadGone
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *UploadExpired
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *JSONTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -5751,6 +7010,11 @@ func (r SignUploadPartsResponse) GetJSON404() *UploadNotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r SignUploadPartsResponse) GetJSON409() *UploadGone {
 	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r SignUploadPartsResponse) GetJSON410() *UploadExpired {
+	return r.JSON410
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -6789,6 +8053,107 @@ func (c *ClientWithResponses) ReprocessImageWithResponse(ctx context.Context, id
 		return nil, err
 	}
 	return ParseReprocessImageResponse(rsp)
+}
+
+// TusOptionsWithResponse tus discovery
+//
+// The tus versions, extensions and maximum size this server supports.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with OPTIONS /v1/tus/ (the `TusOptions` operationId).
+func (c *ClientWithResponses) TusOptionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*TusOptionsResponse, error) {
+	rsp, err := c.TusOptions(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTusOptionsResponse(rsp)
+}
+
+// TusCreateWithBodyWithResponse Start a resumable (tus 1.0) upload
+//
+// The tus 1.0 protocol (https://tus.io), with the creation,
+// creation-with-upload and termination extensions: any tus client
+// (tus-js-client, Uppy, TUSKit, tus-android-client) works with
+// endpoint `/v1/tus/` and the bearer token in its headers.
+// `Upload-Length` is required and checked with the quota and the
+// declared type (`Upload-Metadata` keys `filename` and `filetype`)
+// before any byte is accepted. The answer's `Location` is the upload:
+// send the bytes there with PATCH, ask how many arrived with HEAD
+// after a dropped connection, and resume from there. When the last
+// byte arrives the file is checked as any upload and becomes the
+// image `Image-Id`, queued for processing. Unfinished uploads are
+// removed after UPLOAD_EXPIRY (24 hours).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tus/ (the `TusCreate` operationId).
+func (c *ClientWithResponses) TusCreateWithBodyWithResponse(ctx context.Context, params *TusCreateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TusCreateResponse, error) {
+	rsp, err := c.TusCreateWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTusCreateResponse(rsp)
+}
+
+// TusAbortWithResponse Abort a tus upload
+//
+// The upload ends and what arrived of it is removed (the termination extension).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/tus/{user_id}/{upload} (the `TusAbort` operationId).
+func (c *ClientWithResponses) TusAbortWithResponse(ctx context.Context, userId string, upload string, params *TusAbortParams, reqEditors ...RequestEditorFn) (*TusAbortResponse, error) {
+	rsp, err := c.TusAbort(ctx, userId, upload, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTusAbortResponse(rsp)
+}
+
+// TusOffsetWithResponse How much of a tus upload arrived
+//
+// Upload-Offset is where to resume. An upload that became an image answers its full length (and Image-Id). Errors have no body: the status says it (404 unknown, 410 expired or aborted: start again).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with HEAD /v1/tus/{user_id}/{upload} (the `TusOffset` operationId).
+func (c *ClientWithResponses) TusOffsetWithResponse(ctx context.Context, userId string, upload string, reqEditors ...RequestEditorFn) (*TusOffsetResponse, error) {
+	rsp, err := c.TusOffset(ctx, userId, upload, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTusOffsetResponse(rsp)
+}
+
+// TusWriteWithBodyWithResponse Send bytes of a tus upload
+//
+// The bytes from Upload-Offset on. When the last byte arrives, the file is checked as any upload: accepted, it becomes the image Image-Id (queued); refused (413, 415, 422, 403), it is deleted and the upload is over.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/tus/{user_id}/{upload} (the `TusWrite` operationId).
+func (c *ClientWithResponses) TusWriteWithBodyWithResponse(ctx context.Context, userId string, upload string, params *TusWriteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TusWriteResponse, error) {
+	rsp, err := c.TusWriteWithBody(ctx, userId, upload, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTusWriteResponse(rsp)
+}
+
+// TusOverrideWithBodyWithResponse PATCH, DELETE or HEAD for clients that can only POST
+//
+// With X-HTTP-Method-Override, the request is the method it names; see those.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/tus/{user_id}/{upload} (the `TusOverride` operationId).
+func (c *ClientWithResponses) TusOverrideWithBodyWithResponse(ctx context.Context, userId string, upload string, params *TusOverrideParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TusOverrideResponse, error) {
+	rsp, err := c.TusOverrideWithBody(ctx, userId, upload, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTusOverrideResponse(rsp)
 }
 
 // BeginUploadWithBodyWithResponse Start an upload straight to object storage
@@ -8437,6 +9802,622 @@ func ParseReprocessImageResponse(rsp *http.Response) (*ReprocessImageResponse, e
 	return response, nil
 }
 
+// ParseTusOptionsResponse parses an HTTP response from a TusOptionsWithResponse call
+func ParseTusOptionsResponse(rsp *http.Response) (*TusOptionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TusOptionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers TusOptionsResponse200Headers
+		if values := rsp.Header.Values("Tus-Extension"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Tus-Extension", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TusExtension = value
+		}
+		if values := rsp.Header.Values("Tus-Max-Size"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Tus-Max-Size", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TusMaxSize = &value
+		}
+		if values := rsp.Header.Values("Tus-Version"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Tus-Version", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TusVersion = value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTusCreateResponse parses an HTTP response from a TusCreateWithResponse call
+func ParseTusCreateResponse(rsp *http.Response) (*TusCreateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TusCreateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest TusVersion
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TusUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers TusCreateResponse201Headers
+		if values := rsp.Header.Values("Image-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Image-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ImageId = value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("Tus-Resumable"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Tus-Resumable", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TusResumable = value
+		}
+		if values := rsp.Header.Values("Upload-Expires"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Upload-Expires", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.UploadExpires = value
+		}
+		if values := rsp.Header.Values("Upload-Offset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Upload-Offset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.UploadOffset = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers TusCreateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers TusCreateResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers TusCreateResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTusAbortResponse parses an HTTP response from a TusAbortWithResponse call
+func ParseTusAbortResponse(rsp *http.Response) (*TusAbortResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TusAbortResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest UploadNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest TusGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TusUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers TusAbortResponse204Headers
+		if values := rsp.Header.Values("Tus-Resumable"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Tus-Resumable", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TusResumable = value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 401:
+		var headers TusAbortResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers TusAbortResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTusOffsetResponse parses an HTTP response from a TusOffsetWithResponse call
+func ParseTusOffsetResponse(rsp *http.Response) (*TusOffsetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TusOffsetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers TusOffsetResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("Tus-Resumable"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Tus-Resumable", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TusResumable = value
+		}
+		if values := rsp.Header.Values("Upload-Length"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "Upload-Length", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.UploadLength = &value
+		}
+		if values := rsp.Header.Values("Upload-Offset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "Upload-Offset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.UploadOffset = value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTusWriteResponse parses an HTTP response from a TusWriteWithResponse call
+func ParseTusWriteResponse(rsp *http.Response) (*TusWriteResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TusWriteResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest UploadNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON408 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest TusGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest TusVersion
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 423:
+		var dest TusLocked
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON423 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyUploads
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TusUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers TusWriteResponse204Headers
+		if values := rsp.Header.Values("Image-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Image-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ImageId = &value
+		}
+		if values := rsp.Header.Values("Tus-Resumable"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Tus-Resumable", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.TusResumable = value
+		}
+		if values := rsp.Header.Values("Upload-Offset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "Upload-Offset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.UploadOffset = value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 401:
+		var headers TusWriteResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 423:
+		var headers TusWriteResponse423Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers423 = &headers
+	case rsp.StatusCode == 429:
+		var headers TusWriteResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers TusWriteResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTusOverrideResponse parses an HTTP response from a TusOverrideWithResponse call
+func ParseTusOverrideResponse(rsp *http.Response) (*TusOverrideResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TusOverrideResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest UploadNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest TusGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest TusUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers TusOverrideResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers TusOverrideResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseBeginUploadResponse parses an HTTP response from a BeginUploadWithResponse call
 func ParseBeginUploadResponse(rsp *http.Response) (*BeginUploadResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -8607,6 +10588,13 @@ func ParseAbortUploadResponse(rsp *http.Response) (*AbortUploadResponse, error) 
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest UploadExpired
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest StorageUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8704,6 +10692,13 @@ func ParseCompleteUploadResponse(rsp *http.Response) (*CompleteUploadResponse, e
 			return nil, err
 		}
 		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest UploadExpired
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Error
@@ -8840,6 +10835,13 @@ func ParseListUploadPartsResponse(rsp *http.Response) (*ListUploadPartsResponse,
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest UploadExpired
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest StorageUnavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8923,6 +10925,13 @@ func ParseSignUploadPartsResponse(rsp *http.Response) (*SignUploadPartsResponse,
 			return nil, err
 		}
 		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest UploadExpired
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest JSONTooLarge

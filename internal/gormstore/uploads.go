@@ -22,7 +22,6 @@ type uploadRow struct {
 	PartSize    int64
 	ObjectKey   string
 	S3UploadID  *string `gorm:"column:s3_upload_id"`
-	TusID       *string
 	CreatedAt   time.Time
 	ExpiresAt   time.Time
 }
@@ -38,9 +37,6 @@ func (r uploadRow) toDomain() *image.PendingUpload {
 	if r.S3UploadID != nil {
 		u.S3UploadID = *r.S3UploadID
 	}
-	if r.TusID != nil {
-		u.TusID = *r.TusID
-	}
 	return u
 }
 
@@ -51,8 +47,8 @@ func (s *Store) CreateUpload(ctx context.Context, u *image.PendingUpload) error 
 	row := uploadRow{
 		ID: u.ID, UserID: u.UserID, Kind: u.Kind, State: u.State, Filename: u.Filename,
 		ContentType: u.ContentType, Bytes: u.Bytes, PartSize: u.PartSize, ObjectKey: u.Key,
-		S3UploadID: strPtr(u.S3UploadID), TusID: strPtr(u.TusID),
-		CreatedAt: u.CreatedAt.UTC(), ExpiresAt: u.ExpiresAt.UTC(),
+		S3UploadID: strPtr(u.S3UploadID),
+		CreatedAt:  u.CreatedAt.UTC(), ExpiresAt: u.ExpiresAt.UTC(),
 	}
 	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
 		return fmt.Errorf("insert upload: %w", err)
@@ -63,11 +59,6 @@ func (s *Store) CreateUpload(ctx context.Context, u *image.PendingUpload) error 
 // Upload implements image.Uploads.
 func (s *Store) Upload(ctx context.Context, id string) (*image.PendingUpload, error) {
 	return s.takeUpload(ctx, "id = ?", id)
-}
-
-// UploadByTusID implements image.Uploads.
-func (s *Store) UploadByTusID(ctx context.Context, tusID string) (*image.PendingUpload, error) {
-	return s.takeUpload(ctx, "tus_id = ?", tusID)
 }
 
 func (s *Store) takeUpload(ctx context.Context, where string, arg string) (*image.PendingUpload, error) {

@@ -207,6 +207,16 @@ func TestDirectUploadRefused(t *testing.T) {
 		}
 	}
 
+	// A declared type is taken as a browser may write it, and kept in its
+	// canonical form.
+	padded := h.postJSON("/v1/uploads", token, map[string]any{"filename": "a.jpg", "bytes": 100, "content_type": " IMAGE/JPG" + strings.Repeat(" ", 200)})
+	var pu uploadJSON
+	padded.json(t, &pu)
+	if padded.Status != http.StatusCreated || pu.Put == nil || pu.Put.Headers["Content-Type"] != "image/jpeg" {
+		t.Errorf("begin with content type \" IMAGE/JPG   …\": %d %s, want 201 with image/jpeg", padded.Status, padded.Body)
+	}
+	h.do(http.MethodDelete, "/v1/uploads/"+pu.ID, token, "", nil)
+
 	// Text declared as a JPEG: 415 at completion, and nothing is left.
 	text := []byte(strings.Repeat("this is not an image\n", 50))
 	u := h.beginUpload(token, "fake.jpg", len(text), "image/jpeg")

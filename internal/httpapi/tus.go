@@ -65,8 +65,8 @@ func (s *Server) tusCreate(hook tusd.HookEvent) (tusd.HTTPResponse, tusd.FileInf
 	// Only what the service uses is kept (the S3 store copies metadata
 	// into the object's headers).
 	kept := tusd.MetaData{"filename": u.Filename}
-	if contentType != "" {
-		kept["filetype"] = contentType
+	if u.ContentType != "" {
+		kept["filetype"] = u.ContentType
 	}
 	return tusd.HTTPResponse{Header: tusd.HTTPHeader{
 			"Image-Id":       u.ID,

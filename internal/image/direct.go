@@ -62,7 +62,8 @@ const urlExpiry = time.Hour
 // object storage, checking what can be checked before any byte is sent:
 // the size (413), the type (415) and the quota (403).
 func (s *Service) BeginUpload(ctx context.Context, userID, filename string, size int64, contentType string) (*UploadTarget, error) {
-	if !s.accepts(contentType) {
+	contentType, ok := s.declaredType(contentType)
+	if !ok {
 		return nil, ErrUnsupported
 	}
 	u, err := s.newPendingUpload(ctx, userID, UploadPut, filename, size, contentType)
@@ -97,8 +98,11 @@ func (s *Service) BeginUpload(ctx context.Context, userID, filename string, size
 // one; the bytes are checked at completion). Its tus object id is
 // "{user_id}/{id}".
 func (s *Service) BeginTusUpload(ctx context.Context, userID, filename string, size int64, contentType string) (*PendingUpload, error) {
-	if contentType != "" && !s.accepts(contentType) {
-		return nil, ErrUnsupported
+	if contentType != "" {
+		var ok bool
+		if contentType, ok = s.declaredType(contentType); !ok {
+			return nil, ErrUnsupported
+		}
 	}
 	u, err := s.newPendingUpload(ctx, userID, UploadTus, filename, size, contentType)
 	if err != nil {
@@ -152,19 +156,20 @@ func (s *Service) newPendingUpload(ctx context.Context, userID, kind, filename s
 	}, nil
 }
 
-// accepts reports whether a declared content type is one of the accepted
+// declaredType returns the canonical form of a declared content type
+// (image/jpeg for " IMAGE/JPG "), and whether it is one of the accepted
 // formats (the bytes are checked at completion).
-func (s *Service) accepts(contentType string) bool {
+func (s *Service) declaredType(contentType string) (string, bool) {
 	f, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(contentType)), "image/")
 	if f == "jpg" {
 		f = "jpeg"
 	}
 	for _, a := range s.cfg.AcceptedTypes {
 		if ok && f == string(a) {
-			return true
+			return "image/" + f, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // pendingUpload returns a user's upload; another user's is not found.

@@ -180,9 +180,9 @@ type PendingUpload struct {
 	PartSize int64
 	// Key is where the bytes land: the image's original key.
 	Key string
-	// S3UploadID names a multipart upload; TusID a tus upload.
+	// S3UploadID names a direct multipart upload (a tus upload's is the
+	// tus store's).
 	S3UploadID string
-	TusID      string
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
 }
@@ -205,8 +205,6 @@ type Uploads interface {
 	CreateUpload(ctx context.Context, u *PendingUpload) error
 	// Upload returns one, or ErrUploadNotFound.
 	Upload(ctx context.Context, id string) (*PendingUpload, error)
-	// UploadByTusID returns the upload of a tus id, or ErrUploadNotFound.
-	UploadByTusID(ctx context.Context, tusID string) (*PendingUpload, error)
 	// MoveUpload changes an upload's state from one to another, and
 	// reports false when it was not in from.
 	MoveUpload(ctx context.Context, id, from, to string) (bool, error)

@@ -170,6 +170,48 @@ func (n *Notifier) ImageFinished(ctx context.Context, img *image.Image) error {
 	return n.ImageFinishedFn(ctx, img)
 }
 
+// Uploads is an image.Uploads.
+type Uploads struct {
+	CreateUploadFn   func(ctx context.Context, u *image.PendingUpload) error
+	UploadFn         func(ctx context.Context, id string) (*image.PendingUpload, error)
+	MoveUploadFn     func(ctx context.Context, id, from, to string) (bool, error)
+	StaleUploadsFn   func(ctx context.Context, before time.Time, limit int) ([]*image.PendingUpload, error)
+	PendingUploadsFn func(ctx context.Context, userID string) (int, error)
+	ForgetUploadsFn  func(ctx context.Context, before time.Time) (int64, error)
+}
+
+var _ image.Uploads = (*Uploads)(nil)
+
+// CreateUpload calls CreateUploadFn.
+func (u *Uploads) CreateUpload(ctx context.Context, p *image.PendingUpload) error {
+	return u.CreateUploadFn(ctx, p)
+}
+
+// Upload calls UploadFn.
+func (u *Uploads) Upload(ctx context.Context, id string) (*image.PendingUpload, error) {
+	return u.UploadFn(ctx, id)
+}
+
+// MoveUpload calls MoveUploadFn.
+func (u *Uploads) MoveUpload(ctx context.Context, id, from, to string) (bool, error) {
+	return u.MoveUploadFn(ctx, id, from, to)
+}
+
+// StaleUploads calls StaleUploadsFn.
+func (u *Uploads) StaleUploads(ctx context.Context, before time.Time, limit int) ([]*image.PendingUpload, error) {
+	return u.StaleUploadsFn(ctx, before, limit)
+}
+
+// PendingUploads calls PendingUploadsFn.
+func (u *Uploads) PendingUploads(ctx context.Context, userID string) (int, error) {
+	return u.PendingUploadsFn(ctx, userID)
+}
+
+// ForgetUploads calls ForgetUploadsFn.
+func (u *Uploads) ForgetUploads(ctx context.Context, before time.Time) (int64, error) {
+	return u.ForgetUploadsFn(ctx, before)
+}
+
 // Staging is an image.Staging.
 type Staging struct {
 	PresignPutFn            func(ctx context.Context, key string, size int64, contentType string, expiry time.Duration) (string, error)

@@ -34,12 +34,10 @@ CREATE TABLE uploads (
     part_size    BIGINT       NOT NULL DEFAULT 0,
     object_key   VARCHAR(512) NOT NULL,
     s3_upload_id VARCHAR(1024) NULL,
-    tus_id       VARCHAR(255) NULL,
     created_at   DATETIME(6)  NOT NULL,
     expires_at   DATETIME(6)  NOT NULL,
     PRIMARY KEY (id),
     KEY uploads_user (user_id, created_at),
     KEY uploads_state_expires (state, expires_at),
-    UNIQUE KEY uploads_tus (tus_id),
     CONSTRAINT uploads_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

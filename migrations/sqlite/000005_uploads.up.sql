@@ -26,7 +26,6 @@ CREATE TABLE uploads (
     part_size    INTEGER NOT NULL DEFAULT 0,
     object_key   TEXT NOT NULL,
     s3_upload_id TEXT NULL,
-    tus_id       TEXT NULL UNIQUE,
     created_at   DATETIME NOT NULL,
     expires_at   DATETIME NOT NULL
 );

@@ -406,3 +406,39 @@ func TestCLIWithoutEventStream(t *testing.T) {
 		t.Error("upload --wait did not ask with the long poll")
 	}
 }
+
+// TestCLIAccount: account shows the usage against the quota; account
+// delete needs --yes, deletes the account and forgets its credentials.
+func TestCLIAccount(t *testing.T) {
+	s := newStack(t, func(c *config.Config) { c.Image.QuotaImages = 5 })
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	s.mustRun(t, "signup", "--email", "leaving@example.com")
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.jpg"), testenv.JPEG(t, 320, 240, 1), 0o644)
+	s.mustRun(t, "upload", filepath.Join(dir, "a.jpg"))
+	var a struct {
+		Email string
+		Usage struct{ Images, Bytes int64 }
+		Quota struct{ Images, Bytes *int64 }
+	}
+	decodeJSON(t, s.mustRun(t, "account", "--json"), &a)
+	if a.Email != "leaving@example.com" || a.Usage.Images != 1 || a.Usage.Bytes == 0 || a.Quota.Images == nil || *a.Quota.Images != 5 || a.Quota.Bytes != nil {
+		t.Errorf("account --json: %+v", a)
+	}
+	if out := s.mustRun(t, "account"); !strings.Contains(out, "1 of 5") || !strings.Contains(out, "(no quota)") {
+		t.Errorf("account:\n%s", out)
+	}
+	if code, _, errOut := s.imagesvc(t, "account", "delete"); code != 2 || !strings.Contains(errOut, "--yes") {
+		t.Errorf("account delete without --yes: exit %d %q, want 2", code, errOut)
+	}
+	s.mustRun(t, "account") // still there
+	if out := s.mustRun(t, "account", "delete", "--yes"); !strings.Contains(out, "leaving@example.com") || !strings.Contains(out, "deleted") {
+		t.Errorf("account delete: %q", out)
+	}
+	if code, _, errOut := s.imagesvc(t, "account"); code != 1 || !strings.Contains(errOut, "login") {
+		t.Errorf("account after deleting it: exit %d %q, want 1 and a hint to log in", code, errOut)
+	}
+	if code, _, errOut := s.imagesvc(t, "login", "--email", "leaving@example.com"); code != 1 || !strings.Contains(errOut, "invalid_credentials") {
+		t.Errorf("login to the deleted account: exit %d %q", code, errOut)
+	}
+}

@@ -97,7 +97,7 @@ func (c *cli) rootCommand() *cobra.Command {
 	root.PersistentFlags().BoolVar(&c.json, "json", false, "print machine-readable JSON on stdout, and nothing else there")
 	root.AddCommand(c.signupCommand(), c.loginCommand(), c.logoutCommand(),
 		c.uploadCommand(), c.lsCommand(), c.getCommand(), c.downloadCommand(), c.rmCommand(),
-		c.webhooksCommand())
+		c.webhooksCommand(), c.accountCommand())
 	return root
 }
 

@@ -68,6 +68,7 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 	// The long poll and /v1/events are woken by the events workers
 	// publish; this process receives them once, on one connection.
 	events := eventstream.New(deps.Redis, eventstream.NewDefaultConfig())
+	accounts := newAccounts(cfg, deps, authSvc, log)
 	hub, err := events.StartHub(context.Background(), log)
 	if err != nil {
 		return nil, err
@@ -94,6 +95,7 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 	tuslock.New(deps.Redis, "imagesvc:tus:").UseIn(tus)
 	d := httpapi.Deps{
 		Auth: authSvc, Images: images, Operations: images, Uploads: images, Tus: tus, Webhooks: newWebhooks(cfg, deps, enqueuer, nil, log),
+		Accounts:    accounts,
 		Idempotency: deps.Store, Events: events, Checks: deps.Checks(), Drain: a.Drain, Limiter: ratelimit.New(deps.Redis, "imagesvc:ratelimit:"),
 		Monitor: monitor, Registry: reg,
 	}
@@ -102,6 +104,15 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 		a.Ops = httpapi.NewOps(d, cfg.API, log)
 	}
 	return a, nil
+}
+
+// newAccounts returns the account deletion on deps: the image domain's
+// purge (rows, uploads, objects), then the user's event stream. passwords
+// is nil in a worker, which only finishes deletions that stopped.
+func newAccounts(cfg config.Config, deps *Deps, passwords *auth.Service, log *slog.Logger) *auth.Accounts {
+	return auth.NewAccounts(passwords, deps.Store, cfg.Auth, log,
+		image.NewPurger(deps.Store, deps.Blobs, deps.Blobs),
+		eventstream.New(deps.Redis, eventstream.NewDefaultConfig()))
 }
 
 // Close releases what the API holds beyond its dependencies (the

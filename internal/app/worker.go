@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/config"
 	"github.com/imagesvc/imagesvc/internal/eventstream"
 	"github.com/imagesvc/imagesvc/internal/health"
@@ -28,6 +29,8 @@ type Worker struct {
 	Images *image.Processor
 	// Webhooks delivers the events of finished images.
 	Webhooks *webhook.Service
+	// Accounts finishes the account deletions that stopped half-way.
+	Accounts *auth.Accounts
 	stop     func()
 }
 
@@ -66,13 +69,14 @@ func StartWorker(ctx context.Context, cfg config.Config, deps *Deps, reg prometh
 		queue.NewBackfillHandler(images, deps.Redis, log))); err != nil {
 		return nil, fmt.Errorf("start asynq server: %w", err)
 	}
+	accounts := newAccounts(cfg, deps, nil, log)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		reconcile(rctx, []reconciler{images, hooks, expireKeys{deps.Store}}, cfg.ReconcileEvery, log)
+		reconcile(rctx, []reconciler{images, hooks, expireKeys{deps.Store}, accounts}, cfg.ReconcileEvery, log)
 	}()
-	return &Worker{Images: images, Webhooks: hooks, stop: func() {
+	return &Worker{Images: images, Webhooks: hooks, Accounts: accounts, stop: func() {
 		cancel()
 		<-done
 		srv.Shutdown()
@@ -97,9 +101,10 @@ type reconciler interface {
 }
 
 // reconcile periodically re-enqueues images left queued or whose lease ran
-// out, and webhook deliveries that are overdue. Several workers doing it at
-// once is harmless: task ids name the image or delivery, so a second
-// enqueue is refused.
+// out, and webhook deliveries that are overdue, and finishes account
+// deletions that stopped. Several workers doing it at once is harmless:
+// task ids name the image or delivery, so a second enqueue is refused, and
+// every step of an account's removal can be repeated.
 func reconcile(ctx context.Context, rs []reconciler, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()

@@ -36,6 +36,9 @@ type User struct {
 	PasswordHash string
 	Role         string
 	CreatedAt    time.Time
+	// DeletedAt is when the account's deletion began; nil for an account
+	// in use. A deleted user is refused everywhere (see Accounts).
+	DeletedAt *time.Time
 }
 
 // RefreshToken is the stored form of a refresh token: only its hash.
@@ -96,11 +99,18 @@ type Config struct {
 	// that cannot start within HashWait gets ErrBusy.
 	MaxConcurrentHashes int
 	HashWait            time.Duration
+	// DeleteWait bounds the time DELETE /v1/account spends removing an
+	// account's data before it answers; what is left then, Accounts'
+	// Reconcile finishes once ResumeDeleteAfter has passed since the
+	// deletion began.
+	DeleteWait        time.Duration
+	ResumeDeleteAfter time.Duration
 }
 
 // NewDefaultConfig returns the defaults: 15-minute access tokens, 30-day
 // refresh tokens, two password hashes at once per core, waiting up to two
-// seconds for one.
+// seconds for one; an account's deletion answers within 30 seconds and is
+// resumed by the reconciler two minutes after it began.
 func NewDefaultConfig() Config {
 	return Config{
 		AccessTTL:           15 * time.Minute,
@@ -109,6 +119,8 @@ func NewDefaultConfig() Config {
 		Hasher:              DefaultHashParams,
 		MaxConcurrentHashes: 2 * runtime.NumCPU(),
 		HashWait:            2 * time.Second,
+		DeleteWait:          30 * time.Second,
+		ResumeDeleteAfter:   2 * time.Minute,
 	}
 }
 
@@ -123,6 +135,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConcurrentHashes < 1 || c.HashWait <= 0 {
 		errs = append(errs, errors.New("AUTH_MAX_CONCURRENT_HASHES must be at least 1"))
+	}
+	if c.DeleteWait <= 0 || c.ResumeDeleteAfter <= 0 {
+		errs = append(errs, errors.New("account deletion times must be positive"))
 	}
 	return errors.Join(errs...)
 }
@@ -238,7 +253,7 @@ func (s *Service) checkCredentials(ctx context.Context, email, password string) 
 	if err != nil {
 		return nil, fmt.Errorf("find user: %w", err)
 	}
-	if !VerifyPassword(u.PasswordHash, password) {
+	if !VerifyPassword(u.PasswordHash, password) || u.DeletedAt != nil {
 		return nil, ErrBadCredentials
 	}
 	return u, nil
@@ -286,6 +301,11 @@ func (s *Service) Refresh(ctx context.Context, token string) (Tokens, error) {
 	}
 	if err != nil {
 		return Tokens{}, fmt.Errorf("find user: %w", err)
+	}
+	// Closing an account revokes its tokens, but a rotation may have
+	// slipped in just before.
+	if u.DeletedAt != nil {
+		return Tokens{}, ErrBadRefresh
 	}
 	return s.issue(u, refresh)
 }

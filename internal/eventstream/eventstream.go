@@ -304,3 +304,13 @@ func parseID(s string) (streamID, bool) {
 }
 
 func (a streamID) less(b streamID) bool { return a.ms < b.ms || a.ms == b.ms && a.seq < b.seq }
+
+// PurgeUser deletes a user's stream (an auth.Purger): the events in it
+// carry the user's image objects, file names included, and would otherwise
+// stay until the stream expires.
+func (s *Stream) PurgeUser(ctx context.Context, userID string) error {
+	if err := s.rdb.Del(ctx, s.key(userID)).Err(); err != nil {
+		return fmt.Errorf("delete event stream: %w", err)
+	}
+	return nil
+}

@@ -17,6 +17,7 @@ type userRow struct {
 	PasswordHash string
 	Role         string
 	CreatedAt    time.Time
+	DeletedAt    *time.Time
 }
 
 func (userRow) TableName() string { return "users" }
@@ -53,7 +54,8 @@ func (s *Store) user(ctx context.Context, where string, arg string) (*auth.User,
 	if err != nil {
 		return nil, fmt.Errorf("select user: %w", err)
 	}
-	return &auth.User{ID: row.ID, Email: row.Email, PasswordHash: row.PasswordHash, Role: row.Role, CreatedAt: row.CreatedAt}, nil
+	return &auth.User{ID: row.ID, Email: row.Email, PasswordHash: row.PasswordHash, Role: row.Role,
+		CreatedAt: row.CreatedAt, DeletedAt: row.DeletedAt}, nil
 }
 
 // SetRole changes a user's role.

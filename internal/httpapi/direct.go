@@ -158,16 +158,7 @@ func (s *Server) completeUpload(c echo.Context) error {
 	id := c.Param("id")
 	return s.respondOnce(c, fingerprintOf("POST /v1/uploads/complete", id), func() (idempotency.Record, error) {
 		img, existing, err := s.Uploads.CompleteUpload(c.Request().Context(), userID, id, parts)
-		if err != nil {
-			s.metrics.rejectedUpload(err)
-			return idempotency.Record{}, err
-		}
-		s.metrics.uploadBytes.Observe(float64(img.Bytes))
-		status := http.StatusAccepted
-		if existing {
-			status = http.StatusOK // deduplicated, or completed before
-		}
-		return jsonRecord(status, toImageResponse(c, img), "/v1/images/"+img.ID)
+		return s.accepted(c, img, existing, err)
 	})
 }
 

@@ -170,6 +170,12 @@ func TestDirectUploadMultipart(t *testing.T) {
 			t.Errorf("sign %s: %d %s, want 400", bad, r.Status, r.Body)
 		}
 	}
+	// Parts named wrong are refused, and the upload waits for a right
+	// answer.
+	wrong := map[string]any{"parts": []map[string]any{{"number": 1, "etag": `"bogus"`}, {"number": 2, "etag": listed.Items[1].ETag}}}
+	if r := h.postJSON("/v1/uploads/"+u.ID+"/complete", token, wrong); r.Status != http.StatusBadRequest || r.errorCode(t) != "invalid_parts" {
+		t.Errorf("complete with a wrong ETag: %d %s, want 400 invalid_parts", r.Status, r.Body)
+	}
 	r = h.postJSON("/v1/uploads/"+u.ID+"/complete", token, nil)
 	var img imageJSON
 	r.json(t, &img)

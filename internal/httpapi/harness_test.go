@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/imagesvc/imagesvc/internal/app"
 	"github.com/imagesvc/imagesvc/internal/auth"
@@ -43,11 +44,15 @@ type harness struct {
 	t      *testing.T
 	url    string
 	store  *gormstore.Store
+	dbURL  string
 	blobs  *s3store.Store
+	rdb    *redis.Client
 	images *image.Processor // the worker's: Process, Reconcile
 	queue  *queue.Enqueuer
 	hooks  *webhook.Service
-	secret []byte
+	// accounts is the worker's: Reconcile finishes deletions.
+	accounts *auth.Accounts
+	secret   []byte
 	// client checks every answer against openapi.yaml.
 	client *http.Client
 	// replica starts another API instance sharing every dependency and
@@ -77,7 +82,7 @@ type harnessOption func(*settings)
 func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Helper()
 	log := slog.New(logctx.NewHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	store, _ := testenv.MustStore(t)
+	store, dbURL := testenv.MustStore(t)
 	blobs, _ := testenv.MustBucket(t)
 	rdb := testenv.MustRedis(t, redisDB)
 
@@ -120,7 +125,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Cleanup(ts.Close)
 	t.Cleanup(api.EndStreams) // before the server closes: it waits for every response
 	_, router := spec(t)
-	h := &harness{t: t, url: ts.URL, store: store, blobs: blobs, images: worker.Images,
+	h := &harness{t: t, url: ts.URL, store: store, dbURL: dbURL, blobs: blobs, rdb: rdb, images: worker.Images, accounts: worker.Accounts,
 		queue: queue.NewEnqueuer(rdb, cfg.Queue), hooks: worker.Webhooks, secret: cfg.Auth.JWTSecret,
 		client: &http.Client{Transport: validating{t: t, router: router}}, stopWorker: stopWorker}
 	// with returns cfg changed by more options.

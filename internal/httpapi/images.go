@@ -72,13 +72,8 @@ var errBadMultipart = failure.New(failure.Invalid, "invalid_multipart", "the req
 // at the limit, not after buffering it.
 func (s *Server) upload(c echo.Context) error {
 	userID := principal(c).UserID
-	if err := s.limit(c, "upload:"+userID, s.cfg.UploadRatePerMinute); err != nil {
-		s.metrics.rejectedUpload(err)
-		return err
-	}
-	release, err := s.takeUploadSlot(userID)
+	release, err := s.admitUpload(c, userID)
 	if err != nil {
-		s.metrics.rejectedUpload(err)
 		return err
 	}
 	defer release()
@@ -93,17 +88,38 @@ func (s *Server) upload(c echo.Context) error {
 	fingerprint := fingerprintOf("POST /v1/images", sp.SHA256, filename)
 	return s.respondOnce(c, fingerprint, func() (idempotency.Record, error) {
 		img, existing, err := s.Images.Store(c.Request().Context(), userID, filename, sp)
-		if err != nil {
-			s.metrics.rejectedUpload(err)
-			return idempotency.Record{}, err
-		}
-		s.metrics.uploadBytes.Observe(float64(img.Bytes))
-		status := http.StatusAccepted
-		if existing {
-			status = http.StatusOK // deduplicated: the image stored before
-		}
-		return jsonRecord(status, toImageResponse(c, img), "/v1/images/"+img.ID)
+		return s.accepted(c, img, existing, err)
 	})
+}
+
+// admitUpload takes an upload's place: the user's upload rate, then one of
+// the process's upload slots (release it when the upload is over).
+func (s *Server) admitUpload(c echo.Context, userID string) (release func(), err error) {
+	if err := s.limit(c, "upload:"+userID, s.cfg.UploadRatePerMinute); err != nil {
+		s.metrics.rejectedUpload(err)
+		return nil, err
+	}
+	release, err = s.takeUploadSlot(userID)
+	if err != nil {
+		s.metrics.rejectedUpload(err)
+		return nil, err
+	}
+	return release, nil
+}
+
+// accepted is the answer to an upload that became an image: 202, or 200
+// with the image stored before (deduplicated, or a repeated completion).
+func (s *Server) accepted(c echo.Context, img *image.Image, existing bool, err error) (idempotency.Record, error) {
+	if err != nil {
+		s.metrics.rejectedUpload(err)
+		return idempotency.Record{}, err
+	}
+	s.metrics.uploadBytes.Observe(float64(img.Bytes))
+	status := http.StatusAccepted
+	if existing {
+		status = http.StatusOK
+	}
+	return jsonRecord(status, toImageResponse(c, img), "/v1/images/"+img.ID)
 }
 
 var errUploadsSaturated = failure.New(failure.Unavailable, "uploads_saturated", "too many uploads in progress; retry shortly")

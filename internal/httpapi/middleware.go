@@ -39,24 +39,45 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-const principalKey = "principal"
+const (
+	principalKey = "principal"
+	accountKey   = "account"
+)
 
+// requireAuth lets through a request with a valid access token of an
+// account in use. The account is read on every request (one primary-key
+// read): a deleted account's tokens are refused at once, not when they
+// expire.
 func (s *Server) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
-	return s.authenticate(next, false)
+	return s.authenticate(next, authOptions{})
 }
 
 // requireAuthOrQueryToken also takes the access token from the query
 // parameter access_token: a browser's EventSource cannot set headers. Only
 // the event stream uses it (a token in a URL can end up in proxies' logs).
 func (s *Server) requireAuthOrQueryToken(next echo.HandlerFunc) echo.HandlerFunc {
-	return s.authenticate(next, true)
+	return s.authenticate(next, authOptions{query: true})
 }
 
-func (s *Server) authenticate(next echo.HandlerFunc, query bool) echo.HandlerFunc {
+// requireAuthEvenDeleted checks the token only, not the account: the
+// owner of an account whose deletion stopped half-way may call
+// DELETE /v1/account again to finish it (it checks the password).
+func (s *Server) requireAuthEvenDeleted(next echo.HandlerFunc) echo.HandlerFunc {
+	return s.authenticate(next, authOptions{deleted: true})
+}
+
+type authOptions struct {
+	// query accepts the token in the access_token query parameter.
+	query bool
+	// deleted lets a token of a deleted account through.
+	deleted bool
+}
+
+func (s *Server) authenticate(next echo.HandlerFunc, opts authOptions) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Request().Header.Get(echo.HeaderAuthorization)
 		scheme, token, ok := strings.Cut(h, " ")
-		if h == "" && query && c.QueryParam("access_token") != "" {
+		if h == "" && opts.query && c.QueryParam("access_token") != "" {
 			scheme, token, ok = "Bearer", c.QueryParam("access_token"), true
 		}
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
@@ -66,8 +87,15 @@ func (s *Server) authenticate(next echo.HandlerFunc, query bool) echo.HandlerFun
 		if err != nil {
 			return err
 		}
-		c.Set(principalKey, p)
 		req := c.Request()
+		if !opts.deleted {
+			u, err := s.Auth.Active(req.Context(), p.UserID)
+			if err != nil {
+				return err
+			}
+			c.Set(accountKey, u)
+		}
+		c.Set(principalKey, p)
 		c.SetRequest(req.WithContext(logctx.With(req.Context(), "user_id", p.UserID)))
 		return next(c)
 	}

@@ -141,7 +141,8 @@ func TestOpenAPIRoutes(t *testing.T) {
 	// server.
 	tus := tusd.NewStoreComposer()
 	filestore.New(t.TempDir()).UseIn(tus)
-	e := httpapi.New(httpapi.Deps{Webhooks: noWebhooks{}, Events: noEvents{}, Uploads: noUploads{}, Tus: tus}, httpapi.Config{}, nil)
+	e := httpapi.New(httpapi.Deps{Webhooks: noWebhooks{}, Events: noEvents{}, Uploads: noUploads{}, Tus: tus,
+		Accounts: noAccounts{}}, httpapi.Config{}, nil)
 	served := map[string]bool{}
 	for _, r := range e.Routes() {
 		if strings.HasPrefix(r.Path, "/monitoring") || r.Method == echo.RouteNotFound {
@@ -191,3 +192,6 @@ type noUploads struct{ httpapi.DirectUploads }
 
 // noEvents only makes New register the event stream.
 type noEvents struct{ httpapi.Events }
+
+// noAccounts only makes New register the account routes.
+type noAccounts struct{ httpapi.Accounts }

@@ -36,6 +36,16 @@ type Authenticator interface {
 	Refresh(ctx context.Context, token string) (auth.Tokens, error)
 	Logout(ctx context.Context, userID, token string) error
 	Verify(token string) (auth.Principal, error)
+	// Active returns the user of a verified token, or an error when the
+	// account is deleted or being deleted.
+	Active(ctx context.Context, userID string) (*auth.User, error)
+}
+
+// Accounts is what the API needs to delete accounts (auth.Accounts).
+type Accounts interface {
+	// Delete checks the password, closes the account and removes what it
+	// holds; done is false when the removal goes on in the background.
+	Delete(ctx context.Context, userID, password string) (done bool, err error)
 }
 
 // Images is what the API needs from the image domain.
@@ -49,6 +59,8 @@ type Images interface {
 	Delete(ctx context.Context, userID, id string) error
 	// Deliver resolves a stable delivery URL's token for an Accept header.
 	Deliver(ctx context.Context, token, accept string) (image.Delivery, error)
+	// Usage is what a user stores against the quota.
+	Usage(ctx context.Context, userID string) (image.UsageReport, error)
 }
 
 // Operations is what the operators' endpoints need from the image domain.
@@ -141,6 +153,8 @@ type Deps struct {
 	Tus *tusd.StoreComposer
 	// Webhooks serves /v1/webhooks; nil answers 404 there.
 	Webhooks Webhooks
+	// Accounts serves /v1/account; nil answers 404 there.
+	Accounts Accounts
 	// Idempotency keeps the responses of requests made with an
 	// Idempotency-Key.
 	Idempotency idempotency.Store
@@ -296,6 +310,12 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 			}
 			s.tusRoutes(v1, h)
 		}
+	}
+	if d.Accounts != nil {
+		v1.GET("/account", s.getAccount, s.requireAuth)
+		// A token of an account being deleted still reaches this one
+		// route (with the password), so that its owner can finish.
+		v1.DELETE("/account", s.deleteAccount, s.requireAuthEvenDeleted)
 	}
 	v1.GET("/admin/images", s.adminImages, s.requireAuth, s.requireAdmin)
 	v1.GET("/admin/stats", s.adminStats, s.requireAuth, s.requireAdmin)

@@ -132,12 +132,7 @@ func (s *Server) tusCreateRoute(h *tusd.UnroutedHandler) echo.HandlerFunc {
 	create := s.tusServe(h, h.PostFile)
 	return func(c echo.Context) error {
 		c.Request().Header.Del("X-HTTP-Method-Override") // creating is POST only
-		userID := principal(c).UserID
-		if err := s.limit(c, "upload:"+userID, s.cfg.UploadRatePerMinute); err != nil {
-			s.metrics.rejectedUpload(err)
-			return err
-		}
-		release, err := s.takeUploadSlot(userID)
+		release, err := s.admitUpload(c, principal(c).UserID)
 		if err != nil {
 			return err
 		}

@@ -312,8 +312,9 @@ func (s *Service) CompleteUpload(ctx context.Context, userID, id string, parts [
 		}
 		_, err = s.uploads.MoveUpload(cleanup, id, UploadCompleting, UploadCompleted)
 		return img, existing, err
-	case failure.KindOf(err) == failure.Unavailable || errors.Is(err, ErrUploadIncomplete):
-		// Not the client's doing, or not yet: it may complete again.
+	case failure.KindOf(err) == failure.Unavailable || errors.Is(err, ErrUploadIncomplete) || errors.Is(err, ErrBadParts):
+		// Not the client's doing, not yet, or parts it can name again: it
+		// may complete again.
 		_, _ = s.uploads.MoveUpload(cleanup, id, UploadCompleting, UploadPending)
 	default:
 		// The bytes are refused: the upload is over, and its bytes go.
@@ -342,8 +343,11 @@ func (s *Service) finish(ctx context.Context, u *PendingUpload, parts []Part) (*
 		if total < u.Bytes {
 			return nil, false, ErrUploadIncomplete
 		}
-		if err := s.staging.CompleteMultipart(ctx, u.Key, u.S3UploadID, parts); err != nil {
-			return nil, false, failure.Wrap(failure.Invalid, "invalid_parts", "the parts could not be put together: "+err.Error(), err)
+		if err := s.staging.CompleteMultipart(ctx, u.Key, u.S3UploadID, parts); errors.Is(err, ErrBadParts) {
+			return nil, false, failure.Wrap(failure.Invalid, ErrBadParts.Code,
+				"the parts named could not be put together (a part missing, out of order, with another ETag, or under 5 MiB but the last)", err)
+		} else if err != nil {
+			return nil, false, unavailable("storage_unavailable", "object storage is unavailable", fmt.Errorf("complete multipart upload: %w", err))
 		}
 	}
 	return s.recordObject(ctx, u)

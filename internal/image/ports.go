@@ -287,6 +287,8 @@ type Staging interface {
 	// part to.
 	PresignPart(ctx context.Context, key, uploadID string, part int32, size int64, expiry time.Duration) (string, error)
 	ListParts(ctx context.Context, key, uploadID string) ([]Part, error)
+	// CompleteMultipart puts the parts together; parts the server refuses
+	// are an error wrapping ErrBadParts.
 	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) error
 	AbortMultipart(ctx context.Context, key, uploadID string) error
 	// AbortMultipartUploads aborts every multipart upload under key (a tus

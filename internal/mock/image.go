@@ -1,7 +1,8 @@
 // Package mock has function-field fakes of the domain's ports (the
-// interfaces internal/image and internal/webhook declare), for the fast
-// unit tier: a test sets the functions it expects to be called; one it did
-// not set panics when called, which fails the test and names the call.
+// interfaces internal/image, internal/auth and internal/webhook declare),
+// for the fast unit tier: a test sets the functions it expects to be
+// called; one it did not set panics when called, which fails the test and
+// names the call.
 // The integration tier runs the real adapters instead.
 package mock
 
@@ -303,4 +304,28 @@ func (s *Staging) ClearUploadState(ctx context.Context, key string) error {
 // Open calls OpenFn.
 func (s *Staging) Open(ctx context.Context, key string) (io.ReadCloser, int64, error) {
 	return s.OpenFn(ctx, key)
+}
+
+// Holdings is an image.Holdings.
+type Holdings struct {
+	UnfinishedUploadsFn func(ctx context.Context, userID string) ([]*image.PendingUpload, error)
+	MoveUploadFn        func(ctx context.Context, id, from, to string) (bool, error)
+	DeleteUserImagesFn  func(ctx context.Context, userID string, limit int) (int, error)
+}
+
+var _ image.Holdings = (*Holdings)(nil)
+
+// UnfinishedUploads calls UnfinishedUploadsFn.
+func (h *Holdings) UnfinishedUploads(ctx context.Context, userID string) ([]*image.PendingUpload, error) {
+	return h.UnfinishedUploadsFn(ctx, userID)
+}
+
+// MoveUpload calls MoveUploadFn.
+func (h *Holdings) MoveUpload(ctx context.Context, id, from, to string) (bool, error) {
+	return h.MoveUploadFn(ctx, id, from, to)
+}
+
+// DeleteUserImages calls DeleteUserImagesFn.
+func (h *Holdings) DeleteUserImages(ctx context.Context, userID string, limit int) (int, error) {
+	return h.DeleteUserImagesFn(ctx, userID, limit)
 }

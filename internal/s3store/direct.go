@@ -83,6 +83,9 @@ func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, par
 		Bucket: &s.bucket, Key: &key, UploadId: &uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: done},
 	})
+	if isCode(err, "InvalidPart") || isCode(err, "InvalidPartOrder") || isCode(err, "EntityTooSmall") || isCode(err, "MalformedXML") {
+		return fmt.Errorf("complete multipart upload %s: %w: %w", key, image.ErrBadParts, err)
+	}
 	if err != nil {
 		return fmt.Errorf("complete multipart upload %s: %w", key, err)
 	}

@@ -6,7 +6,10 @@
 // 8 bits. Each variant is then resized from the smallest image already made
 // that covers it (300 from 1024, 1024 from 2048) and encoded. Three
 // independent resizes would decode the source three times, which is the
-// cost to avoid.
+// cost to avoid. Each variant is encoded in every configured format from
+// the same picture: WebP by libwebp directly (webp.c; a JPEG's planes as
+// they are), AVIF by libvips; the smallest picture made gives the
+// placeholder (placeholder.go).
 //
 // The intermediate of a JPEG (YCbCr or greyscale, 8-bit) comes from
 // libjpeg-turbo directly (turbo.c), at the smallest DCT scale that covers

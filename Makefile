@@ -16,6 +16,7 @@ SERVICES_ENV := DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/images
 	S3_ENDPOINT=$${S3_ENDPOINT:-http://127.0.0.1:7070} S3_BUCKET=$${S3_BUCKET:-images} \
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-testkey} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-testsecret} \
 	JWT_SECRET=$${JWT_SECRET:-$$(cat data/jwt_secret)} LOG_FORMAT=$${LOG_FORMAT:-text} \
+	DELIVERY_SIGNING_KEYS=$${DELIVERY_SIGNING_KEYS:-$$(cat data/delivery_keys)} \
 	CORS_ALLOWED_ORIGINS=$${CORS_ALLOWED_ORIGINS:-http://localhost:8080,http://127.0.0.1:8080}
 
 .PHONY: help vips deps build install-cli run run-services test test-unit test-faults fuzz bench bench-hostile load latency soak lint lint-api generate migrate admin clean
@@ -42,7 +43,10 @@ run: build ## quickstart: one process with embedded database, Redis and S3 under
 data/jwt_secret:
 	@mkdir -p data && head -c 48 /dev/urandom | base64 | tr -d '\n' > $@ && chmod 600 $@
 
-run-services: deps build data/jwt_secret ## the API (:8080) and a separate worker (:9090) on local MariaDB, Redis and versitygw
+data/delivery_keys:
+	@mkdir -p data && printf 'k1:%s' "$$(head -c 32 /dev/urandom | base64 | tr -d '\n')" > $@ && chmod 600 $@
+
+run-services: deps build data/jwt_secret data/delivery_keys ## the API (:8080) and a separate worker (:9090) on local MariaDB, Redis and versitygw
 	@mysql -uroot -h127.0.0.1 -e 'CREATE DATABASE IF NOT EXISTS imagesvc CHARACTER SET utf8mb4' 2>/dev/null || true
 	@$(SERVICES_ENV) $(BIN)/api bucket-cors # pages of these origins may PUT straight to versitygw
 	@$(SERVICES_ENV) WORKER_HTTP_ADDR=$${WORKER_HTTP_ADDR:-127.0.0.1:9090} $(BIN)/worker & worker=$$!; \
@@ -68,9 +72,12 @@ test-faults: deps ## the fault tests, three times in a row each, with a 30 s dat
 fuzz: ## fuzz the upload header checks for 5 minutes (FUZZTIME=…)
 	$(GO) test -run '^$$' -fuzz FuzzInspect -fuzztime $${FUZZTIME:-5m} ./internal/sniff/
 
-bench: vips ## F/N/P table on a generated corpus, a worker's memory over 500 24 MP images (BENCH_SOAK=…), then the hostile sources
+bench: vips ## F/N/P table on a generated corpus, each VARIANT_FORMATS set against JPEG alone, a worker's memory over 500 24 MP images (BENCH_SOAK=…), then the hostile sources
 	$(GO) build -o $(BIN)/imagebench ./cmd/imagebench
 	$(BIN)/imagebench -soak 0 2>/dev/null
+	# The format sets on the generated 12 MP JPEG and on the real photos
+	# of bimg's test data (a phone's 12 MP, a 24 MP), in the module cache.
+	$(BIN)/imagebench -formats -photos "$$($(GO) list -m -f '{{.Dir}}' github.com/h2non/bimg)/testdata" 2>/dev/null
 	$(BIN)/imagebench -table=false -soak $${BENCH_SOAK:-500} 2>/dev/null
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5x ./internal/imaging/ 2>/dev/null
 	$(BIN)/imagebench -hostile 2>/dev/null
@@ -100,7 +107,7 @@ lint-api: ## lint internal/httpapi/openapi.yaml with Redocly's recommended rules
 generate: ## regenerate the API client (pkg/client) from the OpenAPI document
 	$(GO) generate ./pkg/client/
 
-migrate: build data/jwt_secret ## apply the database migrations to DATABASE_URL (default: local MariaDB) and exit
+migrate: build data/jwt_secret data/delivery_keys ## apply the database migrations to DATABASE_URL (default: local MariaDB) and exit
 	@mysql -uroot -h127.0.0.1 -e 'CREATE DATABASE IF NOT EXISTS imagesvc CHARACTER SET utf8mb4' 2>/dev/null || true
 	@$(SERVICES_ENV) $(BIN)/api bucket-cors # pages of these origins may PUT straight to versitygw
 	@$(SERVICES_ENV) $(BIN)/api migrate

@@ -38,7 +38,7 @@ func checkNames(t *testing.T, where string, names []string) {
 
 // composeSecrets are the variables docker-compose.yml must take from .env,
 // never from a literal in the file.
-var composeSecrets = []string{"JWT_SECRET", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD",
+var composeSecrets = []string{"JWT_SECRET", "DELIVERY_SIGNING_KEYS", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD",
 	"S3_ROOT_ACCESS_KEY", "S3_ROOT_SECRET_KEY", "S3_ACCESS_KEY", "S3_SECRET_KEY", "ADMIN_PASSWORD"}
 
 // composeConfig runs `docker-compose config` with envFile as the only source
@@ -159,6 +159,17 @@ func TestCompose(t *testing.T) {
 	}
 	if _, ok := worker.Environment["JWT_SECRET"]; ok {
 		t.Error("the worker gets JWT_SECRET, which it does not need")
+	}
+	// Both sign delivery URLs (answers, webhooks), with the .env's keys,
+	// and presign for the host browsers reach, not the network's "s3".
+	for name, svc := range map[string]service{"api": api, "worker": worker} {
+		if svc.Environment["DELIVERY_SIGNING_KEYS"] != values["DELIVERY_SIGNING_KEYS"] {
+			t.Errorf("compose service %s: DELIVERY_SIGNING_KEYS is not the env file's", name)
+		}
+		pub, internal := svc.Environment["S3_PUBLIC_ENDPOINT"], svc.Environment["S3_ENDPOINT"]
+		if pub == "" || pub == internal || !strings.Contains(pub, "localhost") {
+			t.Errorf("compose service %s: S3_PUBLIC_ENDPOINT %q beside S3_ENDPOINT %q, want the published host", name, pub, internal)
+		}
 	}
 	// The application signs with its own S3 account, not the root one.
 	if api.Environment["AWS_ACCESS_KEY_ID"] != values["S3_ACCESS_KEY"] || s3.Environment["ROOT_ACCESS_KEY"] != values["S3_ROOT_ACCESS_KEY"] ||

@@ -26,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 export DATABASE_URL=mysql://root@127.0.0.1:3306/$db REDIS_URL=redis://127.0.0.1:$port/0 \
 	S3_ENDPOINT=http://127.0.0.1:7070 S3_BUCKET=latency-$$ AWS_ACCESS_KEY_ID=testkey AWS_SECRET_ACCESS_KEY=testsecret \
-	JWT_SECRET=latency-test-secret-latency-test-secret-0123 LOG_LEVEL=warn LOG_FORMAT=text \
+	JWT_SECRET=latency-test-secret-latency-test-secret-0123 DELIVERY_SIGNING_KEYS=t1:dGVzdC1kZWxpdmVyeS1rZXktMDEyMzQ1Njc4OWFiY2RlZg== LOG_LEVEL=warn LOG_FORMAT=text \
 	UPLOAD_RATE_PER_MINUTE=0 WORKER_CONCURRENCY=2
 
 commands() { redis-cli -p $port info stats | awk -F: '/^total_commands_processed/ {print $2+0}'; }

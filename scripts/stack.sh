@@ -14,7 +14,7 @@ start_stack() {
 	redis-cli -n "$rdb" FLUSHDB >/dev/null
 	export DATABASE_URL=mysql://root@127.0.0.1:3306/$stack_db REDIS_URL=redis://127.0.0.1:6379/$rdb \
 		S3_ENDPOINT=http://127.0.0.1:7070 S3_BUCKET=$name-$$ AWS_ACCESS_KEY_ID=testkey AWS_SECRET_ACCESS_KEY=testsecret \
-		JWT_SECRET=$name-test-secret-$name-test-secret-0123456789 LOG_LEVEL=warn LOG_FORMAT=text \
+		JWT_SECRET=$name-test-secret-$name-test-secret-0123456789 DELIVERY_SIGNING_KEYS=t1:dGVzdC1kZWxpdmVyeS1rZXktMDEyMzQ1Njc4OWFiY2RlZg== LOG_LEVEL=warn LOG_FORMAT=text \
 		UPLOAD_RATE_PER_MINUTE=0 WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-2}
 	stack_pids=()
 	trap stop_stack EXIT

@@ -54,7 +54,7 @@ func cleanEnv(extra ...string) []string {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
 		case "DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "S3_BUCKET", "JWT_SECRET", "HTTP_ADDR", "DATA_DIR",
-			"QUICKSTART", "OPS_HTTP_ADDR", "SHUTDOWN_DRAIN_DELAY", "ADMIN_USER", "ADMIN_PASSWORD", "MIGRATE_ON_START":
+			"QUICKSTART", "OPS_HTTP_ADDR", "DELIVERY_SIGNING_KEYS", "EMBEDDED_S3_ADDR", "SHUTDOWN_DRAIN_DELAY", "ADMIN_USER", "ADMIN_PASSWORD", "MIGRATE_ON_START":
 			continue
 		}
 		env = append(env, kv)

@@ -4,6 +4,8 @@
 // process (make run).
 //
 // Commands: `api` serves; `api migrate` applies the migrations and exits;
+// `api backfill` re-makes the variants of images made with another
+// VARIANTS or VARIANT_FORMATS, on the workers, behind new uploads;
 // `api promote EMAIL` gives a user the admin role; `api bucket-cors [ORIGIN
 // ...]` lets pages of those origins (default CORS_ALLOWED_ORIGINS) upload
 // straight to the bucket; `api healthcheck` exits 0
@@ -21,6 +23,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/app"
 	"github.com/imagesvc/imagesvc/internal/config"
 	"github.com/imagesvc/imagesvc/internal/health"
+	"github.com/imagesvc/imagesvc/internal/image"
 )
 
 func main() {
@@ -46,6 +49,12 @@ func main() {
 		err = app.RunAPI(ctx, cfg, log)
 	case args[0] == "migrate" && len(args) == 1:
 		err = app.Migrate(ctx, cfg)
+	case args[0] == "backfill" && len(args) == 1:
+		var st image.BackfillStatus
+		if st, err = app.Backfill(ctx, cfg); err == nil {
+			fmt.Printf("backfill started: %d done images to make again with variant profile %s; the workers' backfill queue "+
+				"runs behind new uploads (progress: /v1/admin/stats, or the dashboard's backfill queue)\n", st.Outdated, st.Profile)
+		}
 	case args[0] == "promote" && len(args) == 2:
 		if err = app.Promote(ctx, cfg, args[1]); err == nil {
 			fmt.Printf("%s is an admin now; the role is in tokens issued from the next login or refresh\n", args[1])
@@ -55,7 +64,7 @@ func main() {
 			fmt.Printf("bucket %s: CORS set\n", cfg.S3.Bucket)
 		}
 	default:
-		err = errors.New("usage: api [migrate | promote EMAIL | bucket-cors [ORIGIN ...] | healthcheck]")
+		err = errors.New("usage: api [migrate | backfill | promote EMAIL | bucket-cors [ORIGIN ...] | healthcheck]")
 	}
 	stop()
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 var production = []string{
 	"DATABASE_URL=mysql://imagesvc:pw@127.0.0.1:1/imagesvc", "REDIS_URL=redis://127.0.0.1:1/0",
 	"S3_BUCKET=images", "S3_ENDPOINT=http://127.0.0.1:1", "JWT_SECRET=k3Jv9QeT2mXw7LpZ4sRb8NcY1hUa6GdF0oEi5",
+	"DELIVERY_SIGNING_KEYS=k1:dGVzdC1kZWxpdmVyeS1rZXktMDEyMzQ1Njc4OWFiY2RlZg==",
 }
 
 // without returns production less the variable name, plus extra.
@@ -80,6 +81,9 @@ func TestRefusesPlaceholderSecret(t *testing.T) {
 	bin := binary(t, "")
 	refuse(t, bin, without("JWT_SECRET", "JWT_SECRET=change-me-to-32-or-more-random-bytes-please"), "JWT_SECRET is a placeholder")
 	refuse(t, bin, append(production, "ADMIN_USER=admin", "ADMIN_PASSWORD=change-me-admin-password"), "ADMIN_PASSWORD is a placeholder")
+	refuse(t, bin, without("DELIVERY_SIGNING_KEYS", "DELIVERY_SIGNING_KEYS=k1:change-me-delivery-key-use-openssl-rand-base64-32"),
+		"DELIVERY_SIGNING_KEYS is a placeholder")
+	refuse(t, bin, without("DELIVERY_SIGNING_KEYS"), "DELIVERY_SIGNING_KEYS is required")
 }
 
 // TestNoQuickstartBuild: the binary the container image runs cannot embed.

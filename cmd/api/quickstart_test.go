@@ -57,6 +57,9 @@ func TestQuickstart(t *testing.T) {
 	id := testenv.Upload(t, base, token, smallJPEG(t))
 	img := waitDone(t, base, token, id)
 	downloads := downloadAll(t, img)
+	// The presigned URL a stable URL redirects to now, to be followed after
+	// the restart: it names the embedded S3 server's port.
+	presigned := redirectOf(t, img.Variants[0].URL)
 	// The other upload paths work on the embedded S3 server too.
 	waitDone(t, base, token, directUpload(t, base, token, smallJPEG(t)))
 	waitDone(t, base, token, tusUpload(t, base, token, smallJPEG(t)))
@@ -80,7 +83,7 @@ func TestQuickstart(t *testing.T) {
 	}
 	first.Process.Signal(syscall.SIGTERM)
 	first.Wait()
-	for _, dir := range []string{"data/imagesvc.db", "data/s3", "data/jwt_secret"} {
+	for _, dir := range []string{"data/imagesvc.db", "data/s3", "data/jwt_secret", "data/delivery_keys", "data/s3_addr"} {
 		if _, err := os.Stat(filepath.Join(work, dir)); err != nil {
 			t.Errorf("quickstart left no %s: %v", dir, err)
 		}
@@ -92,6 +95,16 @@ func TestQuickstart(t *testing.T) {
 	if got := downloadAll(t, again); strings.Join(got, ",") != strings.Join(downloads, ",") {
 		t.Errorf("variants after restart differ: %v, were %v", got, downloads)
 	}
+	// URLs given out before the restart still work: the stable ones (the
+	// delivery key was kept), and the presigned one (the embedded S3
+	// server kept its port).
+	if got := downloadAll(t, img); strings.Join(got, ",") != strings.Join(downloads, ",") {
+		t.Errorf("stable URLs from before the restart give %v, gave %v", got, downloads)
+	}
+	if img.Variants[0].URL != again.Variants[0].URL {
+		t.Errorf("stable URL changed across a restart: %s, now %s", img.Variants[0].URL, again.Variants[0].URL)
+	}
+	testenv.Call(t, "GET", presigned, "", "", nil, 200)
 	token = testenv.Login(t, base, "new@example.com") // and logging in still works
 	for _, q := range queued {
 		waitDone(t, base, token, q)
@@ -136,6 +149,21 @@ func downloadAll(t *testing.T, img imageJSON) []string {
 		out = append(out, fmt.Sprintf("%s %dx%d %d", v.Name, cfg.Width, cfg.Height, len(data)))
 	}
 	return out
+}
+
+// redirectOf returns where a delivery URL redirects.
+func redirectOf(t *testing.T, u string) string {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("GET %s: %d, want a redirect", u, resp.StatusCode)
+	}
+	return resp.Header.Get("Location")
 }
 
 // directUpload sends a file in one presigned PUT (POST /v1/uploads) and

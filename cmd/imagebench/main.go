@@ -48,8 +48,24 @@ func main() {
 	soak := flag.Int("soak", 500, "24 MP images processed at concurrency 2 for the memory run (0 to skip)")
 	dir := flag.String("corpus", "", "also write the generated sources into this directory")
 	table := flag.Bool("table", true, "print the F/N/P table (false: only the memory run, in a fresh process)")
+	formats := flag.Bool("formats", false, "only the formats table: each VARIANT_FORMATS set against jpeg alone")
+	photos := flag.String("photos", "", "with -formats, also measure the JPEGs of 8 MP or more in this directory")
+	webpQ := flag.String("webp-q", "", "with -formats, also rows of jpeg,webp at these WebP qualities (comma-separated)")
 	hostile := flag.Bool("hostile", false, "only the hostile sources: the largest and costliest an upload can carry, two at once, with the peak RSS of each")
 	flag.Parse()
+	if *formats {
+		var qs []int
+		for _, q := range strings.Split(*webpQ, ",") {
+			if n, err := strconv.Atoi(strings.TrimSpace(q)); err == nil {
+				qs = append(qs, n)
+			}
+		}
+		if err := formatsRun(*iters, *photos, qs); err != nil {
+			fmt.Fprintln(os.Stderr, "imagebench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *hostile {
 		if err := hostileRun(); err != nil {
 			fmt.Fprintln(os.Stderr, "imagebench:", err)

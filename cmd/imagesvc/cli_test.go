@@ -23,6 +23,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/app"
 	"github.com/imagesvc/imagesvc/internal/auth"
 	"github.com/imagesvc/imagesvc/internal/config"
+	imagedomain "github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/metrics"
 	"github.com/imagesvc/imagesvc/internal/testenv"
 	"github.com/imagesvc/imagesvc/pkg/client"
@@ -51,6 +52,7 @@ func newStack(t *testing.T, opts ...func(*config.Config)) *stack {
 	cfg, _ := config.FromEnv(config.API, func(string) string { return "" })
 	cfg.RedisURL = testenv.RedisURL(redisDB)
 	cfg.Auth.JWTSecret = []byte("test-secret-test-secret-test-secret!")
+	cfg.Image.DeliveryKeys = []imagedomain.DeliveryKey{{ID: "t1", Secret: []byte("delivery-key-of-the-cli-tests-0123456789")}}
 	cfg.Auth.Hasher = auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1}
 	cfg.Webhook.AllowPrivate = true
 	cfg.API.MaxUploadBytes = cfg.Image.MaxUploadBytes

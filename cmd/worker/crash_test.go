@@ -153,7 +153,8 @@ func startFleetWith(t *testing.T, n int, opts ...fleetOption) *fleet {
 		"S3_ENDPOINT": s3cfg.Endpoint, "S3_BUCKET": s3cfg.Bucket,
 		"AWS_ACCESS_KEY_ID": s3cfg.AccessKeyID, "AWS_SECRET_ACCESS_KEY": s3cfg.SecretAccessKey,
 		"JWT_SECRET": "crash-test-secret-crash-test-secret", "HTTP_ADDR": apiAddr,
-		"WORKER_CONCURRENCY": "1", "RECONCILE_INTERVAL": "1s", "WORKER_RETRY_BASE": "500ms",
+		"DELIVERY_SIGNING_KEYS": "t1:dGVzdC1kZWxpdmVyeS1rZXktMDEyMzQ1Njc4OWFiY2RlZg==",
+		"WORKER_CONCURRENCY":    "1", "RECONCILE_INTERVAL": "1s", "WORKER_RETRY_BASE": "500ms",
 		"LOG_FORMAT": "text", "LOG_LEVEL": "warn", "UPLOAD_RATE_PER_MINUTE": "0",
 	}
 	for _, o := range opts {

@@ -122,8 +122,8 @@ func assertStoresConsistent(t *testing.T, f *fleet, n int) {
 			t.Errorf("image %s is %s with %d variants, want done with 3", img.ID, img.Status, len(img.Variants))
 		}
 		want[img.OriginalKey()] = true
-		for _, v := range img.Variants {
-			want[v.Key] = true
+		for _, k := range image.Keys(img.Variants) {
+			want[k] = true
 		}
 	}
 	if len(imgs) != n {

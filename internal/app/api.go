@@ -14,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	tusd "github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/imagesvc/imagesvc/internal/auth"
@@ -61,7 +62,7 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 	metrics.RegisterQueues(reg, enqueuer.Inspector())
 	images := image.NewService(image.ServiceDeps{
 		Catalog: deps.Store, Ledger: deps.Store, Blobs: deps.Blobs, Queue: withFailpoint(enqueuer, log),
-		Inventory: deps.Store, QueueStats: enqueuer, Uploads: deps.Store, Staging: deps.Blobs,
+		Inventory: deps.Store, QueueStats: enqueuer, Backfills: enqueuer, Uploads: deps.Store, Staging: deps.Blobs,
 	}, cfg.Image, log)
 	a := &API{Drain: &health.Drain{}, Images: images}
 	// The long poll and /v1/events are woken by the events workers
@@ -211,6 +212,32 @@ func serve(addr string, h http.Handler, srv *http.Server, errc chan<- error, log
 		}
 	}()
 	return srv, nil
+}
+
+// Backfill starts re-making the variants of every done image whose
+// variant set (VARIANTS, VARIANT_FORMATS) is not the configured one, on
+// the workers' backfill queue, and says how many there are. It needs the
+// database and Redis.
+func Backfill(ctx context.Context, cfg config.Config) (image.BackfillStatus, error) {
+	if cfg.Embedded.Any() {
+		return image.BackfillStatus{}, errors.New("the quickstart's queue lives inside the running api: " +
+			"start the backfill there, with POST /v1/admin/backfill")
+	}
+	db, err := gormstore.Open(ctx, cfg.DB)
+	if err != nil {
+		return image.BackfillStatus{}, err
+	}
+	store := gormstore.NewStore(db)
+	defer store.Close()
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return image.BackfillStatus{}, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	enqueuer := queue.NewEnqueuer(rdb, cfg.Queue)
+	svc := image.NewService(image.ServiceDeps{Inventory: store, Backfills: enqueuer}, cfg.Image, slog.New(slog.DiscardHandler))
+	return svc.StartBackfill(ctx)
 }
 
 // Migrate applies the database migrations and returns.

@@ -21,6 +21,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/config"
 	"github.com/imagesvc/imagesvc/internal/gormstore"
 	"github.com/imagesvc/imagesvc/internal/health"
+	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/logctx"
 	"github.com/imagesvc/imagesvc/internal/quickstart"
 	"github.com/imagesvc/imagesvc/internal/s3store"
@@ -56,7 +57,7 @@ func Open(ctx context.Context, cfg *config.Config, migrate bool, log *slog.Logge
 			d.Close()
 		}
 	}()
-	if err := d.startEmbedded(cfg); err != nil {
+	if err := d.startEmbedded(cfg, log); err != nil {
 		return nil, err
 	}
 	log.InfoContext(ctx, "dependencies",
@@ -105,13 +106,22 @@ func describe(embedded bool, yes, no string) string {
 	return no
 }
 
-func (d *Deps) startEmbedded(cfg *config.Config) error {
+func (d *Deps) startEmbedded(cfg *config.Config, log *slog.Logger) error {
 	if cfg.Quickstart && len(cfg.Auth.JWTSecret) == 0 {
 		secret, err := quickstart.Secret(cfg.DataDir)
 		if err != nil {
 			return err
 		}
 		cfg.Auth.JWTSecret = secret
+	}
+	if cfg.Quickstart && len(cfg.Image.DeliveryKeys) == 0 {
+		v, err := quickstart.DeliveryKeys(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		if cfg.Image.DeliveryKeys, err = image.ParseDeliveryKeys(v); err != nil {
+			return fmt.Errorf("delivery keys kept in %s: %w", cfg.DataDir, err)
+		}
 	}
 	if cfg.Embedded.Redis {
 		r, err := quickstart.StartRedis()
@@ -122,7 +132,18 @@ func (d *Deps) startEmbedded(cfg *config.Config) error {
 		cfg.RedisURL = r.URL()
 	}
 	if cfg.Embedded.S3 {
-		s, err := quickstart.StartS3(filepath.Join(cfg.DataDir, "s3"), cfg.EmbeddedS3Addr)
+		addr := cfg.EmbeddedS3Addr
+		if addr == "" {
+			kept, changed, err := quickstart.S3Addr(cfg.DataDir)
+			if err != nil {
+				return err
+			}
+			if changed {
+				log.Warn("the embedded S3 server's kept port was taken: it moved, and URLs presigned before no longer work", "addr", kept)
+			}
+			addr = kept
+		}
+		s, err := quickstart.StartS3(filepath.Join(cfg.DataDir, "s3"), addr)
 		if err != nil {
 			return err
 		}

@@ -45,7 +45,7 @@ func StartWorker(ctx context.Context, cfg config.Config, deps *Deps, reg prometh
 	enqueuer := queue.NewEnqueuer(deps.Redis, cfg.Queue)
 	hooks := newWebhooks(cfg, deps, enqueuer, reg, log)
 	images := image.NewProcessor(image.ProcessorDeps{
-		Catalog: deps.Store, Ledger: deps.Store, Blobs: deps.Blobs,
+		Catalog: deps.Store, Ledger: deps.Store, Inventory: deps.Store, Backfills: enqueuer, Blobs: deps.Blobs,
 		Queue: enqueuer, Resizer: imaging.New(resizing),
 		Observer: metrics.NewProcessing(reg),
 		// Webhooks first: they are idempotent on the event's id, so a
@@ -65,7 +65,8 @@ func StartWorker(ctx context.Context, cfg config.Config, deps *Deps, reg prometh
 		}
 	}
 	srv := queue.NewServer(deps.Redis, cfg.Queue, log)
-	if err := srv.Start(queue.NewMux(queue.NewImageHandler(images, log), queue.NewWebhookHandler(hooks, log))); err != nil {
+	if err := srv.Start(queue.NewMux(queue.NewImageHandler(images, log), queue.NewWebhookHandler(hooks, log),
+		queue.NewBackfillHandler(images, deps.Redis, log))); err != nil {
 		return nil, fmt.Errorf("start asynq server: %w", err)
 	}
 	accounts := newAccounts(cfg, deps, nil, log)

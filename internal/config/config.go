@@ -207,10 +207,13 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 	c.S3.AccessKeyID = e.str("AWS_ACCESS_KEY_ID", "")
 	c.S3.SecretAccessKey = e.str("AWS_SECRET_ACCESS_KEY", "")
 	c.S3.MaxConns = e.integer("S3_MAX_CONNS", c.S3.MaxConns)
-	c.EmbeddedS3Addr = e.str("EMBEDDED_S3_ADDR", "127.0.0.1:0")
+	c.S3.PublicEndpoint = e.str("S3_PUBLIC_ENDPOINT", "")
+	// Empty: a port picked at the first start and kept under DATA_DIR, so
+	// that presigned URLs given out survive a restart.
+	c.EmbeddedS3Addr = e.str("EMBEDDED_S3_ADDR", "")
 	// The embedded S3 server checks no signature: anyone who reaches it
 	// reads and writes every object, so it listens on loopback only.
-	if host, _, err := net.SplitHostPort(c.EmbeddedS3Addr); err != nil || !loopback(host) {
+	if host, _, err := net.SplitHostPort(c.EmbeddedS3Addr); c.EmbeddedS3Addr != "" && (err != nil || !loopback(host)) {
 		e.fail("EMBEDDED_S3_ADDR", "must be a loopback address such as 127.0.0.1:9000 (the embedded S3 server checks no signature)")
 	}
 
@@ -312,6 +315,40 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 	}
 
 	c.Image.Quality = e.integer("JPEG_QUALITY", c.Image.Quality)
+	c.Image.WebPQuality = e.integer("WEBP_QUALITY", c.Image.WebPQuality)
+	c.Image.AVIFQuality = e.integer("AVIF_QUALITY", c.Image.AVIFQuality)
+	c.Image.WebPEffort = e.integer("WEBP_EFFORT", c.Image.WebPEffort)
+	c.Image.AVIFEffort = e.integer("AVIF_EFFORT", c.Image.AVIFEffort)
+	if v := e.get("VARIANT_FORMATS"); v != "" {
+		formats, err := image.ParseFormats(v)
+		if err != nil {
+			e.fail("VARIANT_FORMATS", err.Error())
+		} else {
+			c.Image.Formats = formats
+		}
+	}
+
+	// Both processes sign delivery URLs: the API in its answers, workers
+	// in webhooks. Like JWT_SECRET, a key is generated and kept under
+	// DATA_DIR in the quickstart and required otherwise.
+	if v := e.get("DELIVERY_SIGNING_KEYS"); v != "" {
+		// A placeholder is caught in the text (its letters pass for
+		// URL-safe base64) and in each decoded secret.
+		e.secret("DELIVERY_SIGNING_KEYS", v)
+		keys, err := image.ParseDeliveryKeys(v)
+		if err != nil {
+			e.fail("DELIVERY_SIGNING_KEYS", err.Error())
+		}
+		for _, k := range keys {
+			e.secret("DELIVERY_SIGNING_KEYS (key "+k.ID+")", string(k.Secret))
+		}
+		c.Image.DeliveryKeys = keys
+	} else if !c.Quickstart {
+		e.fail("DELIVERY_SIGNING_KEYS", "is required: kid:base64key items, the first signs (a key: `openssl rand -base64 32`)")
+	}
+	c.Image.DeliveryLifetime = e.duration("DELIVERY_URL_LIFETIME", 0)
+	c.Image.PublicURL = e.str("PUBLIC_URL", "")
+	c.Image.DeliveryBaseURL = e.str("DELIVERY_BASE_URL", "")
 	c.Image.DecodeMemory = int64(e.integer("WORKER_DECODE_MEMORY_MB", int(c.Image.DecodeMemory>>20))) << 20
 	c.Image.OutputFormat = strings.ToLower(e.str("OUTPUT_FORMAT", c.Image.OutputFormat))
 
@@ -338,7 +375,9 @@ func (c Config) Redacted() []any {
 		"quickstart", c.Quickstart, "embedded_database", c.Embedded.Database, "embedded_redis", c.Embedded.Redis, "embedded_s3", c.Embedded.S3,
 		"s3_endpoint", c.S3.Endpoint, "s3_bucket", c.S3.Bucket, "s3_region", c.S3.Region,
 		"max_upload_bytes", c.Image.MaxUploadBytes, "max_pixels", c.Image.MaxPixels,
-		"accepted_types", c.Image.AcceptedTypes, "variants", len(c.Image.Variants),
+		"accepted_types", c.Image.AcceptedTypes, "variants", len(c.Image.Variants), "variant_formats", c.Image.Formats,
+		"variant_profile", c.Image.Profile(), "delivery_keys", len(c.Image.DeliveryKeys), "public_url", c.Image.PublicURL,
+		"delivery_base_url", c.Image.DeliveryBaseURL, "s3_public_endpoint", c.S3.PublicEndpoint,
 		"worker_concurrency", c.Queue.Concurrency, "jwt_secret", len(c.Auth.JWTSecret) > 0,
 		"upload_rate_per_minute", c.API.UploadRatePerMinute, "login_rate_per_minute", c.API.LoginRatePerMinute,
 		"dashboard", c.API.AdminUser != "", "webhook_allow_private", c.Webhook.AllowPrivate,

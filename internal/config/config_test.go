@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -27,7 +28,11 @@ func with(m map[string]string, kv ...string) map[string]string {
 var production = map[string]string{
 	"DATABASE_URL": "mysql://u:p@db:3306/images", "REDIS_URL": "redis://r:6379/0",
 	"JWT_SECRET": "k3Jv9QeT2mXw7LpZ4sRb8NcY1hUa6GdF0oEi5", "S3_BUCKET": "images",
+	"DELIVERY_SIGNING_KEYS": "k1:" + deliveryKey,
 }
+
+// deliveryKey is 32 random bytes in base64.
+const deliveryKey = "q8Xr0fK1s9VdW3mZbN7yT2eL5gH4jP6cA1uI0oR8tYk="
 
 func TestFromEnv(t *testing.T) {
 	good := with(production, "S3_ENDPOINT", "http://s3:9000", "VARIANTS", "thumb:100x100", "ACCEPTED_TYPES", "jpeg,png,tiff")
@@ -114,6 +119,43 @@ func TestFromEnv(t *testing.T) {
 		_, err := config.FromEnv(config.API, env(with(production, "JWT_SECRET", "")))
 		if err == nil || !strings.Contains(err.Error(), "JWT_SECRET") {
 			t.Errorf("FromEnv without JWT_SECRET = %v, want an error naming it", err)
+		}
+	})
+	t.Run("DeliveryKeys", func(t *testing.T) {
+		c, err := config.FromEnv(config.Worker, env(with(production, "DELIVERY_SIGNING_KEYS", "new:"+deliveryKey+", old:"+deliveryKey)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Image.DeliveryKeys) != 2 || c.Image.DeliveryKeys[0].ID != "new" || len(c.Image.DeliveryKeys[0].Secret) != 32 {
+			t.Errorf("keys = %+v, want new then old, 32 bytes each", c.Image.DeliveryKeys)
+		}
+		for _, p := range []config.Process{config.API, config.Worker} {
+			_, err := config.FromEnv(p, env(with(production, "DELIVERY_SIGNING_KEYS", "")))
+			if err == nil || !strings.Contains(err.Error(), "DELIVERY_SIGNING_KEYS is required") {
+				t.Errorf("process %d without DELIVERY_SIGNING_KEYS: err = %v, want it required", p, err)
+			}
+		}
+		if _, err := config.FromEnv(config.API, env(map[string]string{"QUICKSTART": "true"})); err != nil {
+			t.Errorf("quickstart without DELIVERY_SIGNING_KEYS (kept under DATA_DIR): %v", err)
+		}
+		for _, bad := range []string{"k1", "k1:c2hvcnQ=", "k1:" + deliveryKey + ",k1:" + deliveryKey, "bad id!:" + deliveryKey,
+			"k1:change-me-delivery-key-use-openssl-rand-base64-32"} {
+			if _, err := config.FromEnv(config.API, env(with(production, "DELIVERY_SIGNING_KEYS", bad))); err == nil ||
+				!strings.Contains(err.Error(), "DELIVERY_SIGNING_KEYS") {
+				t.Errorf("DELIVERY_SIGNING_KEYS=%q: err = %v, want a refusal naming it", bad, err)
+			}
+		}
+	})
+	t.Run("VariantFormats", func(t *testing.T) {
+		c, err := config.FromEnv(config.API, env(production))
+		if err != nil || fmt.Sprint(c.Image.Formats) != "[jpeg webp]" {
+			t.Errorf("default formats = %v (%v), want [jpeg webp]", c.Image.Formats, err)
+		}
+		for v, ok := range map[string]bool{"jpeg": true, "jpeg,webp,avif": true, "webp": false, "jpeg,gif": false, "jpeg,jpeg": false} {
+			_, err := config.FromEnv(config.API, env(with(production, "VARIANT_FORMATS", v)))
+			if (err == nil) != ok {
+				t.Errorf("VARIANT_FORMATS=%s: err = %v, want accepted %v", v, err, ok)
+			}
 		}
 	})
 	t.Run("ErrEmbeddedS3OffLoopback", func(t *testing.T) {

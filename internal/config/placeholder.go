@@ -21,6 +21,7 @@ var envExampleValues = []string{
 	"change-me-s3-access-key",
 	"change-me-s3-secret-key",
 	"change-me-admin-password",
+	"k1:change-me-delivery-key-use-openssl-rand-base64-32",
 }
 
 // placeholder says why v is not a real secret, or returns "".

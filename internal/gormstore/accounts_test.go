@@ -46,8 +46,9 @@ func seedAccount(t *testing.T, s *gormstore.Store, n int) holdings {
 	must(s.CreateImage(ctx, img))
 	claimed, err := s.ClaimImage(ctx, img.ID, now.Add(time.Minute))
 	must(err)
-	must(s.CompleteImage(ctx, img.ID, claimed.Attempt, []image.Variant{{Name: "small", Width: 4, Height: 3, Bytes: 5,
-		ContentType: "image/jpeg", Key: image.VariantPrefix(h.user, h.image) + "small.jpg"}}))
+	_, err = s.CompleteImage(ctx, img.ID, claimed.Attempt, image.Completion{Variants: []image.Variant{{Name: "small", Width: 4, Height: 3, Bytes: 5,
+		ContentType: "image/jpeg", Key: image.VariantPrefix(h.user, h.image) + "small.jpg"}}})
+	must(err)
 	must(s.CreateRefreshToken(ctx, auth.RefreshToken{Hash: fmt.Sprintf("token-%d", n), UserID: h.user, ExpiresAt: now.Add(time.Hour)}))
 	sub := &webhook.Subscription{ID: h.subscription, UserID: h.user, URL: "http://example.com/h",
 		Events: []string{webhook.EventImageProcessed}, Secret: "whsec_x", CreatedAt: now}

@@ -31,6 +31,9 @@ type imageRow struct {
 	NotifyPending bool
 	ErrorCode     *string
 	ErrorMessage  *string
+	Placeholder   *string
+	DominantColor *string
+	Profile       *string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	Variants      []variantRow `gorm:"foreignKey:ImageID"`
@@ -46,9 +49,19 @@ type variantRow struct {
 	Bytes       int64
 	ContentType string
 	ObjectKey   string
+	// Formats are every encoding of the variant, its base first; nil for
+	// a variant recorded before formats existed.
+	Formats []formatRow `gorm:"serializer:json"`
 }
 
 func (variantRow) TableName() string { return "image_variants" }
+
+// formatRow is one encoding of a variant, in image_variants.formats.
+type formatRow struct {
+	ContentType string `json:"content_type"`
+	Bytes       int64  `json:"bytes"`
+	ObjectKey   string `json:"object_key"`
+}
 
 // CreateImage implements image.Catalog.
 func (s *Store) CreateImage(ctx context.Context, img *image.Image) error {
@@ -206,20 +219,41 @@ func (s *Store) ClaimImage(ctx context.Context, id string, leaseUntil time.Time)
 }
 
 // CompleteImage implements image.Ledger.
-func (s *Store) CompleteImage(ctx context.Context, id string, attempt int, variants []image.Variant) error {
-	return s.transaction(ctx, func(tx *gorm.DB) error {
-		res := tx.Model(&imageRow{}).
-			Where("id = ? AND status = ? AND attempt = ?", id, string(image.StatusProcessing), attempt).
-			Updates(map[string]any{
-				"status":         string(image.StatusDone),
-				"lease_until":    nil,
-				"error_code":     nil,
-				"error_message":  nil,
-				"notify_pending": true,
-				"updated_at":     time.Now().UTC(),
-			})
+func (s *Store) CompleteImage(ctx context.Context, id string, attempt int, c image.Completion) ([]string, error) {
+	return s.recordVariants(ctx, id, map[string]any{"status": string(image.StatusProcessing), "attempt": attempt}, map[string]any{
+		"status":         string(image.StatusDone),
+		"lease_until":    nil,
+		"error_code":     nil,
+		"error_message":  nil,
+		"notify_pending": true,
+	}, c)
+}
+
+// ReplaceVariants implements image.Ledger. The image stays done; its
+// notification is not touched (nothing is announced).
+func (s *Store) ReplaceVariants(ctx context.Context, id string, attempt int, c image.Completion) ([]string, error) {
+	return s.recordVariants(ctx, id, map[string]any{"status": string(image.StatusDone), "attempt": attempt}, map[string]any{}, c)
+}
+
+// recordVariants writes a variant set and the image's update in one
+// transaction, if the image matches fence; it returns the object keys of
+// the replaced set that the new one does not use. It fails with
+// ErrNotFound when the image is gone and ErrLeaseLost when it no longer
+// matches.
+func (s *Store) recordVariants(ctx context.Context, id string, fence, update map[string]any, c image.Completion) ([]string, error) {
+	var replaced []string
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		update["placeholder"] = nullable(c.Placeholder)
+		update["dominant_color"] = nullable(c.DominantColor)
+		update["profile"] = nullable(c.Profile)
+		update["updated_at"] = time.Now().UTC()
+		q := tx.Model(&imageRow{}).Where("id = ?", id)
+		for col, v := range fence {
+			q = q.Where(col+" = ?", v)
+		}
+		res := q.Updates(update)
 		if res.Error != nil {
-			return fmt.Errorf("mark done: %w", res.Error)
+			return fmt.Errorf("update image: %w", res.Error)
 		}
 		if res.RowsAffected == 0 {
 			var n int64
@@ -231,25 +265,42 @@ func (s *Store) CompleteImage(ctx context.Context, id string, attempt int, varia
 			}
 			return image.ErrLeaseLost
 		}
-		names := make([]string, len(variants))
-		rows := make([]variantRow, len(variants))
-		for i, v := range variants {
+		names := make([]string, len(c.Variants))
+		rows := make([]variantRow, len(c.Variants))
+		used := map[string]bool{}
+		for i, v := range c.Variants {
 			names[i] = v.Name
 			rows[i] = variantRow{ImageID: id, Name: v.Name, Width: v.Width, Height: v.Height,
 				Bytes: v.Bytes, ContentType: v.ContentType, ObjectKey: v.Key}
+			for _, f := range v.Formats {
+				rows[i].Formats = append(rows[i].Formats, formatRow{ContentType: f.ContentType, Bytes: f.Bytes, ObjectKey: f.Key})
+			}
+		}
+		for _, k := range image.Keys(c.Variants) {
+			used[k] = true
+		}
+		// The set replaced: its objects that the new set does not use are
+		// the caller's to delete once this commits.
+		var existing []variantRow
+		if err := tx.Where("image_id = ?", id).Find(&existing).Error; err != nil {
+			return fmt.Errorf("read variants: %w", err)
+		}
+		for _, r := range existing {
+			v := r.toDomain()
+			for _, k := range image.Keys([]image.Variant{v}) {
+				if !used[k] {
+					replaced = append(replaced, k)
+				}
+			}
 		}
 		// Variants that are no longer configured go; the others are upserted.
 		// The stale ones are deleted by primary key: a range delete
 		// ("image_id = ? AND name NOT IN …") takes InnoDB gap locks that
 		// deadlocked with other images' inserts (UUIDv7 ids are adjacent).
-		var existing []string
-		if err := tx.Model(&variantRow{}).Where("image_id = ?", id).Pluck("name", &existing).Error; err != nil {
-			return fmt.Errorf("read variants: %w", err)
-		}
 		var stale []string
-		for _, n := range existing {
-			if !slices.Contains(names, n) {
-				stale = append(stale, n)
+		for _, r := range existing {
+			if !slices.Contains(names, r.Name) {
+				stale = append(stale, r.Name)
 			}
 		}
 		if len(stale) > 0 {
@@ -264,6 +315,41 @@ func (s *Store) CompleteImage(ctx context.Context, id string, attempt int, varia
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return replaced, nil
+}
+
+// OutdatedImages implements image.Inventory.
+func (s *Store) OutdatedImages(ctx context.Context, profile, afterID string, limit int) ([]string, error) {
+	var ids []string
+	err := s.outdated(ctx, profile).Where("id > ?", afterID).Order("id").Limit(limit).Pluck("id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("select outdated images: %w", err)
+	}
+	return ids, nil
+}
+
+// CountOutdated implements image.Inventory.
+func (s *Store) CountOutdated(ctx context.Context, profile string) (int64, error) {
+	var n int64
+	if err := s.outdated(ctx, profile).Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("count outdated images: %w", err)
+	}
+	return n, nil
+}
+
+func (s *Store) outdated(ctx context.Context, profile string) *gorm.DB {
+	return s.db.WithContext(ctx).Model(&imageRow{}).
+		Where("status = ? AND (profile IS NULL OR profile <> ?)", string(image.StatusDone), profile)
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // FailImage implements image.Ledger.
@@ -361,6 +447,7 @@ func (r *imageRow) toDomain() *image.Image {
 		ID: r.ID, UserID: r.UserID, Status: image.Status(r.Status), Filename: r.Filename,
 		ContentType: r.ContentType, Bytes: r.Bytes, Width: r.Width, Height: r.Height,
 		Attempt: r.Attempt, LeaseUntil: r.LeaseUntil, Crashes: r.Crashes, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		Placeholder: deref(r.Placeholder), DominantColor: deref(r.DominantColor), Profile: deref(r.Profile),
 	}
 	if r.ErrorCode != nil {
 		img.ErrorCode = *r.ErrorCode
@@ -372,10 +459,25 @@ func (r *imageRow) toDomain() *image.Image {
 		img.SHA256 = *r.SHA256
 	}
 	for _, v := range r.Variants {
-		img.Variants = append(img.Variants, image.Variant{
-			Name: v.Name, Width: v.Width, Height: v.Height, Bytes: v.Bytes,
-			ContentType: v.ContentType, Key: v.ObjectKey,
-		})
+		img.Variants = append(img.Variants, v.toDomain())
 	}
 	return img
+}
+
+func (v *variantRow) toDomain() image.Variant {
+	d := image.Variant{
+		Name: v.Name, Width: v.Width, Height: v.Height, Bytes: v.Bytes,
+		ContentType: v.ContentType, Key: v.ObjectKey,
+	}
+	for _, f := range v.Formats {
+		d.Formats = append(d.Formats, image.VariantFormat{ContentType: f.ContentType, Bytes: f.Bytes, Key: f.ObjectKey})
+	}
+	return d
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

@@ -3,6 +3,7 @@ package gormstore_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,17 +77,17 @@ func testLedgerFencing(t *testing.T, s *gormstore.Store) {
 		t.Fatalf("second claim = %+v, %v", second, err)
 	}
 	v := []image.Variant{{Name: "small", Width: 4, Height: 3, Bytes: 5, ContentType: "image/jpeg", Key: "k"}}
-	if err := s.CompleteImage(ctx, img.ID, first.Attempt, v); !errors.Is(err, image.ErrLeaseLost) {
+	if _, err := s.CompleteImage(ctx, img.ID, first.Attempt, image.Completion{Variants: v}); !errors.Is(err, image.ErrLeaseLost) {
 		t.Errorf("CompleteImage with a stale attempt = %v, want ErrLeaseLost", err)
 	}
 	if err := s.FailImage(ctx, img.ID, first.Attempt, "x", "y"); !errors.Is(err, image.ErrLeaseLost) {
 		t.Errorf("FailImage with a stale attempt = %v, want ErrLeaseLost", err)
 	}
-	if err := s.CompleteImage(ctx, img.ID, second.Attempt, v); err != nil {
+	if _, err := s.CompleteImage(ctx, img.ID, second.Attempt, image.Completion{Variants: v}); err != nil {
 		t.Fatalf("CompleteImage with the current attempt = %v", err)
 	}
 	// Completing twice (a redelivered task that slipped through) changes nothing.
-	if err := s.CompleteImage(ctx, img.ID, second.Attempt, v); !errors.Is(err, image.ErrLeaseLost) {
+	if _, err := s.CompleteImage(ctx, img.ID, second.Attempt, image.Completion{Variants: v}); !errors.Is(err, image.ErrLeaseLost) {
 		t.Errorf("second CompleteImage = %v, want ErrLeaseLost", err)
 	}
 	if _, err := s.ClaimImage(ctx, img.ID, lease); !errors.Is(err, image.ErrNotClaimable) {
@@ -184,7 +185,7 @@ func testPendingNotification(t *testing.T, s *gormstore.Store) {
 		t.Fatal(err)
 	}
 	v := []image.Variant{{Name: "small", Width: 4, Height: 3, Bytes: 5, ContentType: "image/jpeg", Key: "k"}}
-	if err := s.CompleteImage(ctx, img.ID, again.Attempt, v); err != nil {
+	if _, err := s.CompleteImage(ctx, img.ID, again.Attempt, image.Completion{Variants: v}); err != nil {
 		t.Fatal(err)
 	}
 	if ids, _ := s.UnnotifiedImages(ctx, later, 10); len(ids) != 1 {
@@ -310,5 +311,74 @@ func testOutbox(t *testing.T, s *gormstore.Store) {
 	}
 	if _, _, err := s.Delivery(ctx, "dlv_1"); !errors.Is(err, webhook.ErrNotFound) {
 		t.Errorf("delivery of a deleted subscription: %v, want ErrNotFound (cascade)", err)
+	}
+}
+
+// TestVariantSets: completing records the formats, placeholder and profile
+// and returns the keys the new set no longer uses; the backfill replaces a
+// done image's set only at the attempt it read, and finds the images of
+// another profile.
+func TestVariantSets(t *testing.T) { eachDatabase(t, testVariantSets) }
+
+func testVariantSets(t *testing.T, s *gormstore.Store) {
+	img := mustUserAndImage(t, s)
+	ctx := context.Background()
+	claimed, err := s.ClaimImage(ctx, img.ID, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Variants are read in order of width, then name.
+	variant := func(name, jpg, webp string) image.Variant {
+		return image.Variant{Name: name, Width: 4, Height: 3, Bytes: 5, ContentType: "image/jpeg", Key: jpg,
+			Formats: []image.VariantFormat{{ContentType: "image/jpeg", Bytes: 5, Key: jpg}, {ContentType: "image/webp", Bytes: 3, Key: webp}}}
+	}
+	first := image.Completion{Variants: []image.Variant{variant("small", "s1.jpg", "s1.webp"), variant("large", "l1.jpg", "l1.webp")},
+		Placeholder: "LKO2?U%2Tw=w", DominantColor: "#5a6e82", Profile: "p1"}
+	if replaced, err := s.CompleteImage(ctx, img.ID, claimed.Attempt, first); err != nil || len(replaced) != 0 {
+		t.Fatalf("CompleteImage = %v, %v; want nothing replaced", replaced, err)
+	}
+	got, err := s.Image(ctx, img.ID)
+	if err != nil || got.Placeholder != first.Placeholder || got.DominantColor != "#5a6e82" || got.Profile != "p1" ||
+		len(got.Variants) != 2 || len(got.Variants[1].Formats) != 2 || got.Variants[1].Formats[1].Key != "s1.webp" {
+		t.Fatalf("image after completion: %+v, %v", got, err)
+	}
+	if ids, err := s.OutdatedImages(ctx, "p2", "", 10); err != nil || len(ids) != 1 || ids[0] != img.ID {
+		t.Errorf("OutdatedImages(p2) = %v, %v; want the image", ids, err)
+	}
+	if ids, _ := s.OutdatedImages(ctx, "p2", img.ID, 10); len(ids) != 0 {
+		t.Errorf("OutdatedImages after the image = %v, want none", ids)
+	}
+	if n, err := s.CountOutdated(ctx, "p1"); err != nil || n != 0 {
+		t.Errorf("CountOutdated(p1) = %d, %v; want 0", n, err)
+	}
+
+	// The backfill: small keeps its JPEG, loses its WebP; large goes; tiny
+	// comes.
+	second := image.Completion{Variants: []image.Variant{variant("small", "s1.jpg", "s2.webp"), variant("tiny", "t2.jpg", "t2.webp")},
+		Placeholder: "LKO2?U%2Tw=w", DominantColor: "#5a6e82", Profile: "p2"}
+	if _, err := s.ReplaceVariants(ctx, img.ID, claimed.Attempt-1, second); !errors.Is(err, image.ErrLeaseLost) {
+		t.Errorf("ReplaceVariants at an older attempt = %v, want ErrLeaseLost", err)
+	}
+	replaced, err := s.ReplaceVariants(ctx, img.ID, claimed.Attempt, second)
+	slices.Sort(replaced)
+	if err != nil || !slices.Equal(replaced, []string{"l1.jpg", "l1.webp", "s1.webp"}) {
+		t.Errorf("ReplaceVariants = %v, %v; want the keys of the old set the new one does not use", replaced, err)
+	}
+	got, _ = s.Image(ctx, img.ID)
+	if got.Status != image.StatusDone || got.Profile != "p2" || len(got.Variants) != 2 || got.Variants[0].Name != "tiny" && got.Variants[1].Name != "tiny" {
+		t.Errorf("image after the backfill: %+v", got)
+	}
+	if n, _ := s.CountOutdated(ctx, "p2"); n != 0 {
+		t.Errorf("CountOutdated(p2) after the backfill = %d, want 0", n)
+	}
+	// A reprocessing takes the image out of done: the backfill loses.
+	if err := s.RequeueImage(ctx, img.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReplaceVariants(ctx, img.ID, claimed.Attempt, first); !errors.Is(err, image.ErrLeaseLost) {
+		t.Errorf("ReplaceVariants of a queued image = %v, want ErrLeaseLost", err)
+	}
+	if _, err := s.ReplaceVariants(ctx, "01900000-0000-7000-8000-0000000000ff", 1, first); !errors.Is(err, image.ErrNotFound) {
+		t.Errorf("ReplaceVariants of a missing image = %v, want ErrNotFound", err)
 	}
 }

@@ -266,8 +266,8 @@ func TestDeleteAccount(t *testing.T) {
 		}
 		otherID := h.userID(other)
 		keys := h.objects("")
-		if len(keys) != 4 || slices.ContainsFunc(keys, func(k string) bool { return !strings.Contains(k, "/"+otherID+"/") }) {
-			t.Errorf("objects left: %v; want the other user's original and 3 variants", keys)
+		if len(keys) != 7 || slices.ContainsFunc(keys, func(k string) bool { return !strings.Contains(k, "/"+otherID+"/") }) {
+			t.Errorf("objects left: %v; want the other user's original and 3 variants in 2 formats", keys)
 		}
 		if r := h.postJSON("/v1/auth/signup", "", map[string]string{"email": "gone@example.com", "password": password}); r.Status != http.StatusCreated {
 			t.Errorf("signup with the deleted account's email: %d %s, want 201", r.Status, r.Body)

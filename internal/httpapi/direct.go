@@ -158,7 +158,7 @@ func (s *Server) completeUpload(c echo.Context) error {
 	id := c.Param("id")
 	return s.respondOnce(c, fingerprintOf("POST /v1/uploads/complete", id), func() (idempotency.Record, error) {
 		img, existing, err := s.Uploads.CompleteUpload(c.Request().Context(), userID, id, parts)
-		return s.accepted(img, existing, err)
+		return s.accepted(c, img, existing, err)
 	})
 }
 

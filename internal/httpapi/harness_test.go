@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,9 @@ import (
 
 // redisDB is this package's Redis database (see testenv.RedisURL).
 const redisDB = 1
+
+// testDeliveryKey signs the harness's delivery URLs.
+var testDeliveryKey = image.DeliveryKey{ID: "t1", Secret: []byte("delivery-key-of-the-tests-0123456789")}
 
 // harness is the whole service over real MariaDB, Redis and S3, built by
 // the same wiring as the binaries (internal/app): the API on an httptest
@@ -56,6 +60,12 @@ type harness struct {
 	replica func() string
 	// worker starts another worker on every dependency.
 	worker func() *app.Worker
+	// stopWorker stops the worker newHarness started.
+	stopWorker func()
+	// replicaWith and workerWith start an API replica or a worker with
+	// settings of their own (a new deployment's).
+	replicaWith func(opts ...harnessOption) string
+	workerWith  func(opts ...harnessOption) *app.Worker
 }
 
 // settings are what a test may change before the harness starts.
@@ -81,6 +91,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	// from testenv.)
 	cfg, _ := config.FromEnv(config.API, func(string) string { return "" })
 	cfg.Auth.JWTSecret = []byte("test-secret-test-secret-test-secret!")
+	cfg.Image.DeliveryKeys = []image.DeliveryKey{testDeliveryKey}
 	cfg.RedisURL = testenv.RedisURL(redisDB) // for the dashboard
 	set := settings{Auth: cfg.Auth, Image: cfg.Image, Queue: cfg.Queue, Webhook: cfg.Webhook, API: cfg.API}
 	set.Auth.Hasher = auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1} // fast in tests
@@ -102,7 +113,9 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(worker.Stop)
+	var stopOnce sync.Once
+	stopWorker := func() { stopOnce.Do(worker.Stop) }
+	t.Cleanup(stopWorker)
 	api, err := app.NewAPI(cfg, deps, reg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +127,36 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	_, router := spec(t)
 	h := &harness{t: t, url: ts.URL, store: store, dbURL: dbURL, blobs: blobs, rdb: rdb, images: worker.Images, accounts: worker.Accounts,
 		queue: queue.NewEnqueuer(rdb, cfg.Queue), hooks: worker.Webhooks, secret: cfg.Auth.JWTSecret,
-		client: &http.Client{Transport: validating{t: t, router: router}}}
+		client: &http.Client{Transport: validating{t: t, router: router}}, stopWorker: stopWorker}
+	// with returns cfg changed by more options.
+	with := func(opts []harnessOption) config.Config {
+		c := cfg
+		s := settings{Auth: c.Auth, Image: c.Image, Queue: c.Queue, Webhook: c.Webhook, API: c.API}
+		for _, o := range opts {
+			o(&s)
+		}
+		c.Auth, c.Image, c.Queue, c.Webhook, c.API = s.Auth, s.Image, s.Queue, s.Webhook, s.API
+		return c
+	}
+	h.replicaWith = func(opts ...harnessOption) string {
+		api, err := app.NewAPI(with(opts), deps, metrics.NewRegistry(), log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(api.Close)
+		ts := httptest.NewServer(api.Handler)
+		t.Cleanup(ts.Close)
+		t.Cleanup(api.EndStreams)
+		return ts.URL
+	}
+	h.workerWith = func(opts ...harnessOption) *app.Worker {
+		w, err := app.StartWorker(context.Background(), with(opts), deps, metrics.NewRegistry(), log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Stop)
+		return w
+	}
 	// A second API replica on the same database, Redis and bucket.
 	h.replica = func() string {
 		api, err := app.NewAPI(cfg, deps, metrics.NewRegistry(), log)
@@ -256,8 +298,15 @@ type imageJSON struct {
 		Bytes       int64  `json:"bytes"`
 		ContentType string `json:"content_type"`
 		URL         string `json:"url"`
+		Formats     []struct {
+			ContentType string `json:"content_type"`
+			Bytes       int64  `json:"bytes"`
+			URL         string `json:"url"`
+		} `json:"formats"`
 	} `json:"variants"`
-	Error *struct {
+	Placeholder   *string `json:"placeholder"`
+	DominantColor *string `json:"dominant_color"`
+	Error         *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`

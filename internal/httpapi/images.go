@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -24,7 +25,45 @@ type imageListResponse struct {
 	NextCursor *string          `json:"next_cursor"`
 }
 
-func toImageResponse(img *image.Image) image.Document { return image.NewDocument(img) }
+// toImageResponse is the image's JSON form. Delivery URLs that are paths
+// (no PUBLIC_URL is set) are made absolute with the request's origin.
+func toImageResponse(c echo.Context, img *image.Image) image.Document {
+	d := image.NewDocument(img)
+	origin := c.Scheme() + "://" + c.Request().Host
+	for i := range d.Variants {
+		v := &d.Variants[i]
+		if strings.HasPrefix(v.URL, "/") {
+			v.URL = origin + v.URL
+		}
+		for j := range v.Formats {
+			if strings.HasPrefix(v.Formats[j].URL, "/") {
+				v.Formats[j].URL = origin + v.Formats[j].URL
+			}
+		}
+	}
+	return d
+}
+
+// deliver answers a stable delivery URL: a redirect to the variant in the
+// format its token names, or the one the Accept header prefers (then the
+// answer varies with Accept). Redirects are cached briefly: they point at
+// a presigned URL that expires, or at an object a reprocessing replaces.
+// No credentials: the signature in the path is the authorisation, so the
+// URL works in an <img>.
+func (s *Server) deliver(c echo.Context) error {
+	d, err := s.Images.Deliver(c.Request().Context(), c.Param("token"), c.Request().Header.Get("Accept"))
+	h := c.Response().Header()
+	if err != nil {
+		// Not cached: a 404 may be an image still processing.
+		h.Set("Cache-Control", "no-store")
+		return err
+	}
+	if d.Negotiated {
+		h.Set("Vary", "Accept")
+	}
+	h.Set("Cache-Control", "public, max-age=60")
+	return c.Redirect(http.StatusFound, d.Location)
+}
 
 var errBadMultipart = failure.New(failure.Invalid, "invalid_multipart", "the request body must be multipart/form-data with a \"file\" field")
 
@@ -49,7 +88,7 @@ func (s *Server) upload(c echo.Context) error {
 	fingerprint := fingerprintOf("POST /v1/images", sp.SHA256, filename)
 	return s.respondOnce(c, fingerprint, func() (idempotency.Record, error) {
 		img, existing, err := s.Images.Store(c.Request().Context(), userID, filename, sp)
-		return s.accepted(img, existing, err)
+		return s.accepted(c, img, existing, err)
 	})
 }
 
@@ -70,7 +109,7 @@ func (s *Server) admitUpload(c echo.Context, userID string) (release func(), err
 
 // accepted is the answer to an upload that became an image: 202, or 200
 // with the image stored before (deduplicated, or a repeated completion).
-func (s *Server) accepted(img *image.Image, existing bool, err error) (idempotency.Record, error) {
+func (s *Server) accepted(c echo.Context, img *image.Image, existing bool, err error) (idempotency.Record, error) {
 	if err != nil {
 		s.metrics.rejectedUpload(err)
 		return idempotency.Record{}, err
@@ -80,7 +119,7 @@ func (s *Server) accepted(img *image.Image, existing bool, err error) (idempoten
 	if existing {
 		status = http.StatusOK
 	}
-	return jsonRecord(status, toImageResponse(img), "/v1/images/"+img.ID)
+	return jsonRecord(status, toImageResponse(c, img), "/v1/images/"+img.ID)
 }
 
 var errUploadsSaturated = failure.New(failure.Unavailable, "uploads_saturated", "too many uploads in progress; retry shortly")
@@ -214,7 +253,7 @@ func (s *Server) getImage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toImageResponse(img))
+	return c.JSON(http.StatusOK, toImageResponse(c, img))
 }
 
 func (s *Server) listImages(c echo.Context) error {
@@ -228,7 +267,7 @@ func (s *Server) listImages(c echo.Context) error {
 	}
 	resp := imageListResponse{Items: make([]image.Document, 0, len(page.Items)), NextCursor: nextCursor(page)}
 	for _, img := range page.Items {
-		resp.Items = append(resp.Items, toImageResponse(img))
+		resp.Items = append(resp.Items, toImageResponse(c, img))
 	}
 	return c.JSON(http.StatusOK, resp)
 }
@@ -271,7 +310,7 @@ func (s *Server) reprocess(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/images/"+img.ID)
-	return c.JSON(http.StatusAccepted, toImageResponse(img))
+	return c.JSON(http.StatusAccepted, toImageResponse(c, img))
 }
 
 type adminImageResponse struct {
@@ -290,7 +329,7 @@ func (s *Server) adminImages(c echo.Context) error {
 	}
 	items := make([]adminImageResponse, 0, len(page.Items))
 	for _, img := range page.Items {
-		items = append(items, adminImageResponse{toImageResponse(img), img.UserID})
+		items = append(items, adminImageResponse{toImageResponse(c, img), img.UserID})
 	}
 	return c.JSON(http.StatusOK, map[string]any{"items": items, "next_cursor": nextCursor(page)})
 }
@@ -312,7 +351,27 @@ func (s *Server) adminStats(c echo.Context) error {
 	for name, q := range st.Queues {
 		queues[name] = queueDepthResponse(q)
 	}
-	return c.JSON(http.StatusOK, map[string]any{"images": st.Images, "queues": queues})
+	return c.JSON(http.StatusOK, map[string]any{"images": st.Images, "queues": queues,
+		"backfill": backfillResponse(st.Backfill)})
+}
+
+type backfillStatusResponse struct {
+	Profile  string `json:"profile"`
+	Outdated int64  `json:"outdated"`
+}
+
+func backfillResponse(st image.BackfillStatus) backfillStatusResponse {
+	return backfillStatusResponse{Profile: st.Profile, Outdated: st.Outdated}
+}
+
+// startBackfill starts re-making the variants of the images made with
+// another variant set than the configured one.
+func (s *Server) startBackfill(c echo.Context) error {
+	st, err := s.Operations.StartBackfill(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, backfillResponse(st))
 }
 
 func (s *Server) deleteImage(c echo.Context) error {

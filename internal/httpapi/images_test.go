@@ -76,8 +76,8 @@ func TestUploadToDone(t *testing.T) {
 		}
 	}
 	keys := h.objects("")
-	if len(keys) != 4 {
-		t.Errorf("stored objects %v, want the original and 3 variants", keys)
+	if len(keys) != 7 {
+		t.Errorf("stored objects %v, want the original and 3 variants in 2 formats", keys)
 	}
 }
 

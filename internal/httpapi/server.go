@@ -57,6 +57,8 @@ type Images interface {
 	Get(ctx context.Context, userID, id string) (*image.Image, error)
 	List(ctx context.Context, userID string, after image.Cursor, limit int) (image.Page, error)
 	Delete(ctx context.Context, userID, id string) error
+	// Deliver resolves a stable delivery URL's token for an Accept header.
+	Deliver(ctx context.Context, token, accept string) (image.Delivery, error)
 	// Usage is what a user stores against the quota.
 	Usage(ctx context.Context, userID string) (image.UsageReport, error)
 }
@@ -67,6 +69,7 @@ type Operations interface {
 	AdminReprocess(ctx context.Context, id string) (*image.Image, error)
 	AdminList(ctx context.Context, status image.Status, after image.Cursor, limit int) (image.Page, error)
 	Stats(ctx context.Context) (image.Stats, error)
+	StartBackfill(ctx context.Context) (image.BackfillStatus, error)
 }
 
 // Events is what the waiting routes need of the event streams.
@@ -316,6 +319,9 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 	}
 	v1.GET("/admin/images", s.adminImages, s.requireAuth, s.requireAdmin)
 	v1.GET("/admin/stats", s.adminStats, s.requireAuth, s.requireAdmin)
+	v1.POST("/admin/backfill", s.startBackfill, s.requireAuth, s.requireAdmin)
+	// The stable delivery URLs: signed, no credentials (they go in <img>).
+	v1.GET("/i/:token", s.deliver)
 	if d.Webhooks != nil {
 		v1.POST("/webhooks", s.createWebhook, s.requireAuth)
 		v1.GET("/webhooks", s.listWebhooks, s.requireAuth)

@@ -55,7 +55,7 @@ func (s *Server) waitForImage(c echo.Context, wait time.Duration) error {
 			return err
 		}
 		if img.Status == image.StatusDone || img.Status == image.StatusFailed {
-			return c.JSON(http.StatusOK, toImageResponse(img))
+			return c.JSON(http.StatusOK, toImageResponse(c, img))
 		}
 		// Sleep until an event of this image, the recheck or the deadline.
 		for woken := false; !woken; {
@@ -68,7 +68,7 @@ func (s *Server) waitForImage(c echo.Context, wait time.Duration) error {
 			case <-recheck.C:
 				woken = true
 			case <-deadline.C:
-				return c.JSON(http.StatusOK, toImageResponse(img))
+				return c.JSON(http.StatusOK, toImageResponse(c, img))
 			case <-ctx.Done():
 				return ctx.Err()
 			}

@@ -423,8 +423,8 @@ func TestFaultSameTaskTwiceAtOnce(t *testing.T) {
 		t.Fatalf("image ended %s with %d variants", done.Status, len(done.Variants))
 	}
 	keys := h.objects(image.VariantPrefix(owner, img.ID))
-	if len(keys) != 3 {
-		t.Errorf("variant objects %v, want 3", keys)
+	if len(keys) != 6 {
+		t.Errorf("variant objects %v, want 3 variants in 2 formats", keys)
 	}
 	time.Sleep(2 * time.Second)
 	ids := map[string]bool{}

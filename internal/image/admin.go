@@ -78,6 +78,8 @@ func (s *Service) AdminList(ctx context.Context, status Status, after Cursor, li
 type Stats struct {
 	Images map[Status]int64
 	Queues map[string]QueueDepth
+	// Backfill says how many done images the backfill has left.
+	Backfill BackfillStatus
 }
 
 // Stats counts images by status and tasks by queue and state.
@@ -93,5 +95,9 @@ func (s *Service) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return Stats{}, unavailable("queue_unavailable", "the job queue is unavailable", err)
 	}
-	return Stats{Images: counts, Queues: depths}, nil
+	backfill, err := s.BackfillStatus(ctx)
+	if err != nil {
+		return Stats{}, err
+	}
+	return Stats{Images: counts, Queues: depths, Backfill: backfill}, nil
 }

@@ -2,6 +2,9 @@ package image
 
 import (
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/imagesvc/imagesvc/internal/sniff"
@@ -32,8 +35,34 @@ type Config struct {
 	// sources, PNG for sources with alpha), jpeg (alpha flattened on
 	// white), webp or avif (alpha kept).
 	OutputFormat string
-	// Quality is the quality of JPEG, WebP and AVIF variants (1-100).
+	// Formats are the formats every variant is made in (VARIANT_FORMATS);
+	// FormatJPEG is the base, which OutputFormat decides.
+	Formats []Format
+	// Quality is the quality of JPEG variants (1-100).
 	Quality int
+	// WebPQuality and AVIFQuality are the qualities of WebP and AVIF
+	// variants (1-100): their scales are not JPEG's, so each default gives
+	// about the PSNR JPEG has at Quality's (see the README's measurements).
+	WebPQuality int
+	AVIFQuality int
+	// WebPEffort (libwebp's method, 0-6) and AVIFEffort (libvips' effort,
+	// 0-9) trade CPU for smaller files.
+	WebPEffort int
+	AVIFEffort int
+	// DeliveryKeys sign the stable delivery URLs; the first signs, all
+	// verify.
+	DeliveryKeys []DeliveryKey
+	// DeliveryLifetime bounds how long a delivery URL works; 0 means as
+	// long as the image exists.
+	DeliveryLifetime time.Duration
+	// PublicURL is the API's address as clients reach it, which delivery
+	// URLs start with; empty makes them paths (the API makes those
+	// absolute with each request's origin).
+	PublicURL string
+	// DeliveryBaseURL, when set, is where the delivery URLs redirect to,
+	// followed by the object key (a CDN or a public bucket); else they
+	// redirect to a presigned URL.
+	DeliveryBaseURL string
 	// DecodeMemory bounds the memory the decodes of one worker hold at
 	// once (see imaging.Config).
 	DecodeMemory int64
@@ -71,7 +100,12 @@ func NewDefaultConfig() Config {
 		UploadExpiry: 24 * time.Hour,
 		PartSize:     8 << 20,
 		OutputFormat: "auto",
+		Formats:      DefaultFormats,
 		Quality:      82,
+		WebPQuality:  78,
+		AVIFQuality:  60,
+		WebPEffort:   0,
+		AVIFEffort:   0,
 		DecodeMemory: 512 << 20,
 	}
 }
@@ -107,6 +141,29 @@ func (c Config) Validate() error {
 	}
 	if c.Quality < 1 || c.Quality > 100 {
 		errs = append(errs, errors.New("JPEG_QUALITY must be between 1 and 100"))
+	}
+	if c.WebPQuality < 1 || c.WebPQuality > 100 {
+		errs = append(errs, errors.New("WEBP_QUALITY must be between 1 and 100"))
+	}
+	if c.AVIFQuality < 1 || c.AVIFQuality > 100 {
+		errs = append(errs, errors.New("AVIF_QUALITY must be between 1 and 100"))
+	}
+	if c.WebPEffort < 0 || c.WebPEffort > 6 {
+		errs = append(errs, errors.New("WEBP_EFFORT must be between 0 and 6"))
+	}
+	if c.AVIFEffort < 0 || c.AVIFEffort > 9 {
+		errs = append(errs, errors.New("AVIF_EFFORT must be between 0 and 9"))
+	}
+	if !slices.Contains(c.Formats, FormatJPEG) {
+		errs = append(errs, errors.New("VARIANT_FORMATS must list jpeg"))
+	}
+	if c.DeliveryLifetime < 0 || (c.DeliveryLifetime > 0 && c.DeliveryLifetime < time.Minute) {
+		errs = append(errs, errors.New("DELIVERY_URL_LIFETIME must be 0 (no expiry) or at least 1m"))
+	}
+	for name, u := range map[string]string{"PUBLIC_URL": c.PublicURL, "DELIVERY_BASE_URL": c.DeliveryBaseURL} {
+		if u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			errs = append(errs, fmt.Errorf("%s must be an http:// or https:// URL", name))
+		}
 	}
 	if c.UploadExpiry < time.Minute {
 		errs = append(errs, errors.New("UPLOAD_EXPIRY must be at least a minute"))

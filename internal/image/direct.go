@@ -388,7 +388,7 @@ func (s *Service) recordObject(ctx context.Context, u *PendingUpload) (*Image, b
 			if err := s.blobs.DeletePrefix(context.WithoutCancel(ctx), u.Key); err != nil {
 				return nil, false, unavailable("storage_unavailable", "object storage is unavailable", err)
 			}
-			return img, true, presign(ctx, s.blobs, img, s.cfg.URLExpiry)
+			return img, true, link(img, s.cfg, s.now())
 		}
 	}
 	if err := s.checkQuota(ctx, u.UserID, size); err != nil {

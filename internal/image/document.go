@@ -23,9 +23,13 @@ type Document struct {
 	Height      int               `json:"height"`
 	SHA256      *string           `json:"sha256"`
 	Variants    []VariantDocument `json:"variants"`
-	Error       *ErrorDocument    `json:"error"`
-	CreatedAt   string            `json:"created_at"`
-	UpdatedAt   string            `json:"updated_at"`
+	// Placeholder (a BlurHash) and DominantColor (#rrggbb) are null until
+	// the image is done.
+	Placeholder   *string        `json:"placeholder"`
+	DominantColor *string        `json:"dominant_color"`
+	Error         *ErrorDocument `json:"error"`
+	CreatedAt     string         `json:"created_at"`
+	UpdatedAt     string         `json:"updated_at"`
 }
 
 // VariantDocument is the public JSON form of a variant.
@@ -35,7 +39,18 @@ type VariantDocument struct {
 	Height      int    `json:"height"`
 	Bytes       int64  `json:"bytes"`
 	ContentType string `json:"content_type"`
-	URL         string `json:"url"`
+	// URL is the stable delivery URL: the same on every read, it redirects
+	// to the format the client's Accept header prefers.
+	URL     string           `json:"url"`
+	Formats []FormatDocument `json:"formats"`
+}
+
+// FormatDocument is one format of a variant.
+type FormatDocument struct {
+	ContentType string `json:"content_type"`
+	Bytes       int64  `json:"bytes"`
+	// URL is the stable delivery URL of this format.
+	URL string `json:"url"`
 }
 
 // ErrorDocument says why an image failed.
@@ -57,8 +72,15 @@ func NewDocument(img *Image) Document {
 	}
 	if img.Status == StatusDone {
 		for _, v := range img.Variants {
-			d.Variants = append(d.Variants, VariantDocument{Name: v.Name, Width: v.Width, Height: v.Height,
-				Bytes: v.Bytes, ContentType: v.ContentType, URL: v.URL})
+			vd := VariantDocument{Name: v.Name, Width: v.Width, Height: v.Height,
+				Bytes: v.Bytes, ContentType: v.ContentType, URL: v.URL, Formats: []FormatDocument{}}
+			for _, f := range v.formats() {
+				vd.Formats = append(vd.Formats, FormatDocument{ContentType: f.ContentType, Bytes: f.Bytes, URL: f.URL})
+			}
+			d.Variants = append(d.Variants, vd)
+		}
+		if img.Placeholder != "" {
+			d.Placeholder, d.DominantColor = &img.Placeholder, &img.DominantColor
 		}
 	}
 	if img.Status == StatusFailed {

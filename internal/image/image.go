@@ -12,6 +12,8 @@
 package image
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -57,7 +59,14 @@ type Image struct {
 	// Crashes counts the claims that found the image still processing: an
 	// attempt that never finished (its worker killed, or stuck past the
 	// lease).
-	Crashes   int
+	Crashes int
+	// Placeholder is a BlurHash of the image and DominantColor its most
+	// common colour (#rrggbb), both made with the variants; empty before.
+	Placeholder   string
+	DominantColor string
+	// Profile names the variant set the variants were made with (see
+	// Config.Profile); the backfill re-processes images of another one.
+	Profile   string
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -77,7 +86,24 @@ func VariantPrefix(userID, imageID string) string {
 	return "variants/" + userID + "/" + imageID + "/"
 }
 
-// Variant is one resized rendition of an image stored in S3.
+// VariantKey is the object key of a variant in one format:
+// variants/{user_id}/{image_id}/{name}-{hash}.{ext}, where hash is a short
+// hash of the object's bytes. A key names one content for ever, so the
+// object can be cached as immutable; a reprocessing that changes the bytes
+// writes another key.
+func VariantKey(userID, imageID, name string, data []byte, ext string) string {
+	sum := sha256.Sum256(data)
+	return VariantPrefix(userID, imageID) + name + "-" + hex.EncodeToString(sum[:6]) + "." + ext
+}
+
+// VariantCacheControl is the Cache-Control of every variant object: its key
+// changes with its content, so it never changes under a cache.
+const VariantCacheControl = "public, max-age=31536000, immutable"
+
+// Variant is one resized rendition of an image stored in S3, in one or
+// more formats. Its own ContentType, Bytes and Key are those of its base
+// format (JPEG, or PNG for a source with alpha, unless OUTPUT_FORMAT says
+// otherwise).
 type Variant struct {
 	Name        string
 	Width       int
@@ -85,8 +111,43 @@ type Variant struct {
 	Bytes       int64
 	ContentType string
 	Key         string
-	// URL is a presigned GET URL, filled in when the image is read.
+	// Formats are the encodings of the variant, the base first. A variant
+	// recorded before formats existed has none: its base is its only one.
+	Formats []VariantFormat
+	// URL is the stable delivery URL, filled in when the image is read: it
+	// does not change between reads and chooses the format from the
+	// client's Accept header.
 	URL string
+}
+
+// VariantFormat is a variant in one format.
+type VariantFormat struct {
+	ContentType string
+	Bytes       int64
+	Key         string
+	// URL is the stable delivery URL of this format, filled in when the
+	// image is read.
+	URL string
+}
+
+// formats returns the variant's formats, the base alone for a variant
+// recorded before formats existed.
+func (v *Variant) formats() []VariantFormat {
+	if len(v.Formats) > 0 {
+		return v.Formats
+	}
+	return []VariantFormat{{ContentType: v.ContentType, Bytes: v.Bytes, Key: v.Key}}
+}
+
+// Keys returns the object keys of every format of the variants.
+func Keys(variants []Variant) []string {
+	var keys []string
+	for i := range variants {
+		for _, f := range variants[i].formats() {
+			keys = append(keys, f.Key)
+		}
+	}
+	return keys
 }
 
 // Spec is a named bounding box: a variant is the source scaled to fit inside

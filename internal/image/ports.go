@@ -43,8 +43,15 @@ type Ledger interface {
 	// ErrLeaseLost.
 	ReleaseImage(ctx context.Context, id string, attempt int) error
 	// CompleteImage writes the variants and marks the image done, in one
-	// transaction, if attempt is still the current one; else ErrLeaseLost.
-	CompleteImage(ctx context.Context, id string, attempt int, variants []Variant) error
+	// transaction, if attempt is still the current one; else ErrLeaseLost
+	// (ErrNotFound when the image is gone). It returns the object keys of
+	// the variants it replaced that the new set does not use.
+	CompleteImage(ctx context.Context, id string, attempt int, c Completion) (replaced []string, err error)
+	// ReplaceVariants writes a new variant set of an image that stays done
+	// (the backfill), in one transaction, if the image is still done at
+	// attempt; else ErrLeaseLost (ErrNotFound when it is gone). It returns
+	// the object keys of the replaced set that the new one does not use.
+	ReplaceVariants(ctx context.Context, id string, attempt int, c Completion) (replaced []string, err error)
 	// FailImage marks a queued or processing image failed; attempt 0 means
 	// unfenced (used when retries are exhausted).
 	FailImage(ctx context.Context, id string, attempt int, code, message string) error
@@ -69,6 +76,20 @@ type Inventory interface {
 	// one status ("" for all).
 	ListAllImages(ctx context.Context, status Status, after Cursor, limit int) ([]*Image, error)
 	CountByStatus(ctx context.Context) (map[Status]int64, error)
+	// OutdatedImages lists, by id, up to limit done images after afterID
+	// whose variants were made with a profile other than profile.
+	OutdatedImages(ctx context.Context, profile, afterID string, limit int) ([]string, error)
+	// CountOutdated counts the done images of another profile than profile.
+	CountOutdated(ctx context.Context, profile string) (int64, error)
+}
+
+// Completion is what processing records of an image: its variants, its
+// placeholder and the profile they were made with.
+type Completion struct {
+	Variants      []Variant
+	Placeholder   string
+	DominantColor string
+	Profile       string
 }
 
 // QueueDepth is the number of tasks of a queue in each state.
@@ -90,7 +111,12 @@ var (
 // Blobs is object storage for originals and variants.
 type Blobs interface {
 	Put(ctx context.Context, key string, body io.ReadSeeker, size int64, contentType string) error
+	// PutVariant stores a variant object with its content type and
+	// Cache-Control VariantCacheControl.
+	PutVariant(ctx context.Context, key string, body io.ReadSeeker, size int64, contentType string) error
 	Get(ctx context.Context, key string) ([]byte, error)
+	// Delete deletes the objects of keys; a missing one is not an error.
+	Delete(ctx context.Context, keys []string) error
 	// DeletePrefix deletes every object whose key starts with prefix.
 	DeletePrefix(ctx context.Context, prefix string) error
 	PresignGet(ctx context.Context, key string, expiry time.Duration) (string, error)
@@ -103,9 +129,21 @@ type Queue interface {
 	EnqueueProcess(ctx context.Context, imageID string) error
 }
 
-// Rendition is one encoded variant produced by a Resizer.
+// Backfills queues the backfill: images whose variants were made with an
+// older profile are made again, at a lower priority than new uploads.
+type Backfills interface {
+	// EnqueueBackfillScan schedules the listing of outdated images after
+	// afterID ("" from the start), which enqueues each for profile.
+	EnqueueBackfillScan(ctx context.Context, profile, afterID string) error
+	// EnqueueBackfill schedules the backfill of one image to profile.
+	// Enqueueing one already queued is not an error.
+	EnqueueBackfill(ctx context.Context, imageID, profile string) error
+}
+
+// Rendition is one variant in one format produced by a Resizer.
 type Rendition struct {
 	Name        string
+	Format      Format
 	Width       int
 	Height      int
 	ContentType string
@@ -116,10 +154,24 @@ type Rendition struct {
 	EncodeTime time.Duration
 }
 
-// Resizer turns a source image into one rendition per spec. It returns an
-// error wrapping ErrUndecodable when the source cannot be decoded.
+// Rendering is what a Resizer makes of a source: every variant in every
+// format, and the placeholder.
+type Rendering struct {
+	// Renditions hold, spec by spec in the order given, the variant in its
+	// base format and then in each other format.
+	Renditions []Rendition
+	// Placeholder is a BlurHash of the smallest variant.
+	Placeholder string
+	// DominantColor is the most common colour of the smallest variant,
+	// #rrggbb.
+	DominantColor string
+}
+
+// Resizer turns a source image into one rendition per spec and format. It
+// returns an error wrapping ErrUndecodable when the source cannot be
+// decoded.
 type Resizer interface {
-	Resize(ctx context.Context, src []byte, specs []Spec) ([]Rendition, error)
+	Render(ctx context.Context, src []byte, specs []Spec) (Rendering, error)
 }
 
 // Observer receives the measurements of processing: the metrics adapter

@@ -17,33 +17,37 @@ import (
 // of images, gives up on those that keep failing, and repairs what crashes
 // left behind (Reconcile).
 type Processor struct {
-	catalog  Catalog
-	ledger   Ledger
-	blobs    Blobs
-	queue    Queue
-	resizer  Resizer
-	notifier Notifier
-	uploads  Uploads
-	staging  Staging
-	obs      Observer
-	cfg      Config
-	log      *slog.Logger
-	now      func() time.Time
+	catalog   Catalog
+	ledger    Ledger
+	inventory Inventory
+	backfills Backfills
+	blobs     Blobs
+	queue     Queue
+	resizer   Resizer
+	notifier  Notifier
+	uploads   Uploads
+	staging   Staging
+	obs       Observer
+	cfg       Config
+	log       *slog.Logger
+	now       func() time.Time
 	// busy holds the ids of the images this process is processing.
 	busy sync.Map
 }
 
 // ProcessorDeps are the adapters a Processor works with. Observer and
-// Notifier may be nil (no measurements, nobody to tell); the rest are
-// required.
+// Notifier may be nil (no measurements, nobody to tell), and Inventory and
+// Backfills (the backfill's); the rest are required.
 type ProcessorDeps struct {
-	Catalog  Catalog
-	Ledger   Ledger
-	Blobs    Blobs
-	Queue    Queue
-	Resizer  Resizer
-	Observer Observer
-	Notifier Notifier
+	Catalog   Catalog
+	Ledger    Ledger
+	Inventory Inventory
+	Backfills Backfills
+	Blobs     Blobs
+	Queue     Queue
+	Resizer   Resizer
+	Observer  Observer
+	Notifier  Notifier
 	// Uploads and Staging, when set, let Reconcile expire unfinished
 	// uploads straight to object storage.
 	Uploads Uploads
@@ -57,8 +61,8 @@ func NewProcessor(d ProcessorDeps, cfg Config, log *slog.Logger) *Processor {
 		obs = nopObserver{}
 	}
 	return &Processor{
-		catalog: d.Catalog, ledger: d.Ledger, blobs: d.Blobs, queue: d.Queue, resizer: d.Resizer,
-		notifier: d.Notifier, uploads: d.Uploads, staging: d.Staging, obs: obs, cfg: cfg, log: log, now: time.Now,
+		catalog: d.Catalog, ledger: d.Ledger, inventory: d.Inventory, backfills: d.Backfills, blobs: d.Blobs, queue: d.Queue,
+		resizer: d.Resizer, notifier: d.Notifier, uploads: d.Uploads, staging: d.Staging, obs: obs, cfg: cfg, log: log, now: time.Now,
 	}
 }
 
@@ -123,29 +127,15 @@ func (s *Processor) process(ctx context.Context, id string) (result string, pixe
 		}
 		return s.fail(ctx, img, pixels, failure.Wrap(failure.Unprocessable, fe.Code, fe.Message, err))
 	}
-	renditions, err := s.resizer.Resize(ctx, src, s.cfg.Variants)
+	completion, err := s.render(ctx, img, src, start)
 	if failure.KindOf(err) == failure.Unprocessable {
 		return s.fail(ctx, img, pixels, err)
 	}
 	if err != nil {
-		return s.retry(ctx, img, pixels, fmt.Errorf("resize: %w", err))
-	}
-	var encode time.Duration
-	for _, r := range renditions {
-		encode += r.EncodeTime
-	}
-	s.obs.Stage(StageDecodeResize, time.Since(start)-encode)
-	s.obs.Stage(StageEncode, encode)
-	start = time.Now()
-
-	variants, err := s.uploadRenditions(ctx, img, renditions)
-	if err != nil {
-		s.obs.DependencyError("s3")
 		return s.retry(ctx, img, pixels, err)
 	}
-	start = s.stage(StageUpload, start)
-
-	err = s.ledger.CompleteImage(ctx, id, img.Attempt, variants)
+	start = time.Now()
+	replaced, err := s.ledger.CompleteImage(ctx, id, img.Attempt, completion)
 	s.stage(StageDatabase, start)
 	switch {
 	case errors.Is(err, ErrLeaseLost):
@@ -163,6 +153,7 @@ func (s *Processor) process(ctx context.Context, id string) (result string, pixe
 		s.obs.DependencyError(StageDatabase)
 		return s.retry(ctx, img, pixels, fmt.Errorf("complete image: %w", err))
 	}
+	s.removeReplaced(ctx, replaced)
 	if err := s.notifyFinished(ctx, id); err != nil {
 		return ResultRetry, pixels, err
 	}
@@ -201,7 +192,7 @@ func (s *Processor) retry(ctx context.Context, img *Image, pixels int64, cause e
 }
 
 // notifyFinished tells the notifier about an image that is done or failed,
-// with presigned variant URLs, and then clears the image's pending
+// with its stable variant URLs, and then clears the image's pending
 // notification. Any other state, or a missing image, is nothing to tell. A
 // notification that fails stays pending: the task's next attempt, or after
 // the last one Reconcile, tells it again (the notifier is idempotent).
@@ -217,7 +208,7 @@ func (s *Processor) notifyFinished(ctx context.Context, id string) error {
 		return nil
 	}
 	if s.notifier != nil {
-		if err := presign(ctx, s.blobs, img, s.cfg.URLExpiry); err != nil {
+		if err := link(img, s.cfg, s.now()); err != nil {
 			return err
 		}
 		if err := s.notifier.ImageFinished(ctx, img); err != nil {
@@ -237,18 +228,66 @@ func (s *Processor) stage(name string, start time.Time) time.Time {
 	return now
 }
 
+// render makes the variants of a fetched original (start is when the
+// fetch began) and stores them: the completion to record. A source that
+// cannot be decoded is a failure.Unprocessable error.
+func (s *Processor) render(ctx context.Context, img *Image, src []byte, start time.Time) (Completion, error) {
+	r, err := s.resizer.Render(ctx, src, s.cfg.Variants)
+	if failure.KindOf(err) == failure.Unprocessable {
+		return Completion{}, err
+	}
+	if err != nil {
+		return Completion{}, fmt.Errorf("resize: %w", err)
+	}
+	var encode time.Duration
+	for _, r := range r.Renditions {
+		encode += r.EncodeTime
+	}
+	s.obs.Stage(StageDecodeResize, time.Since(start)-encode)
+	s.obs.Stage(StageEncode, encode)
+	start = time.Now()
+	variants, err := s.uploadRenditions(ctx, img, r.Renditions)
+	if err != nil {
+		s.obs.DependencyError("s3")
+		return Completion{}, err
+	}
+	s.stage(StageUpload, start)
+	return Completion{Variants: variants, Placeholder: r.Placeholder, DominantColor: r.DominantColor,
+		Profile: s.cfg.Profile()}, nil
+}
+
+// removeReplaced deletes the objects of a variant set that a new one
+// replaced. One that cannot be deleted stays under the image's prefix,
+// which the image's deletion removes; nothing refers to it meanwhile.
+func (s *Processor) removeReplaced(ctx context.Context, keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	if err := s.blobs.Delete(ctx, keys); err != nil {
+		s.obs.DependencyError("s3")
+		s.log.WarnContext(ctx, "remove replaced variants", "keys", len(keys), "err", err)
+	}
+}
+
+// uploadRenditions stores every rendition under a key named by its content
+// and returns the variants they make up, their base format first.
 func (s *Processor) uploadRenditions(ctx context.Context, img *Image, rs []Rendition) ([]Variant, error) {
-	variants := make([]Variant, len(rs))
+	var variants []Variant
 	errs := make([]error, len(rs))
 	var wg sync.WaitGroup
 	for i, r := range rs {
-		key := VariantPrefix(img.UserID, img.ID) + r.Name + "." + r.Ext
-		variants[i] = Variant{
-			Name: r.Name, Width: r.Width, Height: r.Height,
-			Bytes: int64(len(r.Data)), ContentType: r.ContentType, Key: key,
+		key := VariantKey(img.UserID, img.ID, r.Name, r.Data, r.Ext)
+		f := VariantFormat{ContentType: r.ContentType, Bytes: int64(len(r.Data)), Key: key}
+		if n := len(variants); n > 0 && variants[n-1].Name == r.Name {
+			variants[n-1].Formats = append(variants[n-1].Formats, f)
+		} else {
+			variants = append(variants, Variant{
+				Name: r.Name, Width: r.Width, Height: r.Height,
+				Bytes: f.Bytes, ContentType: f.ContentType, Key: key, Formats: []VariantFormat{f},
+			})
 		}
 		wg.Go(func() {
-			if err := s.blobs.Put(ctx, key, bytes.NewReader(r.Data), int64(len(r.Data)), r.ContentType); err != nil {
+			if err := s.blobs.PutVariant(ctx, key, bytes.NewReader(r.Data), int64(len(r.Data)), r.ContentType); err != nil {
 				errs[i] = fmt.Errorf("put variant %s: %w", key, err)
 			}
 		})

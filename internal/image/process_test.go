@@ -47,9 +47,9 @@ func newWorker(t *testing.T, crashes int) *worker {
 			w.released.Add(1)
 			return nil
 		},
-		CompleteImageFn: func(context.Context, string, int, []image.Variant) error {
+		CompleteImageFn: func(context.Context, string, int, image.Completion) ([]string, error) {
 			finished.Status = image.StatusDone
-			return nil
+			return nil, nil
 		},
 		FailImageFn: func(_ context.Context, _ string, _ int, code, _ string) error {
 			w.failed.Lock()
@@ -62,20 +62,21 @@ func newWorker(t *testing.T, crashes int) *worker {
 	}
 	w.catalog = &mock.Catalog{ImageFn: func(context.Context, string) (*image.Image, error) { f := finished; return &f, nil }}
 	w.blobs = &mock.Blobs{
-		GetFn: func(context.Context, string) ([]byte, error) { return src, nil },
-		PutFn: func(context.Context, string, io.ReadSeeker, int64, string) error { return nil },
+		GetFn:        func(context.Context, string) ([]byte, error) { return src, nil },
+		PutVariantFn: func(context.Context, string, io.ReadSeeker, int64, string) error { return nil },
 		DeletePrefixFn: func(_ context.Context, prefix string) error {
 			w.deleted = append(w.deleted, prefix)
 			return nil
 		},
 		PresignGetFn: func(context.Context, string, time.Duration) (string, error) { return "https://s3/x", nil },
 	}
-	w.resizer = &mock.Resizer{ResizeFn: func(context.Context, []byte, []image.Spec) ([]image.Rendition, error) {
-		return []image.Rendition{{Name: "small", Width: 64, Height: 48, ContentType: "image/jpeg", Ext: "jpg", Data: []byte("x")}}, nil
+	w.resizer = &mock.Resizer{RenderFn: func(context.Context, []byte, []image.Spec) (image.Rendering, error) {
+		return image.Rendering{Renditions: []image.Rendition{{Name: "small", Format: image.FormatJPEG, Width: 64, Height: 48,
+			ContentType: "image/jpeg", Ext: "jpg", Data: []byte("x")}}}, nil
 	}}
 	notifier := &mock.Notifier{ImageFinishedFn: func(context.Context, *image.Image) error { w.notified.Add(1); return nil }}
 	w.Processor = image.NewProcessor(image.ProcessorDeps{Catalog: w.catalog, Ledger: w.ledger, Blobs: w.blobs,
-		Queue: &mock.Queue{}, Resizer: w.resizer, Notifier: notifier}, image.NewDefaultConfig(), slog.New(slog.DiscardHandler))
+		Queue: &mock.Queue{}, Resizer: w.resizer, Notifier: notifier}, testConfig(), slog.New(slog.DiscardHandler))
 	return w
 }
 
@@ -92,7 +93,7 @@ func TestProcess(t *testing.T) {
 	})
 	t.Run("ErrProcessingCrashed", func(t *testing.T) {
 		w := newWorker(t, 3)     // three attempts before this one never finished
-		w.resizer.ResizeFn = nil // never reached: would panic
+		w.resizer.RenderFn = nil // never reached: would panic
 		err := w.Process(ctx, "img")
 		if !errors.Is(err, image.ErrProcessingCrashed) || failure.KindOf(err) != failure.Unprocessable {
 			t.Errorf("Process = %v, want ErrProcessingCrashed (not retried)", err)
@@ -103,8 +104,8 @@ func TestProcess(t *testing.T) {
 	})
 	t.Run("ErrUndecodable", func(t *testing.T) {
 		w := newWorker(t, 0)
-		w.resizer.ResizeFn = func(context.Context, []byte, []image.Spec) ([]image.Rendition, error) {
-			return nil, image.ErrUndecodable
+		w.resizer.RenderFn = func(context.Context, []byte, []image.Spec) (image.Rendering, error) {
+			return image.Rendering{}, image.ErrUndecodable
 		}
 		if err := w.Process(ctx, "img"); failure.KindOf(err) != failure.Unprocessable || w.failed.code != "undecodable_image" {
 			t.Errorf("Process = %v, failed with %q; want undecodable_image, not retried", err, w.failed.code)
@@ -113,7 +114,7 @@ func TestProcess(t *testing.T) {
 	t.Run("ChecksTheOriginal", func(t *testing.T) {
 		w := newWorker(t, 0)
 		w.blobs.GetFn = func(context.Context, string) ([]byte, error) { return []byte("not an image"), nil }
-		w.resizer.ResizeFn = nil
+		w.resizer.RenderFn = nil
 		if err := w.Process(ctx, "img"); failure.KindOf(err) != failure.Unprocessable || w.failed.code != "unsupported_type" {
 			t.Errorf("Process = %v, failed with %q; want unsupported_type, not retried", err, w.failed.code)
 		}
@@ -131,14 +132,14 @@ func TestProcess(t *testing.T) {
 	})
 	t.Run("LeaseLost", func(t *testing.T) {
 		w := newWorker(t, 0)
-		w.ledger.CompleteImageFn = func(context.Context, string, int, []image.Variant) error { return image.ErrLeaseLost }
+		w.ledger.CompleteImageFn = func(context.Context, string, int, image.Completion) ([]string, error) { return nil, image.ErrLeaseLost }
 		if err := w.Process(ctx, "img"); err != nil || w.notified.Load() != 0 {
 			t.Errorf("Process = %v, notified %d; want nil and no notification (the newer attempt tells)", err, w.notified.Load())
 		}
 	})
 	t.Run("DeletedDuringProcessing", func(t *testing.T) {
 		w := newWorker(t, 0)
-		w.ledger.CompleteImageFn = func(context.Context, string, int, []image.Variant) error { return image.ErrNotFound }
+		w.ledger.CompleteImageFn = func(context.Context, string, int, image.Completion) ([]string, error) { return nil, image.ErrNotFound }
 		if err := w.Process(ctx, "img"); err != nil {
 			t.Fatal(err)
 		}
@@ -149,8 +150,8 @@ func TestProcess(t *testing.T) {
 	t.Run("OneTaskPerImageAtOnce", func(t *testing.T) {
 		w := newWorker(t, 0)
 		inResize, release := make(chan struct{}), make(chan struct{})
-		resize := w.resizer.ResizeFn
-		w.resizer.ResizeFn = func(ctx context.Context, src []byte, specs []image.Spec) ([]image.Rendition, error) {
+		resize := w.resizer.RenderFn
+		w.resizer.RenderFn = func(ctx context.Context, src []byte, specs []image.Spec) (image.Rendering, error) {
 			close(inResize)
 			<-release
 			return resize(ctx, src, specs)
@@ -184,7 +185,7 @@ func TestReconcile(t *testing.T) {
 		Resizer: w.resizer, Notifier: &mock.Notifier{ImageFinishedFn: func(context.Context, *image.Image) error {
 			w.notified.Add(1)
 			return nil
-		}}}, image.NewDefaultConfig(), slog.New(slog.DiscardHandler))
+		}}}, testConfig(), slog.New(slog.DiscardHandler))
 	w.catalog.ImageFn = func(context.Context, string) (*image.Image, error) {
 		return &image.Image{ID: "img", UserID: "u", Status: image.StatusDone, Attempt: 1}, nil
 	}
@@ -192,4 +193,12 @@ func TestReconcile(t *testing.T) {
 	if err != nil || n != 3 || len(enqueued) != 2 || w.notified.Load() != 1 {
 		t.Errorf("Reconcile = %d, %v; enqueued %v, notified %d; want 3, [a b], 1", n, err, enqueued, w.notified.Load())
 	}
+}
+
+// testConfig is the default configuration with a delivery key, which
+// production requires.
+func testConfig() image.Config {
+	cfg := image.NewDefaultConfig()
+	cfg.DeliveryKeys = []image.DeliveryKey{{ID: "test", Secret: []byte("0123456789abcdef0123456789abcdef")}}
+	return cfg
 }

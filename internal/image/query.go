@@ -3,7 +3,6 @@ package image
 import (
 	"context"
 	"encoding/base64"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -11,14 +10,14 @@ import (
 	"github.com/google/uuid"
 )
 
-// Get returns a user's image with presigned variant URLs; another user's
+// Get returns a user's image with its stable variant URLs; another user's
 // image is ErrNotFound, so existence does not leak.
 func (s *Service) Get(ctx context.Context, userID, id string) (*Image, error) {
 	img, err := s.owned(ctx, userID, id)
 	if err != nil {
 		return nil, err
 	}
-	if err := presign(ctx, s.blobs, img, s.cfg.URLExpiry); err != nil {
+	if err := link(img, s.cfg, s.now()); err != nil {
 		return nil, err
 	}
 	return img, nil
@@ -36,23 +35,6 @@ func (s *Service) owned(ctx context.Context, userID, id string) (*Image, error) 
 		return nil, ErrNotFound
 	}
 	return img, nil
-}
-
-// presign fills in the variant URLs of a done image, presigned for
-// expiry; an image not done has none.
-func presign(ctx context.Context, blobs Blobs, img *Image, expiry time.Duration) error {
-	if img.Status != StatusDone {
-		img.Variants = nil
-		return nil
-	}
-	for i := range img.Variants {
-		u, err := blobs.PresignGet(ctx, img.Variants[i].Key, expiry)
-		if err != nil {
-			return fmt.Errorf("presign %s: %w", img.Variants[i].Key, err)
-		}
-		img.Variants[i].URL = u
-	}
-	return nil
 }
 
 // Cursor is a position in a newest-first listing.
@@ -118,8 +100,8 @@ func (s *Service) List(ctx context.Context, userID string, after Cursor, limit i
 	return s.page(ctx, items, limit)
 }
 
-// page cuts a listing fetched with limit+1 rows into a page and presigns its
-// variant URLs.
+// page cuts a listing fetched with limit+1 rows into a page and fills in
+// its variant URLs.
 func (s *Service) page(ctx context.Context, items []*Image, limit int) (Page, error) {
 	var page Page
 	if len(items) > limit {
@@ -128,7 +110,7 @@ func (s *Service) page(ctx context.Context, items []*Image, limit int) (Page, er
 		page.Next = &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
 	}
 	for _, img := range items {
-		if err := presign(ctx, s.blobs, img, s.cfg.URLExpiry); err != nil {
+		if err := link(img, s.cfg, s.now()); err != nil {
 			return Page{}, err
 		}
 	}

@@ -17,6 +17,7 @@ type Service struct {
 	queue     Queue
 	inventory Inventory
 	stats     QueueStats
+	backfills Backfills
 	uploads   Uploads
 	staging   Staging
 	cfg       Config
@@ -34,6 +35,8 @@ type ServiceDeps struct {
 	// Inventory and QueueStats serve the operators' endpoints.
 	Inventory  Inventory
 	QueueStats QueueStats
+	// Backfills starts the backfill.
+	Backfills Backfills
 	// Uploads and Staging serve uploads straight to object storage.
 	Uploads Uploads
 	Staging Staging
@@ -43,7 +46,7 @@ type ServiceDeps struct {
 func NewService(d ServiceDeps, cfg Config, log *slog.Logger) *Service {
 	return &Service{
 		catalog: d.Catalog, ledger: d.Ledger, blobs: d.Blobs, queue: d.Queue,
-		inventory: d.Inventory, stats: d.QueueStats, uploads: d.Uploads, staging: d.Staging,
+		inventory: d.Inventory, stats: d.QueueStats, backfills: d.Backfills, uploads: d.Uploads, staging: d.Staging,
 		cfg: cfg, log: log, now: time.Now,
 	}
 }

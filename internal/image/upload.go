@@ -96,7 +96,7 @@ func (s *Service) Store(ctx context.Context, userID, filename string, sp *Spoole
 	if s.cfg.Deduplicate {
 		img, err := s.catalog.ImageBySHA256(ctx, userID, sp.SHA256)
 		if err == nil && img.Status != StatusFailed {
-			if err := presign(ctx, s.blobs, img, s.cfg.URLExpiry); err != nil {
+			if err := link(img, s.cfg, s.now()); err != nil {
 				return nil, false, err
 			}
 			return img, true, nil

@@ -48,7 +48,7 @@ func newAPI(t *testing.T) *api {
 		DeleteImageFn: func(_ context.Context, id string) error { delete(a.rows, id); return nil },
 	}
 	a.queue = &mock.Queue{EnqueueProcessFn: func(context.Context, string) error { return nil }}
-	a.Service = image.NewService(image.ServiceDeps{Catalog: a.catalog, Ledger: &mock.Ledger{}, Blobs: a.blobs, Queue: a.queue}, image.NewDefaultConfig(), slog.New(slog.DiscardHandler))
+	a.Service = image.NewService(image.ServiceDeps{Catalog: a.catalog, Ledger: &mock.Ledger{}, Blobs: a.blobs, Queue: a.queue}, testConfig(), slog.New(slog.DiscardHandler))
 	return a
 }
 

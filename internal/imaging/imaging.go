@@ -6,7 +6,10 @@
 // 8 bits. Each variant is then resized from the smallest image already made
 // that covers it (300 from 1024, 1024 from 2048) and encoded. Three
 // independent resizes would decode the source three times, which is the
-// cost to avoid.
+// cost to avoid. Each variant is encoded in every configured format from
+// the same picture: WebP by libwebp directly (webp.c; a JPEG's planes as
+// they are), AVIF by libvips; the smallest picture made gives the
+// placeholder (placeholder.go).
 //
 // The intermediate of a JPEG (YCbCr or greyscale, 8-bit) comes from
 // libjpeg-turbo directly (turbo.c), at the smallest DCT scale that covers
@@ -52,8 +55,18 @@ type Config struct {
 	// OutputFormat is auto (JPEG for opaque sources, PNG for sources with
 	// alpha), jpeg (alpha flattened on white), webp or avif (alpha kept).
 	OutputFormat string
-	// JPEGQuality is the quality of JPEG, WebP and AVIF variants.
+	// Formats are the formats of every variant: FormatJPEG is the base,
+	// which OutputFormat decides; WebP and AVIF are made besides it.
+	Formats []image.Format
+	// JPEGQuality, WebPQuality and AVIFQuality are the qualities of the
+	// variants in each format.
 	JPEGQuality int
+	WebPQuality int
+	AVIFQuality int
+	// WebPEffort is libwebp's method (0 fastest, 6 smallest), AVIFEffort
+	// libvips' AVIF effort (0 fastest, 9 smallest).
+	WebPEffort int
+	AVIFEffort int
 	// MaxPixels is the largest source (width x height of the frame
 	// decoded) the worker decodes, checked on the header libvips reads:
 	// the upload checked it too, but on its own reading of the header.
@@ -73,7 +86,8 @@ func NewDefaultConfig() Config { return FromImage(image.NewDefaultConfig()) }
 // FromImage returns the settings of the variants and limits of the domain's
 // configuration.
 func FromImage(c image.Config) Config {
-	return Config{OutputFormat: c.OutputFormat, JPEGQuality: c.Quality, MaxPixels: c.MaxPixels,
+	return Config{OutputFormat: c.OutputFormat, Formats: c.Formats, JPEGQuality: c.Quality, WebPQuality: c.WebPQuality, AVIFQuality: c.AVIFQuality,
+		WebPEffort: c.WebPEffort, AVIFEffort: c.AVIFEffort, MaxPixels: c.MaxPixels,
 		MaxScans: sniff.MaxJPEGScans, DecodeMemory: c.DecodeMemory}
 }
 
@@ -91,8 +105,20 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("OUTPUT_FORMAT must be auto, jpeg, webp or avif"))
 	}
+	for _, f := range c.Formats {
+		t := map[image.Format]bimg.ImageType{image.FormatWebP: bimg.WEBP, image.FormatAVIF: bimg.AVIF}[f]
+		if t != bimg.UNKNOWN && !bimg.IsTypeSupportedSave(t) {
+			errs = append(errs, fmt.Errorf("VARIANT_FORMATS %s: the libvips here cannot write it", f))
+		}
+	}
 	if c.JPEGQuality < 1 || c.JPEGQuality > 100 {
 		errs = append(errs, fmt.Errorf("JPEG_QUALITY must be between 1 and 100"))
+	}
+	if c.AVIFQuality < 1 || c.AVIFQuality > 100 || c.WebPQuality < 1 || c.WebPQuality > 100 {
+		errs = append(errs, fmt.Errorf("WEBP_QUALITY and AVIF_QUALITY must be between 1 and 100"))
+	}
+	if c.WebPEffort < 0 || c.WebPEffort > 6 || c.AVIFEffort < 0 || c.AVIFEffort > 9 {
+		errs = append(errs, fmt.Errorf("WEBP_EFFORT must be between 0 and 6, AVIF_EFFORT between 0 and 9"))
 	}
 	if c.MaxPixels < 1 || c.MaxScans < 1 {
 		errs = append(errs, fmt.Errorf("the pixel and scan limits must be positive"))
@@ -103,17 +129,50 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// output returns the encoding of the variants of a source.
-func (c Config) output(alpha bool) (format int, contentType, ext string) {
+// output returns the base encoding of the variants of a source.
+func (c Config) output(alpha bool) encoding {
 	switch {
 	case c.OutputFormat == "webp":
-		return outWebP, "image/webp", "webp"
+		return c.encoding(image.FormatWebP)
 	case c.OutputFormat == "avif":
-		return outAVIF, "image/avif", "avif"
+		return c.encoding(image.FormatAVIF)
 	case alpha && c.OutputFormat == "auto":
-		return outPNG, "image/png", "png"
+		return c.encoding(image.FormatPNG)
 	}
-	return outJPEG, "image/jpeg", "jpg"
+	return c.encoding(image.FormatJPEG)
+}
+
+// outputs returns the encodings of the variants of a source: the base,
+// then each other format configured.
+func (c Config) outputs(alpha bool) []encoding {
+	base := c.output(alpha)
+	out := []encoding{base}
+	for _, f := range c.Formats {
+		if f != image.FormatJPEG && f != base.format {
+			out = append(out, c.encoding(f))
+		}
+	}
+	return out
+}
+
+// encoding is how variants are encoded in one format.
+type encoding struct {
+	format  image.Format
+	out     int // outJPEG…
+	quality int
+	effort  int
+}
+
+func (c Config) encoding(f image.Format) encoding {
+	switch f {
+	case image.FormatWebP:
+		return encoding{f, outWebP, c.WebPQuality, c.WebPEffort}
+	case image.FormatAVIF:
+		return encoding{f, outAVIF, c.AVIFQuality, c.AVIFEffort}
+	case image.FormatPNG:
+		return encoding{f, outPNG, 0, 0}
+	}
+	return encoding{image.FormatJPEG, outJPEG, c.JPEGQuality, 0}
 }
 
 // Resizer implements image.Resizer.
@@ -163,21 +222,36 @@ const pngCompression = 2
 // VipsVersion is the libvips version in use.
 func VipsVersion() string { return bimg.VipsVersion }
 
-// Resize implements image.Resizer. A source that is corrupt, over the
-// pixel limit or a JPEG with too many scans fails for good (an error
-// wrapping image.ErrUndecodable, ErrTooManyPixels or ErrTooComplex); when
-// ctx ends, the decode stops within a few rows and Resize returns ctx's
-// error.
+// Render implements image.Resizer: every variant in every configured
+// format, from one decode, and the placeholder. A source that is corrupt,
+// over the pixel limit or a JPEG with too many scans fails for good (an
+// error wrapping image.ErrUndecodable, ErrTooManyPixels or ErrTooComplex);
+// when ctx ends, the decode stops within a few rows and Render returns
+// ctx's error.
+func (r *Resizer) Render(ctx context.Context, src []byte, specs []image.Spec) (image.Rendering, error) {
+	return r.render(ctx, src, specs, true)
+}
+
+// Resize returns the variants in their base format alone, without a
+// placeholder: what the pipeline made before formats, which its tests
+// and benchmark measure.
 func (r *Resizer) Resize(ctx context.Context, src []byte, specs []image.Spec) ([]image.Rendition, error) {
+	res, err := r.render(ctx, src, specs, false)
+	return res.Renditions, err
+}
+
+// render makes the variants: in every format and with the placeholder when
+// all, else in the base format alone.
+func (r *Resizer) render(ctx context.Context, src []byte, specs []image.Spec, all bool) (res image.Rendering, _ error) {
 	meta, err := bimg.NewImage(src).Metadata()
 	if err != nil {
-		return nil, undecodable(err)
+		return res, undecodable(err)
 	}
 	if meta.Size.Width < 1 || meta.Size.Height < 1 {
-		return nil, undecodable(fmt.Errorf("empty image %dx%d", meta.Size.Width, meta.Size.Height))
+		return res, undecodable(fmt.Errorf("empty image %dx%d", meta.Size.Width, meta.Size.Height))
 	}
 	if px := int64(meta.Size.Width) * int64(meta.Size.Height); px > r.cfg.MaxPixels {
-		return nil, fmt.Errorf("%w: libvips reads %dx%d", image.ErrTooManyPixels, meta.Size.Width, meta.Size.Height)
+		return res, fmt.Errorf("%w: libvips reads %dx%d", image.ErrTooManyPixels, meta.Size.Width, meta.Size.Height)
 	}
 	largest := specs[0]
 	for _, s := range specs[1:] {
@@ -190,7 +264,7 @@ func (r *Resizer) Resize(ctx context.Context, src []byte, specs []image.Spec) ([
 	// budget takes all of it.
 	need := min(max(decodeMemory(meta), 1), r.cfg.DecodeMemory)
 	if err := r.memory.Acquire(ctx, need); err != nil {
-		return nil, err
+		return res, err
 	}
 	defer r.memory.Release(need)
 
@@ -202,10 +276,13 @@ func (r *Resizer) Resize(ctx context.Context, src []byte, specs []image.Spec) ([
 
 	g := newGuard(ctx, r.cfg.MaxScans)
 	defer g.release()
-	format, contentType, ext := r.cfg.output(meta.Alpha)
-	inter, err := r.intermediate(ctx, src, meta, largest, format, g)
+	encodings := r.cfg.outputs(meta.Alpha)
+	if !all {
+		encodings = encodings[:1]
+	}
+	inter, err := r.intermediate(ctx, src, meta, largest, encodings[0].out, g)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	// made holds the images rendered so far, largest first; each variant is
 	// resized from the smallest one that still covers it.
@@ -223,10 +300,10 @@ func (r *Resizer) Resize(ctx context.Context, src []byte, specs []image.Spec) ([
 		return specs[order[a]].Width*specs[order[a]].Height > specs[order[b]].Width*specs[order[b]].Height
 	})
 
-	out := make([]image.Rendition, len(specs))
+	out := make([][]image.Rendition, len(specs))
 	for _, i := range order {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return res, err
 		}
 		s := specs[i]
 		start := time.Now()
@@ -240,20 +317,34 @@ func (r *Resizer) Resize(ctx context.Context, src []byte, specs []image.Spec) ([
 		pic := from
 		if from.width() != vw || from.height() != vh {
 			if pic, err = from.resize(vw, vh); err != nil {
-				return nil, fmt.Errorf("resize %s: %w", s.Name, err)
+				return res, fmt.Errorf("resize %s: %w", s.Name, err)
 			}
 			made = append(made, pic)
 		}
-		data, err := pic.encode(format, r.cfg.JPEGQuality, pngCompression)
-		if err != nil {
-			return nil, fmt.Errorf("encode %s: %w", s.Name, err)
-		}
-		out[i] = image.Rendition{
-			Name: s.Name, Width: vw, Height: vh, ContentType: contentType, Ext: ext, Data: data,
-			EncodeTime: time.Since(start),
+		for _, e := range encodings {
+			data, err := pic.encodeWith(e.out, e.quality, pngCompression, e.effort)
+			if err != nil {
+				return res, fmt.Errorf("encode %s as %s: %w", s.Name, e.format, err)
+			}
+			out[i] = append(out[i], image.Rendition{
+				Name: s.Name, Format: e.format, Width: vw, Height: vh, ContentType: e.format.ContentType(),
+				Ext: e.format.Ext(), Data: data, EncodeTime: time.Since(start),
+			})
+			start = time.Now()
 		}
 	}
-	return out, nil
+	for _, rs := range out {
+		res.Renditions = append(res.Renditions, rs...)
+	}
+	if all {
+		// The smallest image made, the last one, holds the most of the
+		// picture per pixel read.
+		var err error
+		if res.Placeholder, res.DominantColor, err = placeholder(made[len(made)-1]); err != nil {
+			return image.Rendering{}, fmt.Errorf("placeholder: %w", err)
+		}
+	}
+	return res, nil
 }
 
 // intermediate decodes src once into the largest variant: upright, sRGB,

@@ -10,6 +10,7 @@
 #include "picture.h"
 #include "resample.h"
 #include "turbo.h"
+#include "webp.h"
 
 static void free_pixels(VipsImage *image, gpointer pixels) {
 	free(pixels);
@@ -142,9 +143,11 @@ VipsImage *picture_render(VipsImage *in, guard *g) {
 	return picture_to_memory(in);
 }
 
-// picture_encode encodes in without metadata into a malloc'd buffer. A
-// JPEG of a source with alpha is flattened on white (not black).
-int picture_encode(VipsImage *in, int format, int quality, int png_compression, void **out, size_t *out_len) {
+// picture_encode encodes in without metadata into a malloc'd buffer, with
+// effort the encoder's trade of CPU for bytes (WebP: libwebp's method,
+// 0-6; AVIF: libvips' effort, 0-9). A JPEG of a source with alpha is
+// flattened on white (not black).
+int picture_encode(VipsImage *in, int format, int quality, int png_compression, int effort, void **out, size_t *out_len) {
 	VipsImage *flat = NULL;
 	void *buf = NULL;
 	size_t len = 0;
@@ -152,6 +155,8 @@ int picture_encode(VipsImage *in, int format, int quality, int png_compression, 
 	if (format == OUT_JPEG && in->BandFmt == VIPS_FORMAT_UCHAR && in->data && (in->Bands == 1 || in->Bands == 3) &&
 		!vips_image_hasalpha(in))
 		return turbo_encode(in, quality, out, out_len); // malloc'd by libjpeg
+	if (format == OUT_WEBP && in->BandFmt == VIPS_FORMAT_UCHAR && in->data)
+		return webp_encode_picture(in, quality, effort, out, out_len);
 	if (format == OUT_JPEG && vips_image_hasalpha(in)) {
 		VipsArrayDouble *white = vips_array_double_newv(1, 255.0);
 		r = vips_flatten(in, &flat, "background", white, NULL);
@@ -166,11 +171,12 @@ int picture_encode(VipsImage *in, int format, int quality, int png_compression, 
 			"filter", VIPS_FOREIGN_PNG_FILTER_ALL, NULL);
 		break;
 	case OUT_WEBP:
-		r = vips_webpsave_buffer(in, &buf, &len, "strip", TRUE, "Q", quality, NULL);
+		r = vips_webpsave_buffer(in, &buf, &len, "strip", TRUE, "Q", quality, "effort", effort, NULL);
 		break;
 	case OUT_AVIF:
+		// 8 bits: libvips 8.14 writes 12 unless told.
 		r = vips_heifsave_buffer(in, &buf, &len, "strip", TRUE, "Q", quality,
-			"compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1, NULL);
+			"compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "effort", effort, "bitdepth", 8, NULL);
 		break;
 	default:
 		r = vips_jpegsave_buffer(in, &buf, &len, "strip", TRUE, "Q", quality, "optimize_coding", TRUE, NULL);

@@ -27,6 +27,6 @@ VipsImage *picture_render(VipsImage *in, guard *g);
 VipsImage *picture_resize(VipsImage *in, int width, int height);
 VipsImage *picture_resize_libvips(VipsImage *in, int width, int height);
 VipsImage *picture_to_grey_alpha(VipsImage *in);
-int picture_encode(VipsImage *in, int format, int quality, int png_compression, void **out, size_t *out_len);
+int picture_encode(VipsImage *in, int format, int quality, int png_compression, int effort, void **out, size_t *out_len);
 
 #endif

@@ -1,7 +1,7 @@
 package imaging
 
 /*
-#cgo pkg-config: vips
+#cgo pkg-config: vips libwebp
 #cgo CFLAGS: -O3
 #cgo LDFLAGS: -ljpeg -llcms2 -lm
 #include <stdlib.h>
@@ -9,12 +9,15 @@ package imaging
 #include "picture.h"
 #include "turbo.h"
 #include "vipsload.h"
+#include "webp.h"
 #include "ycc.h"
 */
 import "C"
 
 import (
 	"errors"
+	"fmt"
+	stdimage "image"
 	"strings"
 	"unsafe"
 )
@@ -150,25 +153,83 @@ const (
 	outAVIF = C.OUT_AVIF
 )
 
-// encode returns p encoded without metadata.
+// encode returns p encoded without metadata, with the encoder's default
+// effort.
 func (p picture) encode(format, quality, pngCompression int) ([]byte, error) {
+	effort := 4
+	if format == outAVIF {
+		effort = 0
+	}
+	return p.encodeWith(format, quality, pngCompression, effort)
+}
+
+// encodeWith returns p encoded without metadata; effort is the WebP
+// method (0-6) or the AVIF effort (0-9). Planes encode as JPEG and WebP
+// as they are, and through RGB for the rest.
+func (p picture) encodeWith(format, quality, pngCompression, effort int) ([]byte, error) {
 	var out unsafe.Pointer
 	var n C.size_t
 	if p.y != nil {
-		if format != outJPEG {
-			return nil, errors.New("planes encode only as JPEG")
-		}
-		if C.ycc_encode(p.y, C.int(quality), &out, &n) != 0 {
-			return nil, errors.New("libjpeg-turbo could not encode the variant")
+		switch format {
+		case outJPEG:
+			if C.ycc_encode(p.y, C.int(quality), &out, &n) != 0 {
+				return nil, errors.New("libjpeg-turbo could not encode the variant")
+			}
+		case outWebP:
+			if C.webp_encode_ycc(p.y, C.int(quality), C.int(effort), &out, &n) != 0 {
+				return nil, vipsError()
+			}
+		default:
+			rgb, err := p.toRGB()
+			if err != nil {
+				return nil, err
+			}
+			defer rgb.free()
+			return rgb.encodeWith(format, quality, pngCompression, effort)
 		}
 		defer C.free(out)
 		return C.GoBytes(out, C.int(n)), nil
 	}
-	if C.picture_encode(p.p, C.int(format), C.int(quality), C.int(pngCompression), &out, &n) != 0 {
+	if C.picture_encode(p.p, C.int(format), C.int(quality), C.int(pngCompression), C.int(effort), &out, &n) != 0 {
 		return nil, vipsError()
 	}
 	defer C.free(out)
 	return C.GoBytes(out, C.int(n)), nil
+}
+
+// toRGB returns planes as an 8-bit sRGB picture in memory.
+func (p picture) toRGB() (picture, error) {
+	im := C.ycc_to_rgb(p.y)
+	if im == nil {
+		return picture{}, vipsError()
+	}
+	return picture{p: im}, nil
+}
+
+// pixels returns an image in memory (8-bit, 1 to 4 bands, not planes) as
+// Go's NRGBA.
+func (p picture) pixels() (*stdimage.NRGBA, error) {
+	im := p.p
+	if im.BandFmt != C.VIPS_FORMAT_UCHAR || im.data == nil || im.Bands < 1 || im.Bands > 4 {
+		return nil, fmt.Errorf("want 8-bit pixels in memory, have %d bands of format %d", im.Bands, im.BandFmt)
+	}
+	w, h, bands := int(im.Xsize), int(im.Ysize), int(im.Bands)
+	src := unsafe.Slice((*byte)(unsafe.Pointer(im.data)), w*h*bands)
+	out := stdimage.NewNRGBA(stdimage.Rect(0, 0, w, h))
+	for i := range w * h {
+		s, d := src[i*bands:(i+1)*bands], out.Pix[i*4:i*4+4]
+		switch bands {
+		case 1, 2:
+			d[0], d[1], d[2] = s[0], s[0], s[0]
+		default:
+			d[0], d[1], d[2] = s[0], s[1], s[2]
+		}
+		d[3] = 255
+		if bands == 2 || bands == 4 {
+			d[3] = s[bands-1]
+		}
+	}
+	return out, nil
 }
 
 func cbool(b bool) C.int {

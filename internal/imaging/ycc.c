@@ -24,6 +24,7 @@
 #include <jpeglib.h>
 
 #include "icc.h"
+#include "picture.h"
 #include "resample.h"
 #include "turbo.h"
 #include "ycc.h"
@@ -372,4 +373,60 @@ int ycc_encode(const ycc *in, int quality, void **out, size_t *out_len) {
 	*out = buf;
 	*out_len = len;
 	return 0;
+}
+
+const unsigned char *ycc_plane(const ycc *in, int i, int *width, int *height) {
+	*width = in->pw[i];
+	*height = in->ph[i];
+	return in->p[i];
+}
+
+int ycc_subsampling(const ycc *in) { return in->sub; }
+
+// chroma_at upsamples a chroma plane subsampled twice to luma position
+// (x, y) with libjpeg's "fancy" triangle filter: chroma sample j is centred
+// between luma samples 2j and 2j+1, so luma 2j takes 3/4 of sample j and
+// 1/4 of sample j-1, luma 2j+1 3/4 of j and 1/4 of j+1 (edges repeat), in
+// each direction; the result is in sixteenths.
+static int chroma_at(const unsigned char *p, int pw, int ph, int x, int y) {
+	int j = x >> 1, k = y >> 1;
+	int jn = x & 1 ? (j + 1 < pw ? j + 1 : j) : (j > 0 ? j - 1 : 0);
+	int kn = y & 1 ? (k + 1 < ph ? k + 1 : k) : (k > 0 ? k - 1 : 0);
+	const unsigned char *r = p + (size_t) k * pw, *rn = p + (size_t) kn * pw;
+	return 3 * (3 * r[j] + r[jn]) + (3 * rn[j] + rn[jn]);
+}
+
+static unsigned char clamp_u8(int v) { return v < 0 ? 0 : v > 255 ? 255 : (unsigned char) v; }
+
+// ycc_to_rgb converts a picture to 8-bit sRGB in memory (the JFIF
+// conversion, chroma upsampled by chroma_at): for the encoders that take
+// RGB (AVIF) and the placeholder.
+VipsImage *ycc_to_rgb(const ycc *in) {
+	size_t n = (size_t) in->w * in->h;
+	unsigned char *px = malloc(n * 3);
+	if (!px) {
+		vips_error("imaging", "out of memory converting %dx%d to RGB", in->w, in->h);
+		return NULL;
+	}
+	// Fixed point, 16 fractional bits, of the JFIF coefficients.
+	const int cr_r = 91881, cb_g = -22554, cr_g = -46802, cb_b = 116130, half = 1 << 15;
+	for (int y = 0; y < in->h; y++) {
+		const unsigned char *yr = in->p[0] + (size_t) y * in->pw[0];
+		unsigned char *o = px + (size_t) y * in->w * 3;
+		for (int x = 0; x < in->w; x++) {
+			int cb, cr; // centred on 0, times 16
+			if (in->sub == 2) {
+				cb = chroma_at(in->p[1], in->pw[1], in->ph[1], x, y) - 128 * 16;
+				cr = chroma_at(in->p[2], in->pw[2], in->ph[2], x, y) - 128 * 16;
+			} else {
+				cb = (in->p[1][(size_t) y * in->pw[1] + x] - 128) * 16;
+				cr = (in->p[2][(size_t) y * in->pw[2] + x] - 128) * 16;
+			}
+			int l = yr[x] << 16;
+			o[3 * x] = clamp_u8((l + cr_r * cr / 16 + half) >> 16);
+			o[3 * x + 1] = clamp_u8((l + (cb_g * cb + cr_g * cr) / 16 + half) >> 16);
+			o[3 * x + 2] = clamp_u8((l + cb_b * cb / 16 + half) >> 16);
+		}
+	}
+	return picture_wrap(px, in->w, in->h, 3, VIPS_INTERPRETATION_sRGB);
 }

@@ -58,7 +58,8 @@ func (c *Catalog) Usage(ctx context.Context, userID string) (image.Usage, error)
 type Ledger struct {
 	ClaimImageFn       func(ctx context.Context, id string, leaseUntil time.Time) (*image.Image, error)
 	ReleaseImageFn     func(ctx context.Context, id string, attempt int) error
-	CompleteImageFn    func(ctx context.Context, id string, attempt int, variants []image.Variant) error
+	CompleteImageFn    func(ctx context.Context, id string, attempt int, c image.Completion) ([]string, error)
+	ReplaceVariantsFn  func(ctx context.Context, id string, attempt int, c image.Completion) ([]string, error)
 	FailImageFn        func(ctx context.Context, id string, attempt int, code, message string) error
 	StaleImagesFn      func(ctx context.Context, queuedBefore, now time.Time, limit int) ([]string, error)
 	RequeueImageFn     func(ctx context.Context, id string) error
@@ -79,8 +80,13 @@ func (l *Ledger) ReleaseImage(ctx context.Context, id string, attempt int) error
 }
 
 // CompleteImage calls CompleteImageFn.
-func (l *Ledger) CompleteImage(ctx context.Context, id string, attempt int, variants []image.Variant) error {
-	return l.CompleteImageFn(ctx, id, attempt, variants)
+func (l *Ledger) CompleteImage(ctx context.Context, id string, attempt int, c image.Completion) ([]string, error) {
+	return l.CompleteImageFn(ctx, id, attempt, c)
+}
+
+// ReplaceVariants calls ReplaceVariantsFn.
+func (l *Ledger) ReplaceVariants(ctx context.Context, id string, attempt int, c image.Completion) ([]string, error) {
+	return l.ReplaceVariantsFn(ctx, id, attempt, c)
 }
 
 // FailImage calls FailImageFn.
@@ -109,7 +115,9 @@ func (l *Ledger) UnnotifiedImages(ctx context.Context, finishedBefore time.Time,
 // Blobs is an image.Blobs.
 type Blobs struct {
 	PutFn          func(ctx context.Context, key string, body io.ReadSeeker, size int64, contentType string) error
+	PutVariantFn   func(ctx context.Context, key string, body io.ReadSeeker, size int64, contentType string) error
 	GetFn          func(ctx context.Context, key string) ([]byte, error)
+	DeleteFn       func(ctx context.Context, keys []string) error
 	DeletePrefixFn func(ctx context.Context, prefix string) error
 	PresignGetFn   func(ctx context.Context, key string, expiry time.Duration) (string, error)
 }
@@ -120,6 +128,14 @@ var _ image.Blobs = (*Blobs)(nil)
 func (b *Blobs) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, contentType string) error {
 	return b.PutFn(ctx, key, body, size, contentType)
 }
+
+// PutVariant calls PutVariantFn.
+func (b *Blobs) PutVariant(ctx context.Context, key string, body io.ReadSeeker, size int64, contentType string) error {
+	return b.PutVariantFn(ctx, key, body, size, contentType)
+}
+
+// Delete calls DeleteFn.
+func (b *Blobs) Delete(ctx context.Context, keys []string) error { return b.DeleteFn(ctx, keys) }
 
 // Get calls GetFn.
 func (b *Blobs) Get(ctx context.Context, key string) ([]byte, error) { return b.GetFn(ctx, key) }
@@ -148,14 +164,32 @@ func (q *Queue) EnqueueProcess(ctx context.Context, imageID string) error {
 
 // Resizer is an image.Resizer.
 type Resizer struct {
-	ResizeFn func(ctx context.Context, src []byte, specs []image.Spec) ([]image.Rendition, error)
+	RenderFn func(ctx context.Context, src []byte, specs []image.Spec) (image.Rendering, error)
 }
 
 var _ image.Resizer = (*Resizer)(nil)
 
-// Resize calls ResizeFn.
-func (r *Resizer) Resize(ctx context.Context, src []byte, specs []image.Spec) ([]image.Rendition, error) {
-	return r.ResizeFn(ctx, src, specs)
+// Render calls RenderFn.
+func (r *Resizer) Render(ctx context.Context, src []byte, specs []image.Spec) (image.Rendering, error) {
+	return r.RenderFn(ctx, src, specs)
+}
+
+// Backfills is an image.Backfills.
+type Backfills struct {
+	EnqueueBackfillScanFn func(ctx context.Context, profile, afterID string) error
+	EnqueueBackfillFn     func(ctx context.Context, imageID, profile string) error
+}
+
+var _ image.Backfills = (*Backfills)(nil)
+
+// EnqueueBackfillScan calls EnqueueBackfillScanFn.
+func (b *Backfills) EnqueueBackfillScan(ctx context.Context, profile, afterID string) error {
+	return b.EnqueueBackfillScanFn(ctx, profile, afterID)
+}
+
+// EnqueueBackfill calls EnqueueBackfillFn.
+func (b *Backfills) EnqueueBackfill(ctx context.Context, imageID, profile string) error {
+	return b.EnqueueBackfillFn(ctx, imageID, profile)
 }
 
 // Notifier is an image.Notifier.

@@ -22,10 +22,12 @@ import (
 )
 
 // Queue names. Images are weighted over webhooks so that a delivery backlog
-// never starves processing.
+// never starves processing; the backfill runs behind both (and steps aside
+// while images wait: see BackfillHandler).
 const (
 	QueueImages   = "images"
 	QueueWebhooks = "webhooks"
+	QueueBackfill = "backfill"
 )
 
 // Task types.
@@ -34,7 +36,23 @@ const (
 	TypeProcessImage = "image:process"
 	// TypeDeliverWebhook makes one attempt of one webhook delivery.
 	TypeDeliverWebhook = "webhook:deliver"
+	// TypeBackfillScan enqueues a page of outdated images for the backfill.
+	TypeBackfillScan = "backfill:scan"
+	// TypeBackfillImage makes an outdated image's variants again.
+	TypeBackfillImage = "image:backfill"
 )
+
+// BackfillScanPayload is the payload of TypeBackfillScan.
+type BackfillScanPayload struct {
+	Profile string `json:"profile"`
+	AfterID string `json:"after_id"`
+}
+
+// BackfillImagePayload is the payload of TypeBackfillImage.
+type BackfillImagePayload struct {
+	ImageID string `json:"image_id"`
+	Profile string `json:"profile"`
+}
 
 // DeliverWebhookPayload is the payload of TypeDeliverWebhook.
 type DeliverWebhookPayload struct {
@@ -157,6 +175,34 @@ func (e *Enqueuer) enqueueUnique(ctx context.Context, task *asynq.Task, queue, i
 	return nil
 }
 
+var _ image.Backfills = (*Enqueuer)(nil)
+
+// EnqueueBackfillScan implements image.Backfills. The task id names the
+// page, so a scan started twice enqueues each page once while it is
+// queued.
+func (e *Enqueuer) EnqueueBackfillScan(ctx context.Context, profile, afterID string) error {
+	payload, err := json.Marshal(BackfillScanPayload{Profile: profile, AfterID: afterID})
+	if err != nil {
+		return err
+	}
+	id := "backfill-scan:" + profile + ":" + afterID
+	task := asynq.NewTask(TypeBackfillScan, payload, asynq.TaskID(id), asynq.Queue(QueueBackfill),
+		asynq.MaxRetry(e.cfg.MaxRetry), asynq.Timeout(time.Minute))
+	return e.enqueueUnique(ctx, task, QueueBackfill, id)
+}
+
+// EnqueueBackfill implements image.Backfills.
+func (e *Enqueuer) EnqueueBackfill(ctx context.Context, imageID, profile string) error {
+	payload, err := json.Marshal(BackfillImagePayload{ImageID: imageID, Profile: profile})
+	if err != nil {
+		return err
+	}
+	id := "backfill:" + imageID
+	task := asynq.NewTask(TypeBackfillImage, payload, asynq.TaskID(id), asynq.Queue(QueueBackfill),
+		asynq.MaxRetry(e.cfg.MaxRetry), asynq.Timeout(e.cfg.TaskTimeout))
+	return e.enqueueUnique(ctx, task, QueueBackfill, id)
+}
+
 var _ image.QueueStats = (*Enqueuer)(nil)
 
 // Depths implements image.QueueStats for the images and webhooks queues.
@@ -167,7 +213,7 @@ func (e *Enqueuer) Depths(ctx context.Context) (map[string]image.QueueDepth, err
 		return nil, fmt.Errorf("list queues: %w", err)
 	}
 	out := map[string]image.QueueDepth{}
-	for _, q := range []string{QueueImages, QueueWebhooks} {
+	for _, q := range []string{QueueImages, QueueWebhooks, QueueBackfill} {
 		if !slices.Contains(existing, q) {
 			out[q] = image.QueueDepth{}
 			continue
@@ -285,13 +331,17 @@ func (h *WebhookHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 }
 
 // RetryDelay returns the delay before a task's next attempt: the one a
-// webhook delivery asks for, or else exponential delays with jitter, base,
-// 2·base, 4·base… capped at max.
+// webhook delivery or a backfill that stepped aside asks for, or else
+// exponential delays with jitter, base, 2·base, 4·base… capped at max.
 func RetryDelay(base, max time.Duration) asynq.RetryDelayFunc {
 	return func(n int, err error, _ *asynq.Task) time.Duration {
 		var re *webhook.RetryError
 		if errors.As(err, &re) {
 			return re.After
+		}
+		var y *yield
+		if errors.As(err, &y) {
+			return y.after
 		}
 		d := base
 		for i := 0; i < n && d < max; i++ {
@@ -307,8 +357,9 @@ func RetryDelay(base, max time.Duration) asynq.RetryDelayFunc {
 func NewServer(rdb redis.UniversalClient, cfg Config, log *slog.Logger) *asynq.Server {
 	return asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:       cfg.Concurrency,
-		Queues:            map[string]int{QueueImages: 6, QueueWebhooks: 1},
+		Queues:            map[string]int{QueueImages: 6, QueueWebhooks: 1, QueueBackfill: 1},
 		RetryDelayFunc:    RetryDelay(cfg.RetryBase, cfg.RetryMax),
+		IsFailure:         isFailure,
 		ShutdownTimeout:   cfg.ShutdownTimeout,
 		TaskCheckInterval: cfg.TaskCheckInterval,
 		Logger:            slogAdapter{log},
@@ -316,14 +367,96 @@ func NewServer(rdb redis.UniversalClient, cfg Config, log *slog.Logger) *asynq.S
 	})
 }
 
-// NewMux returns the handler of every task type; webhooks may be nil.
-func NewMux(images *ImageHandler, webhooks *WebhookHandler) *asynq.ServeMux {
+// NewMux returns the handler of every task type; webhooks and backfill may
+// be nil.
+func NewMux(images *ImageHandler, webhooks *WebhookHandler, backfill *BackfillHandler) *asynq.ServeMux {
 	mux := asynq.NewServeMux()
 	mux.Handle(TypeProcessImage, images)
 	if webhooks != nil {
 		mux.Handle(TypeDeliverWebhook, webhooks)
 	}
+	if backfill != nil {
+		mux.Handle(TypeBackfillScan, asynq.HandlerFunc(backfill.scan))
+		mux.Handle(TypeBackfillImage, asynq.HandlerFunc(backfill.image))
+	}
 	return mux
+}
+
+// Backfiller is what the backfill handler needs from the domain.
+type Backfiller interface {
+	BackfillScan(ctx context.Context, profile, afterID string) (int, error)
+	Backfill(ctx context.Context, imageID, profile string) error
+}
+
+// BackfillHandler runs TypeBackfillScan and TypeBackfillImage tasks. New
+// uploads keep priority: the backfill queue has the lowest weight, and an
+// image task steps aside (back to the queue in a second, not counted as a
+// failure) while tasks wait in the images queue, so that it never holds a
+// worker slot an upload could have. A task of another profile than this
+// worker's (a deployment rolling) steps aside for longer, for a worker of
+// its profile.
+type BackfillHandler struct {
+	backfiller Backfiller
+	rdb        redis.UniversalClient
+	log        *slog.Logger
+}
+
+// NewBackfillHandler returns a BackfillHandler; rdb is the queues' Redis.
+func NewBackfillHandler(b Backfiller, rdb redis.UniversalClient, log *slog.Logger) *BackfillHandler {
+	return &BackfillHandler{backfiller: b, rdb: rdb, log: log}
+}
+
+// yield is a backfill task stepping aside; RetryDelay gives it its delay
+// and the server does not count it as a failure.
+type yield struct {
+	after  time.Duration
+	reason string
+}
+
+func (y *yield) Error() string { return "backfill steps aside: " + y.reason }
+
+// isFailure is the asynq server's IsFailure: a backfill task that steps
+// aside is not failing, and keeps its retries.
+func isFailure(err error) bool {
+	var y *yield
+	return !errors.As(err, &y)
+}
+
+func (h *BackfillHandler) scan(ctx context.Context, t *asynq.Task) error {
+	var p BackfillScanPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.Profile == "" {
+		return fmt.Errorf("decode payload: %v: %w", err, asynq.SkipRetry)
+	}
+	n, err := h.backfiller.BackfillScan(ctx, p.Profile, p.AfterID)
+	if errors.Is(err, image.ErrOtherProfile) {
+		return &yield{after: 30 * time.Second, reason: "another profile"}
+	}
+	if err == nil && n > 0 {
+		h.log.InfoContext(ctx, "backfill: images queued", "count", n, "after_id", p.AfterID)
+	}
+	return err
+}
+
+func (h *BackfillHandler) image(ctx context.Context, t *asynq.Task) error {
+	var p BackfillImagePayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.ImageID == "" {
+		return fmt.Errorf("decode payload: %v: %w", err, asynq.SkipRetry)
+	}
+	// asynq's pending list of the images queue (its key layout, stable
+	// since asynq 0.18).
+	waiting, err := h.rdb.LLen(ctx, "asynq:{"+QueueImages+"}:pending").Result()
+	if err != nil {
+		return fmt.Errorf("images waiting: %w", err)
+	}
+	if waiting > 0 {
+		return &yield{after: time.Second, reason: "images are waiting"}
+	}
+	ctx = logctx.With(ctx, "task_id", "backfill:"+p.ImageID, "image_id", p.ImageID)
+	err = h.backfiller.Backfill(ctx, p.ImageID, p.Profile)
+	if errors.Is(err, image.ErrOtherProfile) {
+		return &yield{after: 30 * time.Second, reason: "another profile"}
+	}
+	return err
 }
 
 type slogAdapter struct{ log *slog.Logger }

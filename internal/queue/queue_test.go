@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/testenv"
 	"github.com/imagesvc/imagesvc/internal/webhook"
 )
 
@@ -73,5 +75,45 @@ func TestImageHandler(t *testing.T) {
 					err, errors.Is(err, asynq.SkipRetry), p.gaveUp, tt.wantSuccess, tt.wantSkip, tt.wantGiveUp)
 			}
 		})
+	}
+}
+
+// backfiller records the backfill calls it gets.
+type backfiller struct{ images []string }
+
+func (b *backfiller) BackfillScan(context.Context, string, string) (int, error) { return 0, nil }
+func (b *backfiller) Backfill(_ context.Context, id, _ string) error {
+	b.images = append(b.images, id)
+	return nil
+}
+
+// TestBackfillStepsAside: a backfill task does not run while image tasks
+// wait; it comes back in a second without counting as a failure.
+func TestBackfillStepsAside(t *testing.T) {
+	rdb := testenv.MustRedis(t, 7)
+	ctx := context.Background()
+	b := &backfiller{}
+	h := NewBackfillHandler(b, rdb, slog.New(slog.DiscardHandler))
+	task, err := json.Marshal(BackfillImagePayload{ImageID: "img", Profile: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.LPush(ctx, "asynq:{"+QueueImages+"}:pending", "an image task").Err(); err != nil {
+		t.Fatal(err)
+	}
+	err = h.image(ctx, asynq.NewTask(TypeBackfillImage, task))
+	var y *yield
+	if !errors.As(err, &y) || len(b.images) != 0 {
+		t.Fatalf("with an image task waiting: %v, backfilled %v; want a step aside", err, b.images)
+	}
+	if d := RetryDelay(time.Minute, time.Hour)(0, err, nil); d != time.Second {
+		t.Errorf("a step aside comes back in %s, want 1s", d)
+	}
+	if isFailure(err) || !isFailure(errors.New("s3 is down")) {
+		t.Error("a step aside counts as a failure, or a failure does not")
+	}
+	rdb.Del(ctx, "asynq:{"+QueueImages+"}:pending")
+	if err := h.image(ctx, asynq.NewTask(TypeBackfillImage, task)); err != nil || len(b.images) != 1 {
+		t.Errorf("with no image task waiting: %v, backfilled %v; want the image", err, b.images)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,7 +27,11 @@ import (
 // Config holds the object storage settings.
 type Config struct {
 	// Endpoint is the server URL; empty means AWS.
-	Endpoint       string
+	Endpoint string
+	// PublicEndpoint, when set, is the server URL as browsers reach it,
+	// which presigned URLs are made for (the signature covers the host,
+	// so an internal one cannot be rewritten later); empty means Endpoint.
+	PublicEndpoint string
 	Region         string
 	Bucket         string
 	ForcePathStyle bool
@@ -50,6 +55,9 @@ func (c Config) Validate() error {
 	}
 	if c.Region == "" {
 		errs = append(errs, errors.New("S3_REGION is required"))
+	}
+	if c.PublicEndpoint != "" && !strings.HasPrefix(c.PublicEndpoint, "http://") && !strings.HasPrefix(c.PublicEndpoint, "https://") {
+		errs = append(errs, errors.New("S3_PUBLIC_ENDPOINT must be an http:// or https:// URL"))
 	}
 	return errors.Join(errs...)
 }
@@ -87,18 +95,27 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("aws config: %w", err)
 	}
-	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-		if cfg.Endpoint != "" {
-			o.BaseEndpoint = aws.String(cfg.Endpoint)
+	options := func(endpoint string) func(o *s3.Options) {
+		return func(o *s3.Options) {
+			if endpoint != "" {
+				o.BaseEndpoint = aws.String(endpoint)
+			}
+			o.UsePathStyle = cfg.ForcePathStyle
+			// Self-hosted S3 servers differ in their support for the flexible
+			// checksums the SDK now sends by default; send them only when the
+			// operation requires one.
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		}
-		o.UsePathStyle = cfg.ForcePathStyle
-		// Self-hosted S3 servers differ in their support for the flexible
-		// checksums the SDK now sends by default; send them only when the
-		// operation requires one.
-		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-	})
-	return &Store{client: client, presign: s3.NewPresignClient(client), bucket: cfg.Bucket}, nil
+	}
+	client := s3.NewFromConfig(awsCfg, options(cfg.Endpoint))
+	// Presigning is computed here, not sent: a client for the public
+	// endpoint signs URLs for browsers without ever connecting to it.
+	presigner := client
+	if cfg.PublicEndpoint != "" {
+		presigner = s3.NewFromConfig(awsCfg, options(cfg.PublicEndpoint))
+	}
+	return &Store{client: client, presign: s3.NewPresignClient(presigner), bucket: cfg.Bucket}, nil
 }
 
 // EnsureBucket creates the bucket if it does not exist.
@@ -136,6 +153,39 @@ func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, size in
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	return nil
+}
+
+// PutVariant implements image.Blobs.
+func (s *Store) PutVariant(ctx context.Context, key string, body io.ReadSeeker, size int64, contentType string) error {
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &s.bucket, Key: &key, Body: body,
+		ContentLength: aws.Int64(size), ContentType: aws.String(contentType),
+		CacheControl: aws.String(image.VariantCacheControl),
+	})
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+// Delete implements image.Blobs.
+func (s *Store) Delete(ctx context.Context, keys []string) error {
+	for _, key := range keys {
+		if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key}); err != nil {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// Head returns the Content-Type and Cache-Control an object was stored
+// with; tests check variants with it.
+func (s *Store) Head(ctx context.Context, key string) (contentType, cacheControl string, err error) {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return "", "", fmt.Errorf("head %s: %w", key, err)
+	}
+	return aws.ToString(out.ContentType), aws.ToString(out.CacheControl), nil
 }
 
 // Get implements image.Blobs.

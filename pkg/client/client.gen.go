@@ -185,6 +185,30 @@ func (e UploadPutMethod) Valid() bool {
 	}
 }
 
+// Defines values for VariantFormatContentType.
+const (
+	Imageavif VariantFormatContentType = "image/avif"
+	Imagejpeg VariantFormatContentType = "image/jpeg"
+	Imagepng  VariantFormatContentType = "image/png"
+	Imagewebp VariantFormatContentType = "image/webp"
+)
+
+// Valid indicates whether the value is a known member of the VariantFormatContentType enum.
+func (e VariantFormatContentType) Valid() bool {
+	switch e {
+	case Imageavif:
+		return true
+	case Imagejpeg:
+		return true
+	case Imagepng:
+		return true
+	case Imagewebp:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TusCreateParamsTusResumable.
 const (
 	TusCreateParamsTusResumableN100 TusCreateParamsTusResumable = "1.0.0"
@@ -286,11 +310,19 @@ type AdminImage struct {
 	ContentType string    `json:"content_type"`
 	CreatedAt   time.Time `json:"created_at"`
 
+	// DominantColor the image's most common colour; null until done
+	DominantColor *string `json:"dominant_color"`
+
 	// Error null unless the image is failed; then why
 	Error    *ErrorDetail `json:"error"`
 	Filename string       `json:"filename"`
 	Height   int          `json:"height"`
 	Id       string       `json:"id"`
+
+	// Placeholder a BlurHash of the image (4x3 components, 3x4 for a portrait); null until done
+	//
+	// Example: LKO2?U%2Tw=w]~RBVZRi};RPxuwH
+	Placeholder *string `json:"placeholder"`
 
 	// Sha256 hex SHA-256 of the original (null for images stored before it was kept)
 	Sha256    *string     `json:"sha256"`
@@ -307,6 +339,15 @@ type AdminImage struct {
 type AdminImageList struct {
 	Items      []AdminImage `json:"items"`
 	NextCursor *string      `json:"next_cursor"`
+}
+
+// BackfillStatus defines model for BackfillStatus.
+type BackfillStatus struct {
+	// Outdated done images made with another one: what the backfill has left
+	Outdated int `json:"outdated"`
+
+	// Profile the configured variant set (VARIANTS, VARIANT_FORMATS), hashed
+	Profile string `json:"profile"`
 }
 
 // CompleteUploadRequest defines model for CompleteUploadRequest.
@@ -388,11 +429,19 @@ type Image struct {
 	ContentType string    `json:"content_type"`
 	CreatedAt   time.Time `json:"created_at"`
 
+	// DominantColor the image's most common colour; null until done
+	DominantColor *string `json:"dominant_color"`
+
 	// Error null unless the image is failed; then why, with one of the codes undecodable_image, unsupported_type, too_many_pixels, too_complex, processing_failed, processing_crashed
 	Error    *ErrorDetail `json:"error"`
 	Filename string       `json:"filename"`
 	Height   int          `json:"height"`
 	Id       string       `json:"id"`
+
+	// Placeholder a BlurHash of the image (4x3 components, 3x4 for a portrait); null until done
+	//
+	// Example: LKO2?U%2Tw=w]~RBVZRi};RPxuwH
+	Placeholder *string `json:"placeholder"`
 
 	// Sha256 hex SHA-256 of the original (null for images stored before it was kept)
 	Sha256    *string     `json:"sha256"`
@@ -481,10 +530,12 @@ type SignedParts struct {
 
 // Stats defines model for Stats.
 type Stats struct {
+	Backfill BackfillStatus `json:"backfill"`
+
 	// Images image counts by status
 	Images map[string]int64 `json:"images"`
 
-	// Queues task counts by queue (images, webhooks)
+	// Queues task counts by queue (images, webhooks, backfill)
 	Queues map[string]QueueDepth `json:"queues"`
 }
 
@@ -595,17 +646,35 @@ type User struct {
 
 // Variant defines model for Variant.
 type Variant struct {
-	Bytes       int64  `json:"bytes"`
+	// Bytes of the base format (JPEG, or PNG for a source with alpha)
+	Bytes int64 `json:"bytes"`
+
+	// ContentType of the base format
 	ContentType string `json:"content_type"`
-	Height      int    `json:"height"`
+
+	// Formats every format of the variant, the base first
+	Formats []VariantFormat `json:"formats"`
+	Height  int             `json:"height"`
 
 	// Name Example: small
 	Name string `json:"name"`
 
-	// Url presigned GET URL, valid URL_EXPIRY (15 minutes by default)
+	// Url stable delivery URL: the same on every read, valid while the image exists (or DELIVERY_URL_LIFETIME); redirects to the format the request's Accept header prefers (AVIF, WebP, then the base). No credentials needed: usable in an <img>.
 	Url   string `json:"url"`
 	Width int    `json:"width"`
 }
+
+// VariantFormat defines model for VariantFormat.
+type VariantFormat struct {
+	Bytes       int64                    `json:"bytes"`
+	ContentType VariantFormatContentType `json:"content_type"`
+
+	// Url stable delivery URL of this format
+	Url string `json:"url"`
+}
+
+// VariantFormatContentType defines model for VariantFormat.ContentType.
+type VariantFormatContentType string
 
 // Cursor defines model for cursor.
 type Cursor = string
@@ -700,6 +769,11 @@ type StreamEventsParams struct {
 
 	// LastEventID resume after this event id
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
+// DeliverVariantParams defines parameters for DeliverVariant.
+type DeliverVariantParams struct {
+	Accept *string `json:"Accept,omitempty"`
 }
 
 // ListImagesParams defines parameters for ListImages.
@@ -978,6 +1052,13 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/account (the `GetAccount` operationId).
 	GetAccount(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// StartBackfill Re-make the variants of images made with another variant set (admin)
+	//
+	// After VARIANTS or VARIANT_FORMATS change, re-makes the variants of every done image whose variant set (its profile) is not the configured one, on the workers' backfill queue: behind new uploads, which keep their priority. Each image keeps serving its old variants until its new set is recorded. Starting it again while it runs, or after a stop, resumes it: what is left is what still has another profile (`outdated`, also in /v1/admin/stats).
+	//
+	// Corresponds with POST /v1/admin/backfill (the `StartBackfill` operationId).
+	StartBackfill(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// AdminListImages List every user's images (admin)
 	//
 	// Corresponds with GET /v1/admin/images (the `AdminListImages` operationId).
@@ -1086,6 +1167,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/events (the `StreamEvents` operationId).
 	StreamEvents(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeliverVariant A variant, by its stable delivery URL
+	//
+	// The url of a variant, or of one of its formats, in the image object: signed, needing no credentials (it goes in an <img>), the same on every read and valid while the image exists (or DELIVERY_URL_LIFETIME). It redirects to a presigned URL of the object (or to DELIVERY_BASE_URL followed by the object key). A variant's url chooses the format from Accept (AVIF, then WebP, then the JPEG or PNG base) and answers with Vary: Accept; a format's url always gives that format.
+	//
+	// Corresponds with GET /v1/i/{token} (the `DeliverVariant` operationId).
+	DeliverVariant(ctx context.Context, token string, params *DeliverVariantParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListImages List images
 	//
@@ -1494,6 +1582,23 @@ func (c *Client) GetAccount(ctx context.Context, reqEditors ...RequestEditorFn) 
 	return c.Client.Do(req)
 }
 
+// StartBackfill Re-make the variants of images made with another variant set (admin)
+//
+// After VARIANTS or VARIANT_FORMATS change, re-makes the variants of every done image whose variant set (its profile) is not the configured one, on the workers' backfill queue: behind new uploads, which keep their priority. Each image keeps serving its old variants until its new set is recorded. Starting it again while it runs, or after a stop, resumes it: what is left is what still has another profile (`outdated`, also in /v1/admin/stats).
+//
+// Corresponds with POST /v1/admin/backfill (the `StartBackfill` operationId).
+func (c *Client) StartBackfill(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStartBackfillRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // AdminListImages List every user's images (admin)
 //
 // Corresponds with GET /v1/admin/images (the `AdminListImages` operationId).
@@ -1703,6 +1808,23 @@ func (c *Client) Signup(ctx context.Context, body SignupJSONRequestBody, reqEdit
 // Corresponds with GET /v1/events (the `StreamEvents` operationId).
 func (c *Client) StreamEvents(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewStreamEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeliverVariant A variant, by its stable delivery URL
+//
+// The url of a variant, or of one of its formats, in the image object: signed, needing no credentials (it goes in an <img>), the same on every read and valid while the image exists (or DELIVERY_URL_LIFETIME). It redirects to a presigned URL of the object (or to DELIVERY_BASE_URL followed by the object key). A variant's url chooses the format from Accept (AVIF, then WebP, then the JPEG or PNG base) and answers with Vary: Accept; a format's url always gives that format.
+//
+// Corresponds with GET /v1/i/{token} (the `DeliverVariant` operationId).
+func (c *Client) DeliverVariant(ctx context.Context, token string, params *DeliverVariantParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeliverVariantRequest(c.Server, token, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2457,6 +2579,33 @@ func NewGetAccountRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewStartBackfillRequest constructs an http.Request for the StartBackfill method
+func NewStartBackfillRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/backfill")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewAdminListImagesRequest constructs an http.Request for the AdminListImages method
 func NewAdminListImagesRequest(server string, params *AdminListImagesParams) (*http.Request, error) {
 	var err error
@@ -2784,6 +2933,55 @@ func NewStreamEventsRequest(server string, params *StreamEventsParams) (*http.Re
 			}
 
 			req.Header.Set("Last-Event-ID", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewDeliverVariantRequest constructs an http.Request for the DeliverVariant method
+func NewDeliverVariantRequest(server string, token string, params *DeliverVariantParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "token", token, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/i/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.Accept != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Accept", *params.Accept, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Accept", headerParam0)
 		}
 
 	}
@@ -3988,6 +4186,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/account (the `GetAccount` operationId).
 	GetAccountWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetAccountResponse, error)
 
+	// StartBackfillWithResponse Re-make the variants of images made with another variant set (admin)
+	//
+	// After VARIANTS or VARIANT_FORMATS change, re-makes the variants of every done image whose variant set (its profile) is not the configured one, on the workers' backfill queue: behind new uploads, which keep their priority. Each image keeps serving its old variants until its new set is recorded. Starting it again while it runs, or after a stop, resumes it: what is left is what still has another profile (`outdated`, also in /v1/admin/stats).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/backfill (the `StartBackfill` operationId).
+	StartBackfillWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*StartBackfillResponse, error)
+
 	// AdminListImagesWithResponse List every user's images (admin)
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -4102,6 +4309,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/events (the `StreamEvents` operationId).
 	StreamEventsWithResponse(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*StreamEventsResponse, error)
+
+	// DeliverVariantWithResponse A variant, by its stable delivery URL
+	//
+	// The url of a variant, or of one of its formats, in the image object: signed, needing no credentials (it goes in an <img>), the same on every read and valid while the image exists (or DELIVERY_URL_LIFETIME). It redirects to a presigned URL of the object (or to DELIVERY_BASE_URL followed by the object key). A variant's url chooses the format from Accept (AVIF, then WebP, then the JPEG or PNG base) and answers with Vary: Accept; a format's url always gives that format.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/i/{token} (the `DeliverVariant` operationId).
+	DeliverVariantWithResponse(ctx context.Context, token string, params *DeliverVariantParams, reqEditors ...RequestEditorFn) (*DeliverVariantResponse, error)
 
 	// ListImagesWithResponse List images
 	//
@@ -4819,6 +5035,82 @@ func (r GetAccountResponse) ContentType() string {
 	return ""
 }
 
+// StartBackfillResponse401Headers the declared response headers of an HTTP 401 response for StartBackfill
+type StartBackfillResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// StartBackfillResponse503Headers the declared response headers of an HTTP 503 response for StartBackfill
+type StartBackfillResponse503Headers struct {
+	RetryAfter int
+}
+
+type StartBackfillResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *BackfillStatus
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *InvalidToken
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *StartBackfillResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *StartBackfillResponse503Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r StartBackfillResponse) GetJSON202() *BackfillStatus {
+	return r.JSON202
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r StartBackfillResponse) GetJSON401() *InvalidToken {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r StartBackfillResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r StartBackfillResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r StartBackfillResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StartBackfillResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StartBackfillResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StartBackfillResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // AdminListImagesResponse401Headers the declared response headers of an HTTP 401 response for AdminListImages
 type AdminListImagesResponse401Headers struct {
 	WWWAuthenticate *string
@@ -5415,6 +5707,77 @@ func (r StreamEventsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r StreamEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeliverVariantResponse302Headers the declared response headers of an HTTP 302 response for DeliverVariant
+type DeliverVariantResponse302Headers struct {
+	CacheControl *string
+	Location     *string
+	Vary         *string
+}
+
+// DeliverVariantResponse503Headers the declared response headers of an HTTP 503 response for DeliverVariant
+type DeliverVariantResponse503Headers struct {
+	RetryAfter int
+}
+
+type DeliverVariantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers302 the parsed response headers for an HTTP 302 response
+	Headers302 *DeliverVariantResponse302Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeliverVariantResponse503Headers
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeliverVariantResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeliverVariantResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeliverVariantResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeliverVariantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeliverVariantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeliverVariantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeliverVariantResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7799,6 +8162,21 @@ func (c *ClientWithResponses) GetAccountWithResponse(ctx context.Context, reqEdi
 	return ParseGetAccountResponse(rsp)
 }
 
+// StartBackfillWithResponse Re-make the variants of images made with another variant set (admin)
+//
+// After VARIANTS or VARIANT_FORMATS change, re-makes the variants of every done image whose variant set (its profile) is not the configured one, on the workers' backfill queue: behind new uploads, which keep their priority. Each image keeps serving its old variants until its new set is recorded. Starting it again while it runs, or after a stop, resumes it: what is left is what still has another profile (`outdated`, also in /v1/admin/stats).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/backfill (the `StartBackfill` operationId).
+func (c *ClientWithResponses) StartBackfillWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*StartBackfillResponse, error) {
+	rsp, err := c.StartBackfill(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStartBackfillResponse(rsp)
+}
+
 // AdminListImagesWithResponse List every user's images (admin)
 //
 // Returns a wrapper object for the known response body format(s).
@@ -7978,6 +8356,21 @@ func (c *ClientWithResponses) StreamEventsWithResponse(ctx context.Context, para
 		return nil, err
 	}
 	return ParseStreamEventsResponse(rsp)
+}
+
+// DeliverVariantWithResponse A variant, by its stable delivery URL
+//
+// The url of a variant, or of one of its formats, in the image object: signed, needing no credentials (it goes in an <img>), the same on every read and valid while the image exists (or DELIVERY_URL_LIFETIME). It redirects to a presigned URL of the object (or to DELIVERY_BASE_URL followed by the object key). A variant's url chooses the format from Accept (AVIF, then WebP, then the JPEG or PNG base) and answers with Vary: Accept; a format's url always gives that format.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/i/{token} (the `DeliverVariant` operationId).
+func (c *ClientWithResponses) DeliverVariantWithResponse(ctx context.Context, token string, params *DeliverVariantParams, reqEditors ...RequestEditorFn) (*DeliverVariantResponse, error) {
+	rsp, err := c.DeliverVariant(ctx, token, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeliverVariantResponse(rsp)
 }
 
 // ListImagesWithResponse List images
@@ -8752,6 +9145,76 @@ func ParseGetAccountResponse(rsp *http.Response) (*GetAccountResponse, error) {
 	return response, nil
 }
 
+// ParseStartBackfillResponse parses an HTTP response from a StartBackfillWithResponse call
+func ParseStartBackfillResponse(rsp *http.Response) (*StartBackfillResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StartBackfillResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest BackfillStatus
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers StartBackfillResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers StartBackfillResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseAdminListImagesResponse parses an HTTP response from a AdminListImagesWithResponse call
 func ParseAdminListImagesResponse(rsp *http.Response) (*AdminListImagesResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -9299,6 +9762,86 @@ func ParseStreamEventsResponse(rsp *http.Response) (*StreamEventsResponse, error
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers StreamEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeliverVariantResponse parses an HTTP response from a DeliverVariantWithResponse call
+func ParseDeliverVariantResponse(rsp *http.Response) (*DeliverVariantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeliverVariantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 302:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 302:
+		var headers DeliverVariantResponse302Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		if values := rsp.Header.Values("Vary"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Vary", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Vary = &value
+		}
+		response.Headers302 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeliverVariantResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

@@ -19,7 +19,7 @@ SERVICES_ENV := DATABASE_URL=$${DATABASE_URL:-mysql://root@127.0.0.1:3306/images
 	DELIVERY_SIGNING_KEYS=$${DELIVERY_SIGNING_KEYS:-$$(cat data/delivery_keys)} \
 	CORS_ALLOWED_ORIGINS=$${CORS_ALLOWED_ORIGINS:-http://localhost:8080,http://127.0.0.1:8080}
 
-.PHONY: help vips deps build install-cli run run-services test test-unit test-faults fuzz bench bench-hostile load latency soak lint lint-api generate migrate admin clean
+.PHONY: help vips deps build install-cli run run-services test test-unit test-faults cluster-test capacity fuzz bench bench-hostile load latency soak lint lint-api generate migrate admin clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -68,6 +68,14 @@ test-unit: vips ## the fast tier: every test that needs no MariaDB, Redis or S3 
 
 test-faults: deps ## the fault tests, three times in a row each, with a 30 s database outage
 	FAULT_DB_OUTAGE=30s $(GO) test -count=3 -timeout 60m -run 'Fault|Killed|Stopped' ./cmd/worker/ ./internal/httpapi/
+
+cluster-test: ## (root) ten hosts in network namespaces under upload load: a worker host cut off, the Redis master killed (Sentinel), an API stopped; about 5 minutes (docs/scale-out.md)
+	@bash scripts/deps.sh cluster
+	CLUSTER_TEST=1 $(GO) test -count=1 -v -timeout 15m -run '^TestCluster$$' ./internal/cluster/
+
+capacity: ## (root) images per second with 1, 2 and 3 worker hosts at equal CPU shares, CPU per image of every process, Redis, MariaDB and S3 requests per image (CAPACITY_IMAGES, CAPACITY_WORKER_CPU)
+	@bash scripts/deps.sh cluster
+	CLUSTER_TEST=1 CLUSTER_CAPACITY=1 $(GO) test -count=1 -v -timeout 40m -run '^TestCapacity$$' ./internal/cluster/
 
 fuzz: ## fuzz the upload header checks for 5 minutes (FUZZTIME=…)
 	$(GO) test -run '^$$' -fuzz FuzzInspect -fuzztime $${FUZZTIME:-5m} ./internal/sniff/

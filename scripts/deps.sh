@@ -3,7 +3,8 @@
 # for bimg), versitygw (an S3-protocol server, posix backend), and checks
 # that MariaDB and Redis answer, starting them if they do not; Node and npm
 # for the OpenAPI linter and tus-js-client for the tus tests. With the argument "vips" it installs libvips only
-# (all that `make run` needs), with "node" libvips and Node only.
+# (all that `make run` needs), with "node" libvips and Node only, with
+# "cluster" libvips and what make cluster-test and make capacity run.
 # Idempotent: what is there and running is left alone.
 set -euo pipefail
 
@@ -32,6 +33,28 @@ if ! pkg-config --exists vips libjpeg lcms2 2>/dev/null || ! command -v vips >/d
 fi
 
 [ "${1:-}" = vips ] && exit 0
+
+# make cluster-test and make capacity: iproute2 (network namespaces), a
+# MariaDB server, Redis with Sentinel, perf (the worker's CPU profile), and
+# versitygw; each runs in the test's own namespaces, not as a service here.
+if [ "${1:-}" = cluster ]; then
+	need=()
+	command -v ip >/dev/null || need+=(iproute2)
+	{ command -v mariadbd >/dev/null && command -v mariadb-install-db >/dev/null; } || need+=(mariadb-server mariadb-client)
+	command -v redis-server >/dev/null || need+=(redis-server)
+	command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
+	command -v perf >/dev/null || need+=(linux-perf)
+	if [ ${#need[@]} -gt 0 ]; then
+		log "installing ${need[*]}"
+		{ as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; } ||
+			{ log "could not install them; run: sudo apt-get install -y ${need[*]}"; exit 1; }
+	fi
+	if [ ! -x "$GOBIN/versitygw" ]; then
+		log "installing versitygw $VGW_VERSION"
+		go install "github.com/versity/versitygw/cmd/versitygw@$VGW_VERSION"
+	fi
+	exit 0
+fi
 
 # Node and npm run the OpenAPI linter (npx @redocly/cli, make lint-api).
 if ! command -v npx >/dev/null; then

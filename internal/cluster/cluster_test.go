@@ -1,0 +1,242 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	// Ctrl-C or a CI timeout's SIGTERM: remove what the test made before
+	// going (t.Cleanup does not run when the process is interrupted).
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		teardown.run()
+		os.Stderr.WriteString("cluster: interrupted by " + s.String() + "; everything the test made is removed\n")
+		os.Exit(1)
+	}()
+	code := m.Run()
+	teardown.run()
+	os.Exit(code)
+}
+
+// figures are what the scenarios measured, for docs/scale-out.md.
+type figures struct {
+	Sentinel          bool    `json:"sentinel"`
+	PromoteSeconds    float64 `json:"promote_seconds,omitempty"`
+	FailoverOutageSec float64 `json:"failover_outage_seconds,omitempty"`
+	FailoverRefused   int     `json:"failover_refused,omitempty"`
+	FailoverUploads   int     `json:"failover_uploads,omitempty"`
+	FailoverLost      int     `json:"failover_lost"`
+	CutRecoverSeconds float64 `json:"worker_cut_recover_seconds,omitempty"`
+	CutRetaken        int     `json:"worker_cut_retaken,omitempty"`
+	CutUploads        int     `json:"worker_cut_uploads,omitempty"`
+	CutLost           int     `json:"worker_cut_lost"`
+	APIStopUploads    int     `json:"api_stop_uploads,omitempty"`
+	APIStopRefused    int     `json:"api_stop_refused,omitempty"`
+	APIStopConnErrors int     `json:"api_stop_connection_errors,omitempty"`
+	APIStopLost       int     `json:"api_stop_lost"`
+}
+
+// TestCluster runs the service on ten hosts and takes pieces away under
+// load: a worker host's network, the Redis master (with Sentinel), an API.
+func TestCluster(t *testing.T) {
+	c := newCluster(t)
+	c.startAPI("api1")
+	c.startAPI("api2")
+	for _, w := range []string{"worker1", "worker2", "worker3"} {
+		c.startWorker(w, "WORKER_CONCURRENCY=1")
+	}
+	cl := newClient(t, c.apiURLs(), 4)
+	small := photoJPEG(t, 2)
+	fig := figures{Sentinel: c.sentinel}
+	t.Logf("cluster up: %d hosts on %s.0/24, Redis through %s", len(c.hosts), subnet,
+		map[bool]string{true: "Sentinel", false: "REDIS_URL (the binaries have no Sentinel support)"}[c.sentinel])
+
+	t.Run("Baseline", func(t *testing.T) {
+		l := cl.steady(t.Context(), small, 2, 0, 8)
+		l.wg.Wait()
+		outs := l.finish()
+		final := cl.waitFinished(t.Context(), outs, 60*time.Second)
+		noServerErrors(t, outs)
+		c.verify(t, cl, outs, final)
+		byAPI := map[string]int{}
+		for _, o := range outs {
+			byAPI[o.api]++
+		}
+		if len(byAPI) != 2 {
+			t.Errorf("uploads accepted by %v, want both APIs", byAPI)
+		}
+		t.Logf("baseline: %s", summarize(outs))
+	})
+
+	t.Run("WorkerCut", func(t *testing.T) {
+		w3 := c.hosts["worker3"]
+		metrics := "http://" + c.addr("worker3", workerPort) + "/metrics"
+		l := cl.steady(t.Context(), photoJPEG(t, 4), 2, 300*time.Millisecond, 60)
+		// Cut it while it holds a task.
+		busy := waitFor(t.Context(), 60*time.Second, func() bool { return metric(metrics, "imagesvc_images_in_flight") >= 1 })
+		if !busy {
+			l.finish()
+			t.Fatal("worker3 never took a task")
+		}
+		w3.cut(t)
+		cutAt := time.Now()
+		t.Logf("worker3 cut off mid-task at %s", cutAt.Format("15:04:05.000"))
+		sleep(t.Context(), 10*time.Second)
+		outs := l.finish()
+		// Every image, the one worker3 held included, finishes while it is
+		// still cut off: the others took its task over (asynq's lease on
+		// it expires 30 s after the cut; its recoverer runs every minute).
+		final := cl.waitFinished(t.Context(), outs, 150*time.Second)
+		fig.CutRecoverSeconds = time.Since(cutAt).Seconds()
+		fig.CutLost = lost(outs, final)
+		w3.restore(t)
+		// Let worker3 find out: it finishes or abandons what it held (its
+		// completion is fenced off) and then holds nothing.
+		back := waitFor(t.Context(), 60*time.Second, func() bool { return metric(metrics, "imagesvc_images_in_flight") == 0 })
+		if !back {
+			t.Errorf("worker3 still busy (or unreachable) 60 s after its link came back")
+		}
+		sleep(t.Context(), 2*time.Second)
+		noServerErrors(t, outs)
+		fig.CutRetaken = c.verify(t, cl, outs, final)
+		fig.CutUploads = len(outs)
+		if fig.CutRetaken == 0 {
+			t.Errorf("no image was processed a second time: worker3's task was not taken over")
+		}
+		if c.workers["worker3"].exited() {
+			t.Errorf("worker3 ended: %v\n%s", c.workers["worker3"].err, c.workers["worker3"].tail())
+		}
+		t.Logf("worker cut: %s; every image done %.0f s after the cut, %d taken over from worker3, %d lost",
+			summarize(outs), fig.CutRecoverSeconds, fig.CutRetaken, fig.CutLost)
+	})
+
+	t.Run("RedisMasterKilled", func(t *testing.T) {
+		if !c.sentinel {
+			t.Skip("the binaries read no REDIS_SENTINEL_ADDRS: a killed master cannot be replaced")
+		}
+		sc := c.sentinelClient("redis3")
+		l := cl.steady(t.Context(), small, 3, 100*time.Millisecond, 400)
+		sleep(t.Context(), 3*time.Second)
+		killedAt := time.Now()
+		c.redis["redis1"].stop(syscall.SIGKILL, 0)
+		promoted := waitFor(t.Context(), 60*time.Second, func() bool {
+			addr, err := sc.GetMasterAddrByName(t.Context(), masterName).Result()
+			return err == nil && addr[0] == c.hosts["redis2"].addr
+		})
+		if !promoted {
+			l.finish()
+			t.Fatal("the Sentinels did not promote the replica on redis2 within 60 s")
+		}
+		fig.PromoteSeconds = time.Since(killedAt).Seconds()
+		sleep(t.Context(), 10*time.Second)
+		outs := l.finish()
+		final := cl.waitFinished(t.Context(), outs, 120*time.Second)
+		noServerErrors(t, outs)
+		c.verify(t, cl, outs, final)
+		s := summarize(outs)
+		fig.FailoverUploads, fig.FailoverRefused, fig.FailoverLost = s.uploads, s.refused, lost(outs, final)
+		fig.FailoverOutageSec = acceptGap(outs, killedAt).Seconds()
+		if s.accepted == 0 {
+			t.Errorf("nothing accepted: %s", s)
+		}
+		t.Logf("Redis master killed: promoted in %.1f s, no upload accepted for %.1f s; %s; %d lost",
+			fig.PromoteSeconds, fig.FailoverOutageSec, s, fig.FailoverLost)
+	})
+
+	t.Run("APIStopped", func(t *testing.T) {
+		l := cl.steady(t.Context(), small, 2, 200*time.Millisecond, 200)
+		sleep(t.Context(), 3*time.Second)
+		stoppedAt := time.Now()
+		c.apis["api2"].stop(syscall.SIGTERM, 30*time.Second)
+		sleep(t.Context(), 8*time.Second)
+		outs := l.finish()
+		final := cl.waitFinished(t.Context(), outs, 60*time.Second)
+		noServerErrors(t, outs)
+		c.verify(t, cl, outs, final)
+		after := 0
+		for _, o := range outs {
+			if o.accepted() && o.start.After(stoppedAt) {
+				after++
+				if !strings.HasPrefix(o.api, "http://"+c.hosts["api1"].addr) {
+					t.Errorf("upload accepted by %s after api2 stopped", o.api)
+				}
+			}
+		}
+		if after == 0 {
+			t.Errorf("no upload accepted after api2 stopped")
+		}
+		s := summarize(outs)
+		fig.APIStopUploads, fig.APIStopRefused, fig.APIStopConnErrors, fig.APIStopLost = s.uploads, s.refused, s.connErrors, lost(outs, final)
+		if s.accepted != s.uploads {
+			t.Errorf("every upload should end accepted (the client retries against api1): %s", s)
+		}
+		t.Logf("API stopped: %s; %d accepted by api1 after the stop", s, after)
+	})
+
+	b, _ := json.MarshalIndent(fig, "", "  ")
+	t.Logf("figures:\n%s", b)
+	if path := os.Getenv("CLUSTER_RESULTS"); path != "" {
+		os.WriteFile(path, b, 0o644)
+	}
+}
+
+// acceptGap is the longest time without an accepted upload answered,
+// around at: how long clients could not upload at all.
+func acceptGap(outs []outcome, at time.Time) time.Duration {
+	var before, after time.Time
+	for _, o := range outs {
+		if !o.accepted() {
+			continue
+		}
+		if o.end.Before(at) && o.end.After(before) {
+			before = o.end
+		}
+		if !o.end.Before(at) && (after.IsZero() || o.end.Before(after)) {
+			after = o.end
+		}
+	}
+	if before.IsZero() || after.IsZero() {
+		return 0
+	}
+	return after.Sub(before)
+}
+
+// metric reads one unlabelled sample from a Prometheus text endpoint; -1
+// when it cannot be read.
+func metric(url, name string) float64 {
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}
+	resp, err := hc.Get(url)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return sample(b, name)
+}
+
+// sample finds "name value" (or a labelled "name{…} value" when name has
+// its labels) in a Prometheus text body.
+func sample(body []byte, name string) float64 {
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v
+		}
+	}
+	return -1
+}

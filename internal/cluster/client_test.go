@@ -5,11 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	stdimage "image"
-	"image/jpeg"
 	"io"
 	"math"
-	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
 	"strconv"
@@ -17,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/imagesvc/imagesvc/internal/testenv"
 )
 
 // client uploads through every API it knows, like a client behind a load
@@ -265,22 +264,13 @@ func (c *client) get(ctx context.Context, id string) (image, bool) {
 	return image{}, false
 }
 
-// photoJPEG is a w x h JPEG with photo-like entropy (each pixel half its
-// left neighbour plus noise), about as costly to decode as a photograph.
+// photoJPEG is a 4:3 JPEG of the given size made like make bench's
+// generated photograph (testenv.PhotoJPEG: texture, edges, noise), so that
+// the CPU per image compares with the bench's table.
 func photoJPEG(tb testing.TB, megapixels float64) []byte {
 	tb.Helper()
-	w := int(math.Sqrt(megapixels * 1e6 * 4 / 3)) // 4:3
-	h := w * 3 / 4
-	img := stdimage.NewRGBA(stdimage.Rect(0, 0, w, h))
-	r := rand.New(rand.NewPCG(7, 7))
-	for i := range img.Pix {
-		img.Pix[i] = byte(int(img.Pix[max(i-4, 0)])/2 + r.IntN(128))
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90}); err != nil {
-		tb.Fatal(err)
-	}
-	return buf.Bytes()
+	w := int(math.Sqrt(megapixels * 1e6 * 4 / 3))
+	return testenv.PhotoJPEG(w, w*3/4)
 }
 
 // summary counts outcomes for the test log and the failure messages.

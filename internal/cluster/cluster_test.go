@@ -43,6 +43,7 @@ type figures struct {
 	CutRetaken        int     `json:"worker_cut_retaken,omitempty"`
 	CutUploads        int     `json:"worker_cut_uploads,omitempty"`
 	CutLost           int     `json:"worker_cut_lost"`
+	CutLateS3         int     `json:"worker_cut_late_s3_requests"`
 	APIStopUploads    int     `json:"api_stop_uploads,omitempty"`
 	APIStopRefused    int     `json:"api_stop_refused,omitempty"`
 	APIStopConnErrors int     `json:"api_stop_connection_errors,omitempty"`
@@ -85,8 +86,14 @@ func TestCluster(t *testing.T) {
 		w3 := c.hosts["worker3"]
 		metrics := "http://" + c.addr("worker3", workerPort) + "/metrics"
 		l := cl.steady(t.Context(), photoJPEG(t, 4), 2, 300*time.Millisecond, 60)
-		// Cut it while it holds a task.
-		busy := waitFor(t.Context(), 60*time.Second, func() bool { return metric(metrics, "imagesvc_images_in_flight") >= 1 })
+		// Cut it while it renders (one task at a time: it has fetched one
+		// original more than it has rendered), so that it has variants to
+		// store when its link comes back.
+		busy := waitFor(t.Context(), 60*time.Second, func() bool {
+			b := scrape(metrics)
+			return sample(b, "imagesvc_images_in_flight") >= 1 &&
+				sample(b, `imagesvc_processing_stage_seconds_count{stage="fetch"}`) > sample(b, `imagesvc_processing_stage_seconds_count{stage="decode_resize"}`)
+		})
 		if !busy {
 			l.finish()
 			t.Fatal("worker3 never took a task")
@@ -102,6 +109,7 @@ func TestCluster(t *testing.T) {
 		final := cl.waitFinished(t.Context(), outs, 150*time.Second)
 		fig.CutRecoverSeconds = time.Since(cutAt).Seconds()
 		fig.CutLost = lost(outs, final)
+		before := countS3From(c.s3AccessLog(), w3.addr)
 		w3.restore(t)
 		// Let worker3 find out: it finishes or abandons what it held (its
 		// completion is fenced off) and then holds nothing.
@@ -110,6 +118,12 @@ func TestCluster(t *testing.T) {
 			t.Errorf("worker3 still busy (or unreachable) 60 s after its link came back")
 		}
 		sleep(t.Context(), 2*time.Second)
+		// Whether worker3 wrote anything late (after the others finished
+		// its image): the check below holds either way, but it is only
+		// put to the test when it did.
+		late := delta(before, countS3From(c.s3AccessLog(), w3.addr))
+		fig.CutLateS3 = int(sum(late, func(string) bool { return true }))
+		t.Logf("worker3's S3 requests after its link came back: %d (%s)", fig.CutLateS3, top(late, 1, 8))
 		noServerErrors(t, outs)
 		fig.CutRetaken = c.verify(t, cl, outs, final)
 		fig.CutUploads = len(outs)
@@ -214,17 +228,22 @@ func acceptGap(outs []outcome, at time.Time) time.Duration {
 	return after.Sub(before)
 }
 
-// metric reads one unlabelled sample from a Prometheus text endpoint; -1
-// when it cannot be read.
-func metric(url, name string) float64 {
-	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}
+// metric reads one sample from a Prometheus text endpoint; -1 when it
+// cannot be read.
+func metric(url, name string) float64 { return sample(scrape(url), name) }
+
+// scrape reads a Prometheus text endpoint; nil when it does not answer.
+func scrape(url string) []byte {
+	// Uncompressed: gzip would cost the scraped worker CPU that the
+	// capacity profile would then charge to it.
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil, DisableCompression: true}}
 	resp, err := hc.Get(url)
 	if err != nil {
-		return -1
+		return nil
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return sample(b, name)
+	return b
 }
 
 // sample finds "name value" (or a labelled "name{…} value" when name has

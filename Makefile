@@ -66,8 +66,9 @@ test: deps ## install and start what the tests need, lint the OpenAPI document, 
 test-unit: vips ## the fast tier: every test that needs no MariaDB, Redis or S3 (domain logic on fakes, header checks, imaging), in about a minute
 	$(GO) test -short -count=1 ./...
 
-test-faults: deps ## the fault tests, three times in a row each, with a 30 s database outage
+test-faults: deps ## the fault tests, three times in a row each, with a 30 s database outage; then, as root, make cluster-test
 	FAULT_DB_OUTAGE=30s $(GO) test -count=3 -timeout 60m -run 'Fault|Killed|Stopped' ./cmd/worker/ ./internal/httpapi/
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory cluster-test; else echo "cluster-test skipped: it needs root (network namespaces)"; fi
 
 cluster-test: ## (root) ten hosts in network namespaces under upload load: a worker host cut off, the Redis master killed (Sentinel), an API stopped; about 5 minutes (docs/scale-out.md)
 	@bash scripts/deps.sh cluster

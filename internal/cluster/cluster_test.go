@@ -133,7 +133,7 @@ func TestCluster(t *testing.T) {
 		if c.workers["worker3"].exited() {
 			t.Errorf("worker3 ended: %v\n%s", c.workers["worker3"].err, c.workers["worker3"].tail())
 		}
-		t.Logf("worker cut: %s; every image done %.0f s after the cut, %d taken over from worker3, %d lost",
+		t.Logf("worker cut: %s; every image finished (or the wait ended) %.0f s after the cut, %d taken over from worker3, %d lost",
 			summarize(outs), fig.CutRecoverSeconds, fig.CutRetaken, fig.CutLost)
 	})
 

@@ -159,7 +159,7 @@ func TestCapacity(t *testing.T) {
 		t.Skip("the capacity measurement runs with CLUSTER_CAPACITY=1 (make capacity)")
 	}
 	cores := envFloat("CAPACITY_WORKER_CPU", 0.5)
-	images := int(envFloat("CAPACITY_IMAGES", 24))
+	images := int(envFloat("CAPACITY_IMAGES", 48))
 	mp := envFloat("CAPACITY_MP", 12)
 	c := newCluster(t)
 	groups := map[string]*cpuGroup{}

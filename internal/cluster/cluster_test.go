@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -207,25 +208,32 @@ func TestCluster(t *testing.T) {
 	}
 }
 
-// acceptGap is the longest time without an accepted upload answered,
-// around at: how long clients could not upload at all.
+// acceptGap is the longest time between two accepted uploads' answers
+// from at on (the last one answered before at included): how long no
+// client could upload at all.
 func acceptGap(outs []outcome, at time.Time) time.Duration {
-	var before, after time.Time
+	var ends []time.Time
+	var before time.Time
 	for _, o := range outs {
-		if !o.accepted() {
-			continue
-		}
-		if o.end.Before(at) && o.end.After(before) {
-			before = o.end
-		}
-		if !o.end.Before(at) && (after.IsZero() || o.end.Before(after)) {
-			after = o.end
+		switch {
+		case !o.accepted():
+		case o.end.Before(at):
+			if o.end.After(before) {
+				before = o.end
+			}
+		default:
+			ends = append(ends, o.end)
 		}
 	}
-	if before.IsZero() || after.IsZero() {
-		return 0
+	if !before.IsZero() {
+		ends = append(ends, before)
 	}
-	return after.Sub(before)
+	slices.SortFunc(ends, func(a, b time.Time) int { return a.Compare(b) })
+	var gap time.Duration
+	for i := 1; i < len(ends); i++ {
+		gap = max(gap, ends[i].Sub(ends[i-1]))
+	}
+	return gap
 }
 
 // metric reads one sample from a Prometheus text endpoint; -1 when it

@@ -81,6 +81,20 @@ func TestCluster(t *testing.T) {
 			t.Errorf("uploads accepted by %v, want both APIs", byAPI)
 		}
 		t.Logf("baseline: %s", summarize(outs))
+		// Every server listens on its host's address only: a namespace's
+		// loopback has no listener, so a process that reached for
+		// 127.0.0.1 would fail here rather than find a neighbour.
+		for _, h := range c.hosts {
+			for _, line := range strings.Split(strings.TrimSpace(run(t, "ip", "netns", "exec", h.ns, "ss", "-Htln")), "\n") {
+				f := strings.Fields(line)
+				if len(f) < 4 {
+					continue
+				}
+				if host, _, _ := strings.Cut(f[3], ":"); host != h.addr {
+					t.Errorf("%s: a listener on %s, want only %s", h, f[3], h.addr)
+				}
+			}
+		}
 	})
 
 	t.Run("WorkerCut", func(t *testing.T) {

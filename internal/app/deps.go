@@ -24,6 +24,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/logctx"
 	"github.com/imagesvc/imagesvc/internal/quickstart"
+	"github.com/imagesvc/imagesvc/internal/redisconn"
 	"github.com/imagesvc/imagesvc/internal/s3store"
 )
 
@@ -62,7 +63,7 @@ func Open(ctx context.Context, cfg *config.Config, migrate bool, log *slog.Logge
 	}
 	log.InfoContext(ctx, "dependencies",
 		"database", describe(cfg.Embedded.Database, "embedded SQLite "+cfg.DB.URL, "MySQL"),
-		"redis", describe(cfg.Embedded.Redis, "embedded Redis-protocol server (in memory) "+cfg.RedisURL, "Redis"),
+		"redis", describe(cfg.Embedded.Redis, "embedded Redis-protocol server (in memory) "+cfg.Redis.URL, redisKind(cfg.Redis)),
 		"s3", describe(cfg.Embedded.S3, "embedded S3-protocol server "+cfg.S3.Endpoint+" storing under "+filepath.Join(cfg.DataDir, "s3"), "S3 "+cfg.S3.Endpoint))
 	if migrate {
 		if err := gormstore.Migrate(ctx, cfg.DB.URL); err != nil {
@@ -75,11 +76,10 @@ func Open(ctx context.Context, cfg *config.Config, migrate bool, log *slog.Logge
 	}
 	d.Store = gormstore.NewStore(db)
 	d.closers = append(d.closers, func() { d.Store.Close() })
-	opts, err := redis.ParseURL(cfg.RedisURL)
+	d.Redis, err = cfg.Redis.NewClient()
 	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
+		return nil, err
 	}
-	d.Redis = redis.NewClient(opts)
 	d.closers = append(d.closers, func() { d.Redis.Close() })
 	if err := d.Redis.Ping(ctx).Err(); err != nil {
 		return nil, fmt.Errorf("ping redis: %w", err)
@@ -97,6 +97,14 @@ func Open(ctx context.Context, cfg *config.Config, migrate bool, log *slog.Logge
 		return nil, err
 	}
 	return d, nil
+}
+
+// redisKind names the Redis a process uses, for the start-up log.
+func redisKind(c redisconn.Config) string {
+	if c.Sentinel() {
+		return "Redis master " + c.SentinelMaster + " named by Sentinel"
+	}
+	return "Redis"
 }
 
 func describe(embedded bool, yes, no string) string {
@@ -129,7 +137,7 @@ func (d *Deps) startEmbedded(cfg *config.Config, log *slog.Logger) error {
 			return err
 		}
 		d.closers = append(d.closers, r.Close)
-		cfg.RedisURL = r.URL()
+		cfg.Redis.URL = r.URL()
 	}
 	if cfg.Embedded.S3 {
 		addr := cfg.EmbeddedS3Addr
@@ -158,7 +166,8 @@ func (d *Deps) startEmbedded(cfg *config.Config, log *slog.Logger) error {
 }
 
 // checkEvictionPolicy refuses a Redis that evicts keys: it would silently
-// drop queued tasks.
+// drop queued tasks. With Sentinel, rdb is a failover client and the
+// command runs on the master the Sentinels name.
 func checkEvictionPolicy(ctx context.Context, rdb *redis.Client) error {
 	res, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
 	if err != nil {

@@ -10,7 +10,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -85,7 +84,7 @@ func Open(ctx context.Context, cfg *config.Config, migrate bool, log *slog.Logge
 		return nil, fmt.Errorf("ping redis: %w", err)
 	}
 	if !cfg.Embedded.Redis {
-		if err := checkEvictionPolicy(ctx, d.Redis); err != nil {
+		if err := redisconn.CheckEvictionPolicy(ctx, d.Redis); err != nil {
 			return nil, err
 		}
 	}
@@ -161,21 +160,6 @@ func (d *Deps) startEmbedded(cfg *config.Config, log *slog.Logger) error {
 		if cfg.S3.AccessKeyID == "" {
 			cfg.S3.AccessKeyID, cfg.S3.SecretAccessKey = "quickstart", "quickstart"
 		}
-	}
-	return nil
-}
-
-// checkEvictionPolicy refuses a Redis that evicts keys: it would silently
-// drop queued tasks. With Sentinel, rdb is a failover client and the
-// command runs on the master the Sentinels name.
-func checkEvictionPolicy(ctx context.Context, rdb *redis.Client) error {
-	res, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
-	if err != nil {
-		return nil // CONFIG may be disabled on managed Redis; nothing to check then
-	}
-	policy := res["maxmemory-policy"]
-	if policy != "" && policy != "noeviction" {
-		return errors.New("redis maxmemory-policy is " + policy + ": it would evict queued tasks; set it to noeviction")
 	}
 	return nil
 }

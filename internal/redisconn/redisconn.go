@@ -7,6 +7,7 @@
 package redisconn
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -148,4 +149,19 @@ func (c Config) AsynqOpt() (asynq.RedisConnOpt, error) {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	return opt, nil
+}
+
+// CheckEvictionPolicy refuses a Redis that evicts keys: it would silently
+// drop queued tasks. With Sentinel, rdb is a failover client and the
+// command runs on the master the Sentinels name.
+func CheckEvictionPolicy(ctx context.Context, rdb redis.UniversalClient) error {
+	res, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		return nil // CONFIG may be disabled on managed Redis; nothing to check then
+	}
+	policy := res["maxmemory-policy"]
+	if policy != "" && policy != "noeviction" {
+		return errors.New("redis maxmemory-policy is " + policy + ": it would evict queued tasks; set it to noeviction")
+	}
+	return nil
 }

@@ -194,7 +194,9 @@ func (h *Hub) run(ps *redis.PubSub) {
 				h.log.Info("event stream connection to Redis back")
 				break
 			}
-			backoff = min(2*backoff, 5*time.Second)
+			// At most a second between tries: a failover is over in a few
+			// seconds, and every client of this process waits for it.
+			backoff = min(2*backoff, time.Second)
 		}
 	}
 }

@@ -57,10 +57,14 @@ func TestSentinelFailover(t *testing.T) {
 	// The replica evicts: after the failover the eviction-policy check
 	// must see it, which shows that it asks the master Sentinel names.
 	master := startProcess(t, dir, "master", "redis-server", "--port", fmt.Sprint(masterPort), "--bind", "127.0.0.1",
-		"--dir", dir, "--save", "", "--appendonly", "no", "--requirepass", masterPW, "--masterauth", masterPW, "--maxmemory-policy", "noeviction")
+		"--dir", dir, "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0", "--requirepass", masterPW, "--masterauth", masterPW, "--maxmemory-policy", "noeviction")
 	startProcess(t, dir, "replica", "redis-server", "--port", fmt.Sprint(replicaPort), "--bind", "127.0.0.1",
-		"--dir", dir, "--save", "", "--appendonly", "no", "--requirepass", masterPW, "--masterauth", masterPW,
+		"--dir", dir, "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0", "--requirepass", masterPW, "--masterauth", masterPW,
 		"--replicaof", "127.0.0.1", fmt.Sprint(masterPort), "--maxmemory-policy", "allkeys-lru")
+	// The Sentinels learn of the replica from the master's INFO, which they
+	// read every 10 s: start them once the replica is attached, so that
+	// their first read shows it.
+	waitForReplica(t)
 	var addrs []string
 	for _, port := range sentinelPorts {
 		conf := filepath.Join(dir, fmt.Sprintf("sentinel-%d.conf", port))
@@ -81,7 +85,9 @@ sentinel failover-timeout %s 10000
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
 	}
 	cfg := redisconn.Config{SentinelAddrs: addrs, SentinelMaster: masterName, SentinelPassword: sentinelPW, Password: masterPW}
+	began := time.Now()
 	waitForSentinels(t, cfg)
+	t.Logf("the Sentinels knew the replica and each other after %.1f s", time.Since(began).Seconds())
 
 	ctx := context.Background()
 	rdb, err := cfg.NewClient()
@@ -286,6 +292,22 @@ func role(ctx context.Context, rdb redis.UniversalClient) string {
 		}
 	}
 	return ""
+}
+
+// waitForReplica waits until the replica has synchronised with the master.
+func waitForReplica(t *testing.T) {
+	t.Helper()
+	r := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", replicaPort), Password: masterPW})
+	defer r.Close()
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		info, err := r.Info(context.Background(), "replication").Result()
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			return
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the replica has not synchronised with the master after 10 s: %v\n%s", err, info)
+		}
+	}
 }
 
 // waitForSentinels waits until every Sentinel knows the replica and the

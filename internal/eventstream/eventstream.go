@@ -136,6 +136,7 @@ func (s *Stream) StartHub(ctx context.Context, log *slog.Logger) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
+	h.attach(ps) // before any Subscribe: none is ended by it
 	go h.run(ps)
 	s.hub = h
 	return h, nil
@@ -168,36 +169,42 @@ func (h *Hub) connect(ctx context.Context) (*redis.PubSub, error) {
 // until Close.
 func (h *Hub) run(ps *redis.PubSub) {
 	defer close(h.done)
-	backoff := 100 * time.Millisecond
 	for {
-		// Subscriptions made while there was no connection may have
-		// missed events: they end, and the clients come back.
-		if !h.attach(ps) {
-			ps.Close()
-			return
-		}
 		err := h.receive(ps)
 		ps.Close()
 		if !h.detach() {
 			return
 		}
 		h.log.Warn("event stream connection to Redis lost: open subscriptions ended", "err", err)
-		for {
-			select {
-			case <-h.stop:
-				return
-			case <-time.After(backoff):
-			}
-			var cerr error
-			if ps, cerr = h.connect(context.Background()); cerr == nil {
-				backoff = 100 * time.Millisecond
-				h.log.Info("event stream connection to Redis back")
-				break
-			}
-			// At most a second between tries: a failover is over in a few
-			// seconds, and every client of this process waits for it.
-			backoff = min(2*backoff, time.Second)
+		if ps = h.reconnect(); ps == nil {
+			return
 		}
+		// Subscriptions made while there was no connection may have
+		// missed events: they end, and the clients come back.
+		if !h.attach(ps) {
+			ps.Close()
+			return
+		}
+		h.log.Info("event stream connection to Redis back")
+	}
+}
+
+// reconnect tries to connect again until it succeeds or the hub is
+// closed (nil).
+func (h *Hub) reconnect() *redis.PubSub {
+	backoff := 100 * time.Millisecond
+	for {
+		select {
+		case <-h.stop:
+			return nil
+		case <-time.After(backoff):
+		}
+		if ps, err := h.connect(context.Background()); err == nil {
+			return ps
+		}
+		// At most a second between tries: a failover is over in a few
+		// seconds, and every client of this process waits for it.
+		backoff = min(2*backoff, time.Second)
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,5 +118,122 @@ func killPubSub(t *testing.T, rdb *redis.Client, name string) {
 	}
 	if killed != 1 {
 		t.Fatalf("killed %d subscribed connections named %s, want 1:\n%s", killed, name, list)
+	}
+}
+
+// TestHubConnectionSilent: a connection that stops carrying anything
+// without being closed (a peer gone without a reset, a dropped link) is
+// found by the heartbeat, and the subscriptions end as when it is lost.
+func TestHubConnectionSilent(t *testing.T) {
+	testenv.MustRedis(t, redisDB)
+	opts, err := redis.ParseURL(testenv.RedisURL(redisDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startFreezableProxy(t, opts.Addr)
+	opts.Addr = proxy.addr
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	cfg := eventstream.NewDefaultConfig()
+	cfg.Heartbeat = 200 * time.Millisecond
+	s := eventstream.New(rdb, cfg)
+	hub, err := s.StartHub(context.Background(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hub.Close() })
+	events, stop, err := s.Subscribe(context.Background(), "u1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	// Quiet for several heartbeats: pings answered keep it open.
+	select {
+	case _, ok := <-events:
+		t.Fatalf("the subscription ended (%v) on a quiet, healthy connection", ok)
+	case <-time.After(5 * cfg.Heartbeat):
+	}
+	proxy.freeze()
+	deadline := time.After(10 * cfg.Heartbeat)
+	for open := true; open; {
+		select {
+		case _, open = <-events:
+		case <-deadline:
+			t.Fatalf("the subscription is still open %v after its connection went silent", 10*cfg.Heartbeat)
+		}
+	}
+}
+
+// freezableProxy forwards TCP connections to a server until frozen; then
+// it forwards nothing more, and closes nothing, until the test ends.
+type freezableProxy struct {
+	addr   string
+	mu     sync.Mutex
+	frozen bool
+	done   chan struct{}
+}
+
+func startFreezableProxy(t *testing.T, upstream string) *freezableProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezableProxy{addr: ln.Addr().String(), done: make(chan struct{})}
+	var conns []net.Conn
+	var mu sync.Mutex
+	t.Cleanup(func() {
+		close(p.done)
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			down, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", upstream)
+			if err != nil {
+				down.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, down, up)
+			mu.Unlock()
+			go p.pipe(down, up)
+			go p.pipe(up, down)
+		}
+	}()
+	return p
+}
+
+func (p *freezableProxy) freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.frozen = true
+}
+
+func (p *freezableProxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		frozen := p.frozen
+		p.mu.Unlock()
+		if frozen {
+			<-p.done
+			return
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
 	}
 }

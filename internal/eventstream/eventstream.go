@@ -127,8 +127,9 @@ type Hub struct {
 	closeOnce sync.Once
 }
 
-// StartHub subscribes this process to the live channel. Subscribe needs
-// it; Close it at shutdown.
+// StartHub subscribes this process to the live channel, and fails if
+// Redis does not confirm within a heartbeat. Subscribe needs it; Close it
+// at shutdown.
 func (s *Stream) StartHub(ctx context.Context, log *slog.Logger) (*Hub, error) {
 	h := &Hub{stream: s, log: log, subs: map[string]map[*subscription]struct{}{},
 		stop: make(chan struct{}), done: make(chan struct{})}
@@ -318,9 +319,10 @@ type subscription struct {
 // Subscribe returns the events of a user from after the position after:
 // those still kept, then the live ones; an empty after means from now. The
 // channel carries them in order, once each, and is closed when the
-// subscription ends: stop, ctx ending, the hub closing, or the subscriber
-// falling Config.Buffer events behind (it then resumes from its last
-// position).
+// subscription ends: stop, ctx ending, the hub closing, the hub's
+// connection to Redis dropping (see Hub), or the subscriber falling
+// Config.Buffer events behind; in each case the client resumes from its
+// last position.
 func (s *Stream) Subscribe(ctx context.Context, userID, after string) (<-chan image.StreamedEvent, func(), error) {
 	if s.hub == nil {
 		return nil, nil, errors.New("eventstream: no hub started")

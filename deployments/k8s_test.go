@@ -519,3 +519,31 @@ func seconds(s *int64) time.Duration {
 	}
 	return time.Duration(*s) * time.Second
 }
+
+// measuredPeakRSS is the highest resident memory measured for each
+// process, in bytes, and where (README): the API with 64 clients sending
+// 20 MB uploads at once ("Reliability and load"); a worker at concurrency
+// 2 on the costliest sources an upload can carry, a 50 MP GIF (`make
+// bench-hostile`, "Security").
+var measuredPeakRSS = map[string]int64{"imagesvc-api": 128e6, "imagesvc-worker": 540e6}
+
+// TestMemoryFromMeasurements: each Deployment requests at least the peak
+// measured, so the scheduler does not pack pods that together outgrow the
+// node, and its limit leaves at least half as much again, so the peak is
+// not an OOM kill.
+func TestMemoryFromMeasurements(t *testing.T) {
+	m := loadManifests(t)
+	for name, peak := range measuredPeakRSS {
+		d := m.deployments[name]
+		if d == nil {
+			t.Fatalf("no Deployment %s", name)
+		}
+		res := d.Spec.Template.Spec.Containers[0].Resources
+		if req := res.Requests.Memory().Value(); req < peak {
+			t.Errorf("%s requests %s of memory, under the measured peak of %d MB", name, res.Requests.Memory(), peak/1e6)
+		}
+		if lim := res.Limits.Memory().Value(); lim < peak*3/2 {
+			t.Errorf("%s memory limit %s leaves less than half again the measured peak of %d MB", name, res.Limits.Memory(), peak/1e6)
+		}
+	}
+}

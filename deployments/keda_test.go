@@ -68,8 +68,8 @@ type triggerAuthentication struct {
 	} `json:"spec"`
 }
 
-// redisScalerMetadata are the trigger metadata keys KEDA's redis scaler
-// reads (pkg/scalers/redis_scaler.go, v2.20.2); "…FromEnv" variants read
+// redisScalerMetadata are the trigger metadata keys KEDA's redis and
+// redis-sentinel scalers read (pkg/scalers/redis_scaler.go, v2.20.2); "…FromEnv" variants read
 // the value from the target container's environment. The CRD leaves
 // metadata a free map, so a misspelt key would pass its schema.
 var redisScalerMetadata = []string{
@@ -228,8 +228,8 @@ func checkScaledObject(t *testing.T, m *manifests, so *scaledObject, worker *app
 	pending, active := asynqLists(t, queue.QueueImages)
 	lists := map[string]string{}
 	for _, tr := range so.Spec.Triggers {
-		if tr.Type != "redis" {
-			t.Errorf("ScaledObject trigger of type %s; want redis", tr.Type)
+		if tr.Type != "redis" && tr.Type != "redis-sentinel" {
+			t.Errorf("ScaledObject trigger of type %s; want redis or redis-sentinel", tr.Type)
 			continue
 		}
 		for k := range tr.Metadata {
@@ -239,10 +239,19 @@ func checkScaledObject(t *testing.T, m *manifests, so *scaledObject, worker *app
 		}
 		lists[tr.Metadata["listName"]] = tr.Metadata["listLength"]
 		// KEDA's operator resolves names in its own namespace.
-		host, port, err := net.SplitHostPort(tr.Metadata["address"])
-		if want := ".svc.cluster.local"; err != nil || port == "" || !strings.HasSuffix(host, "."+m.kust.Namespace+want) {
-			t.Errorf("redis trigger %s: address %q, want host.%s%s:port (the operator runs in another namespace)",
-				tr.Name, tr.Metadata["address"], m.kust.Namespace, want)
+		addrs := []string{tr.Metadata["address"]}
+		if tr.Type == "redis-sentinel" {
+			addrs = strings.Split(tr.Metadata["addresses"], ",")
+			if tr.Metadata["sentinelMaster"] == "" {
+				t.Errorf("redis-sentinel trigger %s names no sentinelMaster", tr.Name)
+			}
+		}
+		for _, addr := range addrs {
+			host, port, err := net.SplitHostPort(addr)
+			if want := ".svc.cluster.local"; err != nil || port == "" || !strings.HasSuffix(host, "."+m.kust.Namespace+want) {
+				t.Errorf("%s trigger %s: address %q, want host.%s%s:port (the operator runs in another namespace)",
+					tr.Type, tr.Name, addr, m.kust.Namespace, want)
+			}
 		}
 		if ref := tr.AuthenticationRef; ref != nil {
 			ta := m.triggerAuth[ref.Name]

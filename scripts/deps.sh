@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need on a Debian machine: libvips (cgo,
-# for bimg), versitygw (an S3-protocol server, posix backend), and checks
+# for bimg), redis-sentinel (the failover test), versitygw (an S3-protocol server, posix backend), and checks
 # that MariaDB and Redis answer, starting them if they do not; Node and npm
 # for the OpenAPI linter and tus-js-client for the tus tests. With the argument "vips" it installs libvips only
 # (all that `make run` needs), with "node" libvips and Node only, with
@@ -108,6 +108,13 @@ if ! port_open 127.0.0.1:3306; then
 	log "starting MariaDB"
 	as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
 	wait_port 127.0.0.1:3306 || { log "MariaDB is not answering on 127.0.0.1:3306"; exit 1; }
+fi
+# redis-sentinel: the Sentinel failover test (internal/redisconn) starts its
+# own master, replica and three Sentinels.
+if ! command -v redis-sentinel >/dev/null || ! command -v redis-server >/dev/null; then
+	log "installing redis-sentinel"
+	{ as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-sentinel >/dev/null; } ||
+		{ log "could not install redis-sentinel; run: sudo apt-get install -y redis-sentinel"; exit 1; }
 fi
 if ! port_open 127.0.0.1:6379; then
 	log "starting Redis"

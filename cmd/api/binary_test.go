@@ -53,7 +53,8 @@ func cleanEnv(extra ...string) []string {
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
-		case "DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "S3_BUCKET", "JWT_SECRET", "HTTP_ADDR", "DATA_DIR",
+		case "DATABASE_URL", "REDIS_URL", "REDIS_SENTINEL_ADDRS", "REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_PASSWORD",
+			"REDIS_PASSWORD", "REDIS_USERNAME", "REDIS_DB", "S3_ENDPOINT", "S3_BUCKET", "JWT_SECRET", "HTTP_ADDR", "DATA_DIR",
 			"QUICKSTART", "OPS_HTTP_ADDR", "DELIVERY_SIGNING_KEYS", "EMBEDDED_S3_ADDR", "SHUTDOWN_DRAIN_DELAY", "ADMIN_USER", "ADMIN_PASSWORD", "MIGRATE_ON_START":
 			continue
 		}

@@ -75,6 +75,13 @@ func TestRefusesMissingDependency(t *testing.T) {
 	}
 }
 
+// TestRefusesTwoRedis: REDIS_URL beside the Sentinel settings stops the
+// API: which Redis it would use is not for it to guess.
+func TestRefusesTwoRedis(t *testing.T) {
+	bin := binary(t, "")
+	refuse(t, bin, append(production, "REDIS_SENTINEL_ADDRS=127.0.0.1:1", "REDIS_SENTINEL_MASTER=imagesvc"), "both set")
+}
+
 // TestRefusesPlaceholderSecret: the secret compose and the manifests used
 // to ship, deployed unchanged, stops the API.
 func TestRefusesPlaceholderSecret(t *testing.T) {

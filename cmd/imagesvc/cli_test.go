@@ -50,7 +50,7 @@ func newStack(t *testing.T, opts ...func(*config.Config)) *stack {
 	blobs, _ := testenv.MustBucket(t)
 	rdb := testenv.MustRedis(t, redisDB)
 	cfg, _ := config.FromEnv(config.API, func(string) string { return "" })
-	cfg.RedisURL = testenv.RedisURL(redisDB)
+	cfg.Redis.URL = testenv.RedisURL(redisDB)
 	cfg.Auth.JWTSecret = []byte("test-secret-test-secret-test-secret!")
 	cfg.Image.DeliveryKeys = []imagedomain.DeliveryKey{{ID: "t1", Secret: []byte("delivery-key-of-the-cli-tests-0123456789")}}
 	cfg.Auth.Hasher = auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1}

@@ -11,10 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	tusd "github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/imagesvc/imagesvc/internal/auth"
@@ -51,7 +49,7 @@ type API struct {
 }
 
 // NewAPI builds the API on deps. reg receives its metrics (and is served
-// at /metrics); cfg.RedisURL is where the dashboard, if ADMIN_USER is set,
+// at /metrics); cfg.Redis is where the dashboard, if ADMIN_USER is set,
 // looks at the queues.
 func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.Logger) (*API, error) {
 	authSvc, err := auth.NewService(deps.Store, deps.Store, cfg.Auth)
@@ -77,9 +75,9 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 	a.close = append(a.close, a.EndStreams)
 	var monitor http.Handler
 	if cfg.API.AdminUser != "" {
-		redisOpt, err := asynq.ParseRedisURI(cfg.RedisURL)
+		redisOpt, err := cfg.Redis.AsynqOpt()
 		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
+			return nil, err
 		}
 		mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redisOpt})
 		a.close = append(a.close, func() { mon.Close() })
@@ -229,11 +227,10 @@ func Backfill(ctx context.Context, cfg config.Config) (image.BackfillStatus, err
 	}
 	store := gormstore.NewStore(db)
 	defer store.Close()
-	opts, err := redis.ParseURL(cfg.RedisURL)
+	rdb, err := cfg.Redis.NewClient()
 	if err != nil {
-		return image.BackfillStatus{}, fmt.Errorf("REDIS_URL: %w", err)
+		return image.BackfillStatus{}, err
 	}
-	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	enqueuer := queue.NewEnqueuer(rdb, cfg.Queue)
 	svc := image.NewService(image.ServiceDeps{Inventory: store, Backfills: enqueuer}, cfg.Image, slog.New(slog.DiscardHandler))

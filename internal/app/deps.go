@@ -10,7 +10,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/logctx"
 	"github.com/imagesvc/imagesvc/internal/quickstart"
+	"github.com/imagesvc/imagesvc/internal/redisconn"
 	"github.com/imagesvc/imagesvc/internal/s3store"
 )
 
@@ -62,7 +62,7 @@ func Open(ctx context.Context, cfg *config.Config, migrate bool, log *slog.Logge
 	}
 	log.InfoContext(ctx, "dependencies",
 		"database", describe(cfg.Embedded.Database, "embedded SQLite "+cfg.DB.URL, "MySQL"),
-		"redis", describe(cfg.Embedded.Redis, "embedded Redis-protocol server (in memory) "+cfg.RedisURL, "Redis"),
+		"redis", describe(cfg.Embedded.Redis, "embedded Redis-protocol server (in memory) "+cfg.Redis.URL, redisKind(cfg.Redis)),
 		"s3", describe(cfg.Embedded.S3, "embedded S3-protocol server "+cfg.S3.Endpoint+" storing under "+filepath.Join(cfg.DataDir, "s3"), "S3 "+cfg.S3.Endpoint))
 	if migrate {
 		if err := gormstore.Migrate(ctx, cfg.DB.URL); err != nil {
@@ -75,17 +75,16 @@ func Open(ctx context.Context, cfg *config.Config, migrate bool, log *slog.Logge
 	}
 	d.Store = gormstore.NewStore(db)
 	d.closers = append(d.closers, func() { d.Store.Close() })
-	opts, err := redis.ParseURL(cfg.RedisURL)
+	d.Redis, err = cfg.Redis.NewClient()
 	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
+		return nil, err
 	}
-	d.Redis = redis.NewClient(opts)
 	d.closers = append(d.closers, func() { d.Redis.Close() })
 	if err := d.Redis.Ping(ctx).Err(); err != nil {
 		return nil, fmt.Errorf("ping redis: %w", err)
 	}
 	if !cfg.Embedded.Redis {
-		if err := checkEvictionPolicy(ctx, d.Redis); err != nil {
+		if err := redisconn.CheckEvictionPolicy(ctx, d.Redis); err != nil {
 			return nil, err
 		}
 	}
@@ -97,6 +96,14 @@ func Open(ctx context.Context, cfg *config.Config, migrate bool, log *slog.Logge
 		return nil, err
 	}
 	return d, nil
+}
+
+// redisKind names the Redis a process uses, for the start-up log.
+func redisKind(c redisconn.Config) string {
+	if c.Sentinel() {
+		return "Redis master " + c.SentinelMaster + " named by Sentinel"
+	}
+	return "Redis"
 }
 
 func describe(embedded bool, yes, no string) string {
@@ -129,7 +136,7 @@ func (d *Deps) startEmbedded(cfg *config.Config, log *slog.Logger) error {
 			return err
 		}
 		d.closers = append(d.closers, r.Close)
-		cfg.RedisURL = r.URL()
+		cfg.Redis.URL = r.URL()
 	}
 	if cfg.Embedded.S3 {
 		addr := cfg.EmbeddedS3Addr
@@ -153,20 +160,6 @@ func (d *Deps) startEmbedded(cfg *config.Config, log *slog.Logger) error {
 		if cfg.S3.AccessKeyID == "" {
 			cfg.S3.AccessKeyID, cfg.S3.SecretAccessKey = "quickstart", "quickstart"
 		}
-	}
-	return nil
-}
-
-// checkEvictionPolicy refuses a Redis that evicts keys: it would silently
-// drop queued tasks.
-func checkEvictionPolicy(ctx context.Context, rdb *redis.Client) error {
-	res, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
-	if err != nil {
-		return nil // CONFIG may be disabled on managed Redis; nothing to check then
-	}
-	policy := res["maxmemory-policy"]
-	if policy != "" && policy != "noeviction" {
-		return errors.New("redis maxmemory-policy is " + policy + ": it would evict queued tasks; set it to noeviction")
 	}
 	return nil
 }

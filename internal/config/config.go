@@ -25,6 +25,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/image"
 	"github.com/imagesvc/imagesvc/internal/queue"
 	"github.com/imagesvc/imagesvc/internal/quickstart"
+	"github.com/imagesvc/imagesvc/internal/redisconn"
 	"github.com/imagesvc/imagesvc/internal/s3store"
 	"github.com/imagesvc/imagesvc/internal/sniff"
 	"github.com/imagesvc/imagesvc/internal/webhook"
@@ -57,9 +58,11 @@ type Config struct {
 	// DrainDelay is how long the API keeps serving after SIGTERM, answering
 	// 503 on /healthz/ready, before it stops accepting connections.
 	DrainDelay time.Duration
-	RedisURL   string
-	LogFormat  string
-	LogLevel   slog.Level
+	// Redis is where the queue, the event streams, the rate limits and
+	// the tus locks live: REDIS_URL or the REDIS_SENTINEL_* settings.
+	Redis     redisconn.Config
+	LogFormat string
+	LogLevel  slog.Level
 	// ReconcileEvery is how often a worker looks for stale images.
 	ReconcileEvery time.Duration
 	// RunMigrations makes the API apply migrations at start.
@@ -156,7 +159,7 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 	c.Quickstart = e.boolean("QUICKSTART", false)
 	if c.Quickstart && p == Worker {
 		e.fail("QUICKSTART", "must not be true for a worker: a separate worker cannot reach the servers "+
-			"another process embeds; set DATABASE_URL, REDIS_URL and S3_BUCKET instead "+
+			"another process embeds; set DATABASE_URL, REDIS_URL (or the REDIS_SENTINEL_* settings) and S3_BUCKET instead "+
 			"(for a single-process quickstart, run the api alone: it processes images itself)")
 	}
 	if c.Quickstart {
@@ -187,8 +190,15 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 			e.errs = append(e.errs, err)
 		}
 	}
-	c.RedisURL = dependency("REDIS_URL")
-	c.Embedded.Redis = c.RedisURL == "" && c.Quickstart
+	c.Redis = e.redis()
+	if c.Redis.Empty() && !c.Quickstart {
+		msg := "is required: REDIS_URL for one Redis server, or REDIS_SENTINEL_ADDRS and REDIS_SENTINEL_MASTER for a master that Sentinel monitors"
+		if p == API {
+			msg += " (QUICKSTART=true embeds it instead, for local development only)"
+		}
+		e.fail("REDIS_URL", msg)
+	}
+	c.Embedded.Redis = c.Redis.Empty() && c.Quickstart
 
 	// An empty S3_ENDPOINT means AWS; the quickstart embeds S3 only when
 	// both are unset.
@@ -371,7 +381,7 @@ func (c Config) Redacted() []any {
 		addrs = []any{"worker_http_addr", c.WorkerHTTPAddr}
 	}
 	return append(addrs,
-		"database_url", redactURL(c.DB.URL), "redis_url", redactURL(c.RedisURL),
+		"database_url", redactURL(c.DB.URL), "redis", c.redisDescription(),
 		"quickstart", c.Quickstart, "embedded_database", c.Embedded.Database, "embedded_redis", c.Embedded.Redis, "embedded_s3", c.Embedded.S3,
 		"s3_endpoint", c.S3.Endpoint, "s3_bucket", c.S3.Bucket, "s3_region", c.S3.Region,
 		"max_upload_bytes", c.Image.MaxUploadBytes, "max_pixels", c.Image.MaxPixels,
@@ -382,6 +392,41 @@ func (c Config) Redacted() []any {
 		"upload_rate_per_minute", c.API.UploadRatePerMinute, "login_rate_per_minute", c.API.LoginRatePerMinute,
 		"dashboard", c.API.AdminUser != "", "webhook_allow_private", c.Webhook.AllowPrivate,
 	)
+}
+
+// redisDescription names the Redis without its secrets.
+func (c Config) redisDescription() string {
+	if c.Redis.Sentinel() {
+		return "sentinel master " + c.Redis.SentinelMaster + " via " + strings.Join(c.Redis.SentinelAddrs, ",")
+	}
+	return redactURL(c.Redis.URL)
+}
+
+// redis reads the Redis settings: REDIS_URL, or the Sentinel ones (with
+// the master's own credentials and database beside them, since there is
+// no URL to carry them).
+func (e *env) redis() redisconn.Config {
+	c := redisconn.Config{
+		URL:              e.str("REDIS_URL", ""),
+		SentinelMaster:   e.str("REDIS_SENTINEL_MASTER", ""),
+		SentinelPassword: e.str("REDIS_SENTINEL_PASSWORD", ""),
+		Username:         e.str("REDIS_USERNAME", ""),
+		Password:         e.str("REDIS_PASSWORD", ""),
+		DB:               e.integer("REDIS_DB", 0),
+	}
+	if v := e.str("REDIS_SENTINEL_ADDRS", ""); v != "" {
+		addrs, err := redisconn.ParseSentinelAddrs(v)
+		if err != nil {
+			e.fail("REDIS_SENTINEL_ADDRS", "must be a comma-separated list of host:port: "+err.Error())
+			// Keep it marked set, so that the other rules still apply.
+			addrs = []string{v}
+		}
+		c.SentinelAddrs = addrs
+	}
+	if err := c.Validate(); err != nil {
+		e.errs = append(e.errs, err)
+	}
+	return c
 }
 
 // loopback reports whether host names only the local machine.

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,11 +37,15 @@ type Config struct {
 	// Buffer is how many events a subscriber may fall behind before it is
 	// dropped (it reconnects and replays what it missed).
 	Buffer int
+	// Heartbeat is how long the hub's connection may stay silent before it
+	// is pinged, and how long the ping may go unanswered before the
+	// connection is taken for lost.
+	Heartbeat time.Duration
 }
 
 // NewDefaultConfig returns an hour of replay.
 func NewDefaultConfig() Config {
-	return Config{Prefix: "imagesvc:events:", Retention: time.Hour, Buffer: 64}
+	return Config{Prefix: "imagesvc:events:", Retention: time.Hour, Buffer: 64, Heartbeat: 5 * time.Second}
 }
 
 // ErrBadEventID is a Last-Event-ID that names no position of a stream.
@@ -55,6 +60,9 @@ type Stream struct {
 
 // New returns a Stream on a Redis client it does not own.
 func New(rdb redis.UniversalClient, cfg Config) *Stream {
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = NewDefaultConfig().Heartbeat
+	}
 	return &Stream{rdb: rdb, cfg: cfg}
 }
 
@@ -96,61 +104,205 @@ func (s *Stream) ImageFinished(ctx context.Context, img *image.Image) error {
 
 // Hub receives every published event once per process and hands each to
 // the subscribers of its user in this process.
+//
+// Events published while the hub has no connection to Redis (a failover,
+// a restart, a dropped link) never reach it: Redis keeps no backlog for a
+// channel. So when the connection is lost every subscription ends (an SSE
+// client reconnects with Last-Event-ID and replays what it missed from the
+// user's stream; a long poll reads the database), and subscriptions made
+// while the hub is reconnecting end as soon as it is back. go-redis would
+// resubscribe by itself, silently, and leave them waiting for events that
+// were lost; the hub therefore reads the connection itself and makes a new
+// one after any error.
 type Hub struct {
 	stream *Stream
 	log    *slog.Logger
-	pubsub *redis.PubSub
 	mu     sync.Mutex
+	pubsub *redis.PubSub // the current connection; nil between two
 	subs   map[string]map[*subscription]struct{}
+	closed bool
+	stop   chan struct{}
 	done   chan struct{}
-	// closeOnce closes the connection once: shutdown and Close both do.
+	// closeOnce closes once: shutdown and Close both do.
 	closeOnce sync.Once
 }
 
-// StartHub subscribes this process to the live channel. Subscribe needs
-// it; Close it at shutdown.
+// StartHub subscribes this process to the live channel, and fails if
+// Redis does not confirm within a heartbeat. Subscribe needs it; Close it
+// at shutdown.
 func (s *Stream) StartHub(ctx context.Context, log *slog.Logger) (*Hub, error) {
-	h := &Hub{stream: s, log: log, subs: map[string]map[*subscription]struct{}{}, done: make(chan struct{})}
-	h.pubsub = s.rdb.Subscribe(ctx, s.channel())
-	// go-redis resubscribes after a lost connection by itself; events
-	// published meanwhile are replayed from the user's stream by clients
-	// that reconnect with their last id, and the long poll checks the
-	// database now and then.
-	go h.run()
+	h := &Hub{stream: s, log: log, subs: map[string]map[*subscription]struct{}{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	ps, err := h.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.attach(ps) // before any Subscribe: none is ended by it
+	go h.run(ps)
 	s.hub = h
 	return h, nil
 }
 
-func (h *Hub) run() {
+// connect subscribes a new connection to the live channel and waits for
+// Redis to confirm: from then on every published event reaches the hub.
+func (h *Hub) connect(ctx context.Context) (*redis.PubSub, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.stream.cfg.Heartbeat)
+	defer cancel()
+	ps := h.stream.rdb.Subscribe(ctx)
+	if err := ps.Subscribe(ctx, h.stream.channel()); err != nil {
+		ps.Close()
+		return nil, fmt.Errorf("subscribe to events: %w", err)
+	}
+	msg, err := ps.ReceiveTimeout(ctx, h.stream.cfg.Heartbeat)
+	if err == nil {
+		if _, ok := msg.(*redis.Subscription); !ok {
+			err = fmt.Errorf("unexpected %T", msg)
+		}
+	}
+	if err != nil {
+		ps.Close()
+		return nil, fmt.Errorf("subscribe to events: %w", err)
+	}
+	return ps, nil
+}
+
+// run receives on ps, and on a new connection each time one is lost,
+// until Close.
+func (h *Hub) run(ps *redis.PubSub) {
 	defer close(h.done)
-	for msg := range h.pubsub.Channel(redis.WithChannelSize(1024)) {
-		parts := strings.SplitN(msg.Payload, "\n", 5)
-		if len(parts) != 5 {
-			continue
+	for {
+		err := h.receive(ps)
+		ps.Close()
+		if !h.detach() {
+			return
 		}
-		e := image.StreamedEvent{Position: parts[1], Type: parts[2], ImageID: parts[3], Body: []byte(parts[4])}
-		h.mu.Lock()
-		for sub := range h.subs[parts[0]] {
-			sub.offer(e)
+		h.log.Warn("event stream connection to Redis lost: open subscriptions ended", "err", err)
+		if ps = h.reconnect(); ps == nil {
+			return
 		}
-		h.mu.Unlock()
+		// Subscriptions made while there was no connection may have
+		// missed events: they end, and the clients come back.
+		if !h.attach(ps) {
+			ps.Close()
+			return
+		}
+		h.log.Info("event stream connection to Redis back")
 	}
 }
 
-// Close stops receiving events; subscriptions end. Closing twice is
-// harmless.
-func (h *Hub) Close() error {
-	var err error
-	h.closeOnce.Do(func() { err = h.pubsub.Close() })
-	<-h.done
+// reconnect tries to connect again until it succeeds or the hub is
+// closed (nil).
+func (h *Hub) reconnect() *redis.PubSub {
+	backoff := 100 * time.Millisecond
+	for {
+		select {
+		case <-h.stop:
+			return nil
+		case <-time.After(backoff):
+		}
+		if ps, err := h.connect(context.Background()); err == nil {
+			return ps
+		}
+		// At most a second between tries: a failover is over in a few
+		// seconds, and every client of this process waits for it.
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// receive hands the events on ps to the subscribers until the connection
+// fails. A connection that is silent for a heartbeat gets a PING, and one
+// that does not answer it within another is taken for lost (a peer gone
+// without a reset would otherwise hold it for many minutes).
+func (h *Hub) receive(ps *redis.PubSub) error {
+	pinged := false
+	for {
+		msg, err := ps.ReceiveTimeout(context.Background(), h.stream.cfg.Heartbeat)
+		var nerr net.Error
+		if errors.As(err, &nerr) && nerr.Timeout() && !pinged {
+			if err := ps.Ping(context.Background()); err != nil {
+				return err
+			}
+			pinged = true
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		pinged = false
+		switch msg := msg.(type) {
+		case *redis.Message:
+			h.dispatch(msg.Payload)
+		case *redis.Subscription:
+			// go-redis subscribed again on a new connection of its own:
+			// what was published in between is lost.
+			return errors.New("resubscribed after a lost connection")
+		}
+	}
+}
+
+func (h *Hub) dispatch(payload string) {
+	parts := strings.SplitN(payload, "\n", 5)
+	if len(parts) != 5 {
+		return
+	}
+	e := image.StreamedEvent{Position: parts[1], Type: parts[2], ImageID: parts[3], Body: []byte(parts[4])}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for sub := range h.subs[parts[0]] {
+		sub.offer(e)
+	}
+}
+
+// attach makes ps the hub's connection and ends the subscriptions made
+// before it; false when the hub is closed.
+func (h *Hub) attach(ps *redis.PubSub) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.pubsub = ps
+	h.endAll()
+	return true
+}
+
+// detach forgets the lost connection and ends every subscription; false
+// when the hub is closed.
+func (h *Hub) detach() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pubsub = nil
+	h.endAll()
+	return !h.closed
+}
+
+// endAll ends every subscription. The hub's lock is held.
+func (h *Hub) endAll() {
 	for _, subs := range h.subs {
 		for sub := range subs {
 			sub.end()
 		}
 	}
 	h.subs = map[string]map[*subscription]struct{}{}
+}
+
+// Close stops receiving events; subscriptions end. Closing twice is
+// harmless.
+func (h *Hub) Close() error {
+	var err error
+	h.closeOnce.Do(func() {
+		h.mu.Lock()
+		h.closed = true
+		if h.pubsub != nil {
+			err = h.pubsub.Close()
+		}
+		h.mu.Unlock()
+		close(h.stop)
+	})
+	<-h.done
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.endAll()
 	return err
 }
 
@@ -167,9 +319,10 @@ type subscription struct {
 // Subscribe returns the events of a user from after the position after:
 // those still kept, then the live ones; an empty after means from now. The
 // channel carries them in order, once each, and is closed when the
-// subscription ends: stop, ctx ending, the hub closing, or the subscriber
-// falling Config.Buffer events behind (it then resumes from its last
-// position).
+// subscription ends: stop, ctx ending, the hub closing, the hub's
+// connection to Redis dropping (see Hub), or the subscriber falling
+// Config.Buffer events behind; in each case the client resumes from its
+// last position.
 func (s *Stream) Subscribe(ctx context.Context, userID, after string) (<-chan image.StreamedEvent, func(), error) {
 	if s.hub == nil {
 		return nil, nil, errors.New("eventstream: no hub started")

@@ -92,7 +92,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	cfg, _ := config.FromEnv(config.API, func(string) string { return "" })
 	cfg.Auth.JWTSecret = []byte("test-secret-test-secret-test-secret!")
 	cfg.Image.DeliveryKeys = []image.DeliveryKey{testDeliveryKey}
-	cfg.RedisURL = testenv.RedisURL(redisDB) // for the dashboard
+	cfg.Redis.URL = testenv.RedisURL(redisDB) // for the dashboard
 	set := settings{Auth: cfg.Auth, Image: cfg.Image, Queue: cfg.Queue, Webhook: cfg.Webhook, API: cfg.API}
 	set.Auth.Hasher = auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1} // fast in tests
 	set.Queue.RetryBase, set.Queue.RetryMax, set.Queue.MaxRetry = 200*time.Millisecond, time.Second, 2

@@ -61,7 +61,7 @@ type host struct {
 
 func (h *host) String() string { return h.name + "(" + h.addr + ")" }
 
-// ipCmd runs ip (or another command) and fails the test with its output.
+// run runs a command (ip, mostly) and fails the test with its output.
 func run(tb testing.TB, name string, args ...string) string {
 	tb.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()

@@ -85,8 +85,8 @@ func newCluster(tb testing.TB) *cluster {
 	return c
 }
 
-// keepLogs copies the processes' logs next to the test binary's working
-// directory (the package directory), for a failed run.
+// keepLogs copies the processes' logs to /tmp/imagesvc-cluster-logs (the
+// temporary directory is removed), for a failed run.
 func keepLogs(tb testing.TB, dir string) {
 	dst := filepath.Join(os.TempDir(), "imagesvc-cluster-logs")
 	os.RemoveAll(dst)
@@ -142,7 +142,7 @@ func (c *cluster) startDB() {
 	}
 }
 
-// dsn is the database as the service's DATABASE_URL names it.
+// databaseURL is the database as the service's DATABASE_URL names it.
 func (c *cluster) databaseURL() string {
 	return fmt.Sprintf("mysql://imagesvc:%s@%s/imagesvc", dbPassword, c.addr("db", "3306"))
 }

@@ -96,7 +96,7 @@ func removeLeftovers() {
 func requireRoot(tb testing.TB) {
 	tb.Helper()
 	if os.Getenv("CLUSTER_TEST") != "1" {
-		tb.Skip("the cluster test runs with CLUSTER_TEST=1 (make cluster-test): it needs root and about 5 minutes")
+		tb.Skip("the cluster test runs with CLUSTER_TEST=1 (make cluster-test): it needs root and about 4 minutes")
 	}
 	if os.Geteuid() != 0 {
 		tb.Fatal("the cluster test needs root: it makes network namespaces, a bridge and cgroups (run make cluster-test as root)")

@@ -99,11 +99,25 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 		Idempotency: deps.Store, Events: events, Checks: deps.Checks(), Drain: a.Drain, Limiter: ratelimit.New(deps.Redis, "imagesvc:ratelimit:"),
 		Monitor: monitor, Registry: reg,
 	}
+	cfg.API.WebApp.ImageSources = imageSources(cfg)
 	a.Handler = httpapi.New(d, cfg.API, log)
 	if cfg.API.SeparateOps {
 		a.Ops = httpapi.NewOps(d, cfg.API, log)
 	}
 	return a, nil
+}
+
+// imageSources are where the stable delivery URLs redirect, for the web
+// app's Content-Security-Policy: DELIVERY_BASE_URL when set, else the S3
+// endpoint presigned URLs are made for. None (AWS S3, the bucket in the
+// host name) lets the app allow any https: origin.
+func imageSources(cfg config.Config) []string {
+	for _, s := range []string{cfg.Image.DeliveryBaseURL, cfg.S3.PublicEndpoint, cfg.S3.Endpoint} {
+		if s != "" {
+			return []string{s}
+		}
+	}
+	return nil
 }
 
 // newAccounts returns the account deletion on deps: the image domain's

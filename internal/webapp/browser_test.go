@@ -1,0 +1,250 @@
+package webapp_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/imagesvc/imagesvc/internal/app"
+	"github.com/imagesvc/imagesvc/internal/auth"
+	"github.com/imagesvc/imagesvc/internal/config"
+	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/logctx"
+	"github.com/imagesvc/imagesvc/internal/metrics"
+	"github.com/imagesvc/imagesvc/internal/testenv"
+)
+
+// redisDB is this package's Redis database (see testenv.RedisURL).
+const redisDB = 10
+
+// maxUpload is the service's upload limit in the browser test: small, so
+// that the too-large file is small too.
+const maxUpload = 1 << 20
+
+// startService runs the whole service as the quickstart does, one process
+// with the API and a worker, over real MariaDB, Redis and S3, built by
+// the binaries' wiring (internal/app). It returns the API's URL.
+func startService(t *testing.T) string {
+	t.Helper()
+	log := slog.New(logctx.NewHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	store, _ := testenv.MustStore(t)
+	blobs, s3cfg := testenv.MustBucket(t)
+	rdb := testenv.MustRedis(t, redisDB)
+
+	cfg, _ := config.FromEnv(config.API, func(string) string { return "" })
+	cfg.Auth.JWTSecret = []byte("test-secret-test-secret-test-secret!")
+	cfg.Auth.Hasher = auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1} // fast in tests
+	cfg.Image.DeliveryKeys = []image.DeliveryKey{{ID: "t1", Secret: []byte("delivery-key-of-the-tests-0123456789")}}
+	cfg.Image.MaxUploadBytes, cfg.API.MaxUploadBytes = maxUpload, maxUpload
+	cfg.RedisURL = testenv.RedisURL(redisDB)
+	// Where presigned URLs point, for the app's Content-Security-Policy.
+	cfg.S3.Endpoint, cfg.S3.Bucket = s3cfg.Endpoint, s3cfg.Bucket
+
+	deps := &app.Deps{Store: store, Redis: rdb, Blobs: blobs}
+	reg := metrics.NewRegistry()
+	worker, err := app.StartWorker(context.Background(), cfg, deps, reg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(worker.Stop)
+	api, err := app.NewAPI(cfg, deps, reg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(api.Close)
+	ts := httptest.NewServer(api.Handler)
+	t.Cleanup(ts.Close)
+	t.Cleanup(api.EndStreams) // before the server closes: it waits for every response
+	return ts.URL
+}
+
+// chromium returns the browser to drive: $CHROMIUM, else Debian's. A
+// missing browser fails the test (make test installs it); only -short
+// skips.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("drives Chromium over the whole service")
+	}
+	p := os.Getenv("CHROMIUM")
+	if p == "" {
+		p = "/usr/bin/chromium"
+	}
+	if _, err := exec.LookPath(p); err != nil {
+		t.Fatalf("no Chromium at %s (apt-get install chromium, or set CHROMIUM): %v", p, err)
+	}
+	return p
+}
+
+// browser starts a headless Chromium with a fresh profile, a phone-sized
+// window, and returns its context. The flags keep it off the network
+// (background updates, sync, field trials), which the test needs none
+// of. Every console error and policy violation is collected in errs.
+func browser(t *testing.T, ctx context.Context) (context.Context, func() []string) {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium(t)),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1024, 800),
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.Headless,
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("metrics-recording-only", true),
+		chromedp.Flag("force-color-profile", "srgb"),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("mute-audio", true),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	bctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(bctx); err != nil { // starts the browser
+		t.Fatalf("start %s: %v", chromium(t), err)
+	}
+	var mu sync.Mutex
+	var errs []string
+	go func() {
+		for m, err := range chromedp.Console(bctx) {
+			if err != nil {
+				return
+			}
+			s := m.String() + " (" + m.URL + ")"
+			if m.IsException() || strings.Contains(s, "Content Security Policy") || m.Type == "error" {
+				mu.Lock()
+				errs = append(errs, s)
+				mu.Unlock()
+			}
+		}
+	}()
+	return bctx, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), errs...)
+	}
+}
+
+// TestBrowser: a person signs up, logs out and in, uploads two photos
+// through the file picker, sees both reach done through the event stream
+// without a reload and their small variants load in the gallery, opens
+// one and deletes it, and is told, in words, that a too-large file is too
+// large. The gallery's screenshot goes to $WEBAPP_SCREENSHOT, else
+// bin/screenshots/gallery.png.
+func TestBrowser(t *testing.T) {
+	chromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	base := startService(t)
+	b, consoleErrors := browser(t, ctx)
+
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"harbour.jpg": testenv.PhotoJPEG(1200, 800),
+		"meadow.jpg":  testenv.PhotoJPEG(900, 1200),
+		"huge.jpg":    testenv.PaddedJPEG(t, maxUpload+1),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const email, password = "browser@example.com", testenv.Password
+	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		start := time.Now()
+		sctx, cancel := context.WithTimeout(b, time.Minute)
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			t.Fatalf("%s: %v\nconsole: %q", name, err, consoleErrors())
+		}
+		t.Logf("%s: %.1f s", name, time.Since(start).Seconds())
+	}
+	poll := func(expr string, timeout time.Duration) chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond))
+	}
+	visible := func(sel string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(chromedp.CSS(sel)) }
+
+	step("sign up",
+		chromedp.Navigate(base+"/#/signup"),
+		visible("#email"),
+		chromedp.SendKeys(chromedp.CSS("#email"), email),
+		chromedp.SendKeys(chromedp.CSS("#password"), password),
+		chromedp.Click(chromedp.CSS("#auth-submit")),
+		visible("#drop"))
+	step("log out", chromedp.Click(chromedp.CSS("#logout")), visible("#email"))
+	step("log in",
+		chromedp.SendKeys(chromedp.CSS("#email"), email),
+		chromedp.SendKeys(chromedp.CSS("#password"), password),
+		chromedp.Click(chromedp.CSS("#auth-submit")),
+		visible("#drop"),
+		// The stream starts from now: it is open before anything is uploaded.
+		poll(`document.body.dataset.stream === 'live'`, 10*time.Second))
+
+	step("upload two, both done through the event stream",
+		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{filepath.Join(dir, "harbour.jpg"), filepath.Join(dir, "meadow.jpg")}, chromedp.NodeReady),
+		poll(`document.querySelectorAll('#uploads .upload').length === 2`, 5*time.Second),
+		poll(`[...document.querySelectorAll('#uploads .upload')].every(r => r.dataset.state === 'done')
+			&& Number(document.body.dataset.events) >= 2`, 40*time.Second))
+	// The small variant (300 px across at most) loads in each card.
+	step("small variants shown in the gallery",
+		poll(`(() => { const imgs = [...document.querySelectorAll('#gallery .card img')];
+			return imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth > 0 && i.naturalWidth <= 300); })()`, 15*time.Second))
+	shot, err := chromedp.Run(b, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := os.Getenv("WEBAPP_SCREENSHOT")
+	if out == "" {
+		out = filepath.Join("..", "..", "bin", "screenshots", "gallery.png")
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("gallery screenshot: %s (%d bytes)", out, len(shot))
+
+	deleted, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector('#gallery .card').dataset.id`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	step("open one and delete it",
+		chromedp.Click(chromedp.CSS("#gallery .card a")),
+		visible("#delete"),
+		poll(`document.querySelectorAll('.variants tbody tr').length === 3`, 5*time.Second),
+		chromedp.Click(chromedp.CSS("#delete")),
+		chromedp.Click(chromedp.CSS("#confirm-delete")),
+		visible("#gallery"),
+		poll(fmt.Sprintf(`document.querySelectorAll('#gallery .card').length === 1 && !document.querySelector('#gallery [data-id="%s"]')`, deleted), 5*time.Second))
+	token := testenv.Login(t, base, email)
+	testenv.Call(t, http.MethodGet, base+"/v1/images/"+deleted, token, "", nil, http.StatusNotFound)
+
+	step("a too-large file is refused in words",
+		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{filepath.Join(dir, "huge.jpg")}, chromedp.NodeReady),
+		poll(`[...document.querySelectorAll('#uploads .upload[data-state=error] .detail')].some(d => /too large.*limit is 1\.0 MB/.test(d.textContent))`, 5*time.Second))
+
+	if errs := consoleErrors(); len(errs) > 0 {
+		t.Errorf("the browser reported errors:\n%s", strings.Join(errs, "\n"))
+	}
+	if err := ctx.Err(); errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal("the browser test ran out of time")
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +50,7 @@ func startService(t *testing.T) string {
 	cfg.Image.DeliveryKeys = []image.DeliveryKey{{ID: "t1", Secret: []byte("delivery-key-of-the-tests-0123456789")}}
 	cfg.Image.MaxUploadBytes, cfg.API.MaxUploadBytes = maxUpload, maxUpload
 	cfg.RedisURL = testenv.RedisURL(redisDB)
+	cfg.Webhook.AllowPrivate = true // the receiver is on loopback
 	// Where presigned URLs point, for the app's Content-Security-Policy.
 	cfg.S3.Endpoint, cfg.S3.Bucket = s3cfg.Endpoint, s3cfg.Bucket
 
@@ -97,7 +99,7 @@ func browser(t *testing.T, ctx context.Context) (context.Context, func() []strin
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium(t)),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1024, 800),
+		chromedp.WindowSize(900, 700),
 		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.Headless,
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
@@ -141,12 +143,34 @@ func browser(t *testing.T, ctx context.Context) (context.Context, func() []strin
 	}
 }
 
+// screenshot writes the whole page as name under $WEBAPP_SCREENSHOTS, else
+// bin/screenshots of the module.
+func screenshot(t *testing.T, b context.Context, name string) {
+	t.Helper()
+	shot, err := chromedp.Run(b, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := os.Getenv("WEBAPP_SCREENSHOTS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "bin", "screenshots")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, name)
+	if err := os.WriteFile(out, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s (%d bytes)", out, len(shot))
+}
+
 // TestBrowser: a person signs up, logs out and in, uploads two photos
 // through the file picker, sees both reach done through the event stream
 // without a reload and their small variants load in the gallery, opens
 // one and deletes it, and is told, in words, that a too-large file is too
-// large. The gallery's screenshot goes to $WEBAPP_SCREENSHOT, else
-// bin/screenshots/gallery.png.
+// large. Screenshots of the gallery and of the page at a phone's width go
+// to $WEBAPP_SCREENSHOTS, else bin/screenshots.
 func TestBrowser(t *testing.T) {
 	chromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -197,6 +221,25 @@ func TestBrowser(t *testing.T) {
 		// The stream starts from now: it is open before anything is uploaded.
 		poll(`document.body.dataset.stream === 'live'`, 10*time.Second))
 
+	// A webhook, before the uploads, so that their events are delivered.
+	var hooks atomic.Int32
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hooks.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(receiver.Close)
+	step("create a webhook and ping it",
+		chromedp.Click(chromedp.CSS(`nav a[href="#/webhooks"]`)),
+		visible("#hook-url"),
+		chromedp.SendKeys(chromedp.CSS("#hook-url"), receiver.URL+"/hook"),
+		chromedp.Click(chromedp.CSS(`.webhooks button[type=submit]`)),
+		poll(`/^whsec_/.test(document.querySelector('#hook-secret')?.textContent || '')`, 5*time.Second),
+		poll(`document.querySelectorAll('.hook').length === 1`, 5*time.Second),
+		chromedp.Click(chromedp.CSS(`.hook button[data-action=ping]`)),
+		poll(`/answered 204/.test(document.querySelector('.hook-out').textContent)`, 10*time.Second),
+		chromedp.Click(chromedp.CSS(`nav a[href="#/"]`)),
+		visible("#drop"))
+
 	step("upload two, both done through the event stream",
 		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{filepath.Join(dir, "harbour.jpg"), filepath.Join(dir, "meadow.jpg")}, chromedp.NodeReady),
 		poll(`document.querySelectorAll('#uploads .upload').length === 2`, 5*time.Second),
@@ -205,22 +248,9 @@ func TestBrowser(t *testing.T) {
 	// The small variant (300 px across at most) loads in each card.
 	step("small variants shown in the gallery",
 		poll(`(() => { const imgs = [...document.querySelectorAll('#gallery .card img')];
-			return imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth > 0 && i.naturalWidth <= 300); })()`, 15*time.Second))
-	shot, err := chromedp.Run(b, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := os.Getenv("WEBAPP_SCREENSHOT")
-	if out == "" {
-		out = filepath.Join("..", "..", "bin", "screenshots", "gallery.png")
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(out, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("gallery screenshot: %s (%d bytes)", out, len(shot))
+			return imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth > 0 && i.naturalWidth <= 300)
+				&& !/No images/.test(document.querySelector('.more').textContent); })()`, 15*time.Second))
+	screenshot(t, b, "gallery.png")
 
 	deleted, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector('#gallery .card').dataset.id`))
 	if err != nil {
@@ -237,9 +267,26 @@ func TestBrowser(t *testing.T) {
 	token := testenv.Login(t, base, email)
 	testenv.Call(t, http.MethodGet, base+"/v1/images/"+deleted, token, "", nil, http.StatusNotFound)
 
+	step("webhook deliveries listed and redelivered",
+		chromedp.Click(chromedp.CSS(`nav a[href="#/webhooks"]`)),
+		poll(`document.querySelectorAll('.hook').length === 1`, 5*time.Second),
+		chromedp.Click(chromedp.CSS(`.hook button[data-action=deliveries]`)),
+		poll(`document.querySelectorAll('.deliveries tbody tr').length === 2`, 10*time.Second),
+		chromedp.Click(chromedp.CSS(`.deliveries button`)),
+		poll(`/queued again/.test(document.querySelector('.webhooks .message').textContent)`, 5*time.Second),
+		chromedp.Click(chromedp.CSS(`nav a[href="#/"]`)),
+		visible("#drop"))
+	testenv.WaitUntil(t, 10*time.Second, "the redelivery", func() bool { return hooks.Load() >= 4 }) // ping, two events, the redelivery
+
 	step("a too-large file is refused in words",
 		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{filepath.Join(dir, "huge.jpg")}, chromedp.NodeReady),
 		poll(`[...document.querySelectorAll('#uploads .upload[data-state=error] .detail')].some(d => /too large.*limit is 1\.0 MB/.test(d.textContent))`, 5*time.Second))
+
+	// At a phone's width nothing sticks out sideways.
+	step("phone width",
+		chromedp.EmulateViewport(390, 844),
+		poll(`document.documentElement.scrollWidth <= innerWidth`, 5*time.Second))
+	screenshot(t, b, "phone.png")
 
 	if errs := consoleErrors(); len(errs) > 0 {
 		t.Errorf("the browser reported errors:\n%s", strings.Join(errs, "\n"))

@@ -66,7 +66,7 @@ export class Home {
         if (!this.cards.has(img.id)) this.grid.append(this.card(img));
       }
       this.cursor = page.next_cursor || null;
-      replace(this.more, this.cursor === null ? (this.cards.size ? '' : 'No images yet: upload some above.') : '');
+      this.sayEmpty();
     } catch (e) {
       replace(this.more, explain(e), ' ', h('button', {type: 'button', onclick: () => this.loadMore()}, 'Retry'));
     } finally {
@@ -74,6 +74,13 @@ export class Home {
     }
     // A tall screen may still show the end: load on until it does not.
     if (this.cursor && this.more.isConnected && this.more.getBoundingClientRect().top < innerHeight + 400) this.loadMore();
+  }
+
+  // sayEmpty says so under the gallery when it has been read to its end
+  // and holds nothing.
+  sayEmpty() {
+    if (this.loading) return;
+    replace(this.more, this.cursor === null && !this.cards.size ? 'No images yet: upload some above.' : '');
   }
 
   card(img) {
@@ -91,8 +98,11 @@ export class Home {
   }
 
   // update shows an image's new state wherever it is on the page.
+  // An image the page has not seen (uploaded from elsewhere: the CLI,
+  // another tab) goes first in the gallery.
   update(img) {
     if (this.cards.has(img.id)) this.card(img);
+    else if (this.cursor !== undefined) { this.grid.prepend(this.card(img)); this.sayEmpty(); }
     const row = this.uploads.get(img.id);
     if (row) row.set(img.status, img.error ? img.error.message : '');
   }
@@ -103,6 +113,7 @@ export class Home {
     this.cards.delete(id);
     this.uploads.get(id)?.el.remove();
     this.uploads.delete(id);
+    this.sayEmpty();
   }
 
   send(files) {
@@ -134,6 +145,7 @@ export class Home {
       const seen = this.cards.get(img.id)?.dataset.status;
       set(seen === 'done' || seen === 'failed' ? seen : img.status);
       if (!this.cards.has(img.id)) this.grid.prepend(this.card(img));
+      if (this.cursor === null) this.sayEmpty();
       this.checkProcessing(img.id);
     } catch (e) {
       set('error', explain(e));

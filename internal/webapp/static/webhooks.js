@@ -77,8 +77,8 @@ export async function showWebhooks(main) {
       h('p', {class: 'hook-url'}, sub.url),
       h('p', {}, sub.events.join(', '), sub.enabled ? '' : ` — disabled: ${sub.disabled_reason || ''}`),
       h('div', {class: 'actions'},
-        h('button', {type: 'button', onclick: ping}, 'Ping'),
-        h('button', {type: 'button', onclick: deliveries}, 'Deliveries'),
+        h('button', {type: 'button', onclick: ping, dataset: {action: 'ping'}}, 'Ping'),
+        h('button', {type: 'button', onclick: deliveries, dataset: {action: 'deliveries'}}, 'Deliveries'),
         h('button', {type: 'button', class: 'danger', onclick: remove}, 'Delete')),
       out);
   }

@@ -303,6 +303,8 @@ func quickstartBanner(addr, dataDir string) string {
 	return fmt.Sprintf(`
 imagesvc is running at http://%[1]s (quickstart: embedded database, Redis and S3 under %[2]s)
 
+Open http://%[1]s/ in a browser to sign up and upload photos, or from a shell:
+
   curl -s http://%[1]s/v1/auth/signup -H 'Content-Type: application/json' \
     -d '{"email":"me@example.com","password":"correct horse battery"}'
   TOKEN=$(curl -s http://%[1]s/v1/auth/login -H 'Content-Type: application/json' \

@@ -145,6 +145,22 @@ func browser(t *testing.T, ctx context.Context) (context.Context, func() []strin
 	}
 }
 
+// photo reads one of the photographs in bimg's test data (bimg is a
+// dependency, so its module is where the go command keeps modules): the
+// screenshot in the README shows them.
+func photo(t *testing.T, name string) []byte {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/h2non/bimg").Output()
+	if err != nil {
+		t.Fatalf("go list bimg: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // screenshot writes the whole page as name under $WEBAPP_SCREENSHOTS, else
 // bin/screenshots of the module.
 func screenshot(t *testing.T, b context.Context, name string) {
@@ -182,9 +198,9 @@ func TestBrowser(t *testing.T) {
 
 	dir := t.TempDir()
 	files := map[string][]byte{
-		"harbour.jpg": testenv.PhotoJPEG(1200, 800),
-		"meadow.jpg":  testenv.PhotoJPEG(900, 1200),
-		"huge.jpg":    testenv.PaddedJPEG(t, maxUpload+1),
+		"cardinal.jpg": photo(t, "northern_cardinal_bird.jpg"),
+		"leaf.jpg":     photo(t, "test_exif.jpg"),
+		"huge.jpg":     testenv.PaddedJPEG(t, maxUpload+1),
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
@@ -243,7 +259,7 @@ func TestBrowser(t *testing.T) {
 		visible("#drop"))
 
 	step("upload two, both done through the event stream",
-		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{filepath.Join(dir, "harbour.jpg"), filepath.Join(dir, "meadow.jpg")}, chromedp.NodeReady),
+		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{filepath.Join(dir, "cardinal.jpg"), filepath.Join(dir, "leaf.jpg")}, chromedp.NodeReady),
 		poll(`document.querySelectorAll('#uploads .upload').length === 2`, 5*time.Second),
 		poll(`[...document.querySelectorAll('#uploads .upload')].every(r => r.dataset.state === 'done')
 			&& Number(document.body.dataset.events) >= 2`, 40*time.Second))
@@ -251,7 +267,9 @@ func TestBrowser(t *testing.T) {
 	step("small variants shown in the gallery",
 		poll(`(() => { const imgs = [...document.querySelectorAll('#gallery .card img')];
 			return imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth > 0 && i.naturalWidth <= 300)
-				&& !/No images/.test(document.querySelector('.more').textContent); })()`, 15*time.Second))
+				&& !/No images/.test(document.querySelector('.more').textContent); })()`, 15*time.Second),
+		// Faded in (for the screenshot).
+		poll(`[...document.querySelectorAll('#gallery .card img')].every(i => getComputedStyle(i).opacity === '1')`, 5*time.Second))
 	screenshot(t, b, "gallery.png")
 
 	deleted, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector('#gallery .card').dataset.id`))

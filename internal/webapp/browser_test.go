@@ -30,6 +30,9 @@ import (
 // redisDB is this package's Redis database (see testenv.RedisURL).
 const redisDB = 10
 
+// accessTTL is the access tokens' lifetime in the browser test.
+const accessTTL = 4 * time.Second
+
 // maxUpload is the service's upload limit in the browser test: small, so
 // that the too-large file is small too.
 const maxUpload = 1 << 20
@@ -47,6 +50,9 @@ func startService(t *testing.T) string {
 	cfg, _ := config.FromEnv(config.API, func(string) string { return "" })
 	cfg.Auth.JWTSecret = []byte("test-secret-test-secret-test-secret!")
 	cfg.Auth.Hasher = auth.HashParams{MemoryKiB: 1024, Time: 1, Threads: 1} // fast in tests
+	// Access tokens expire during the test: the page refreshes them ahead
+	// of time, and the event stream carries on with the new one.
+	cfg.Auth.AccessTTL = accessTTL
 	cfg.Image.DeliveryKeys = []image.DeliveryKey{{ID: "t1", Secret: []byte("delivery-key-of-the-tests-0123456789")}}
 	cfg.Image.MaxUploadBytes, cfg.API.MaxUploadBytes = maxUpload, maxUpload
 	cfg.RedisURL = testenv.RedisURL(redisDB)
@@ -301,6 +307,12 @@ func TestBrowser(t *testing.T) {
 	step("a too-large file is refused in words",
 		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{filepath.Join(dir, "huge.jpg")}, chromedp.NodeReady),
 		poll(`[...document.querySelectorAll('#uploads .upload[data-state=error] .detail')].some(d => /too large.*limit is 1\.0 MB/.test(d.textContent))`, 5*time.Second))
+
+	// The tokens were refreshed on time, before they expired, more than
+	// once (not only after a 401), and the page is still logged in (a
+	// refused refresh would have ended it).
+	step("tokens refreshed ahead of expiry",
+		poll(`Number(document.body.dataset.refreshes) >= 2 && !document.querySelector('#nav').hidden`, 2*accessTTL))
 
 	// At a phone's width nothing sticks out sideways.
 	step("phone width",

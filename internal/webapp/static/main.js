@@ -60,7 +60,7 @@ function route() {
     showAuth(main, hash === '#/signup' ? 'signup' : 'login');
     return;
   }
-  const m = hash.match(/^#\/image\/([^/]+)$/);
+  const m = hash.match(/^#\/image\/([\w-]+)$/);
   if (m) {
     showImage(main, decodeURIComponent(m[1]), {
       onDeleted: (id) => home.remove(id),

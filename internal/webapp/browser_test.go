@@ -207,6 +207,7 @@ func TestBrowser(t *testing.T) {
 		"cardinal.jpg": photo(t, "northern_cardinal_bird.jpg"),
 		"leaf.jpg":     photo(t, "test_exif.jpg"),
 		"huge.jpg":     testenv.PaddedJPEG(t, maxUpload+1),
+		"broken.jpg":   testenv.CorruptJPEG(t, 640, 480),
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
@@ -307,6 +308,19 @@ func TestBrowser(t *testing.T) {
 	step("a too-large file is refused in words",
 		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{filepath.Join(dir, "huge.jpg")}, chromedp.NodeReady),
 		poll(`[...document.querySelectorAll('#uploads .upload[data-state=error] .detail')].some(d => /too large.*limit is 1\.0 MB/.test(d.textContent))`, 5*time.Second))
+
+	// A photo that cannot be decoded fails, with the reason, and may be
+	// reprocessed from its page.
+	step("a failed image says why and can be reprocessed",
+		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{filepath.Join(dir, "broken.jpg")}, chromedp.NodeReady),
+		poll(`(() => { const r = [...document.querySelectorAll('#uploads .upload')].find(r => r.querySelector('.name').textContent === 'broken.jpg');
+			return r && r.dataset.state === 'failed' && /could not be decoded/.test(r.querySelector('.detail').textContent); })()`, 20*time.Second),
+		chromedp.Click(chromedp.CSS(`#gallery .card[data-status=failed] a`)),
+		visible("#reprocess"),
+		chromedp.Click(chromedp.CSS("#reprocess")),
+		poll(`/queued for processing again/i.test(document.querySelector('.image-page .message').textContent)`, 5*time.Second),
+		chromedp.Click(chromedp.CSS(`nav a[href="#/"]`)),
+		visible("#drop"))
 
 	// The tokens were refreshed on time, before they expired, more than
 	// once (not only after a 401), and the page is still logged in (a

@@ -341,3 +341,40 @@ func TestBrowser(t *testing.T) {
 		t.Fatal("the browser test ran out of time")
 	}
 }
+
+// TestBrowserGalleryScroll: the gallery shows the first page, newest
+// first, and the next one when its end scrolls into view, with no image
+// twice.
+func TestBrowserGalleryScroll(t *testing.T) {
+	chromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	base := startService(t)
+	const email, images, pageSize = "scroll@example.com", 30, 24
+	testenv.Signup(t, base, email)
+	token := testenv.Login(t, base, email)
+	var newest string
+	for i := range images {
+		newest = testenv.Upload(t, base, token, testenv.JPEG(t, 40+i, 30, 1)) // distinct bytes: no deduplication
+	}
+	b, consoleErrors := browser(t, ctx)
+	poll := func(expr string) chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(100*time.Millisecond))
+	}
+	cards := `document.querySelectorAll('#gallery .card')`
+	err := chromedp.Do(b,
+		chromedp.Navigate(base+"/#/login"),
+		chromedp.WaitVisible(chromedp.CSS("#email")),
+		chromedp.SendKeys(chromedp.CSS("#email"), email),
+		chromedp.SendKeys(chromedp.CSS("#password"), testenv.Password),
+		chromedp.Click(chromedp.CSS("#auth-submit")),
+		poll(fmt.Sprintf(`%s.length === %d`, cards, pageSize)),
+		poll(fmt.Sprintf(`%s[0].dataset.id === %q`, cards, newest)),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('.more').scrollIntoView()`),
+		poll(fmt.Sprintf(`%s.length === %d`, cards, images)),
+		poll(fmt.Sprintf(`new Set([...%s].map(c => c.dataset.id)).size === %d`, cards, images)),
+	)
+	if err != nil {
+		t.Fatalf("%v\nconsole: %q", err, consoleErrors())
+	}
+}

@@ -107,14 +107,19 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 	return a, nil
 }
 
-// imageSources are where the stable delivery URLs redirect, for the web
-// app's Content-Security-Policy: DELIVERY_BASE_URL when set, else the S3
-// endpoint presigned URLs are made for. None (AWS S3, the bucket in the
-// host name) lets the app allow any https: origin.
+// imageSources are where the web app's images come from, for its
+// Content-Security-Policy: PUBLIC_URL (the stable URLs' host, when it is
+// not the page's), then where they redirect: DELIVERY_BASE_URL when set,
+// else the S3 endpoint presigned URLs are made for. Without one (AWS S3,
+// the bucket in the host name) the app allows any https: origin.
 func imageSources(cfg config.Config) []string {
+	var sources []string
+	if cfg.Image.PublicURL != "" {
+		sources = append(sources, cfg.Image.PublicURL)
+	}
 	for _, s := range []string{cfg.Image.DeliveryBaseURL, cfg.S3.PublicEndpoint, cfg.S3.Endpoint} {
 		if s != "" {
-			return []string{s}
+			return append(sources, s)
 		}
 	}
 	return nil

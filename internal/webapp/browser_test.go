@@ -39,8 +39,9 @@ const maxUpload = 1 << 20
 
 // startService runs the whole service as the quickstart does, one process
 // with the API and a worker, over real MariaDB, Redis and S3, built by
-// the binaries' wiring (internal/app). It returns the API's URL.
-func startService(t *testing.T) string {
+// the binaries' wiring (internal/app), with the test's settings changed by
+// opts. It returns the API's URL.
+func startService(t *testing.T, opts ...func(*config.Config)) string {
 	t.Helper()
 	log := slog.New(logctx.NewHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	store, _ := testenv.MustStore(t)
@@ -59,6 +60,10 @@ func startService(t *testing.T) string {
 	cfg.Webhook.AllowPrivate = true // the receiver is on loopback
 	// Where presigned URLs point, for the app's Content-Security-Policy.
 	cfg.S3.Endpoint, cfg.S3.Bucket = s3cfg.Endpoint, s3cfg.Bucket
+
+	for _, o := range opts {
+		o(&cfg)
+	}
 
 	deps := &app.Deps{Store: store, Redis: rdb, Blobs: blobs}
 	reg := metrics.NewRegistry()
@@ -344,18 +349,23 @@ func TestBrowser(t *testing.T) {
 
 // TestBrowserGalleryScroll: the gallery shows the first page, newest
 // first, and the next one when its end scrolls into view, with no image
-// twice.
+// twice. The uploads use up the minute's allowance: one more from the page
+// is refused with the wait in words.
 func TestBrowserGalleryScroll(t *testing.T) {
 	chromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	base := startService(t)
 	const email, images, pageSize = "scroll@example.com", 30, 24
+	base := startService(t, func(c *config.Config) { c.API.UploadRatePerMinute = images })
 	testenv.Signup(t, base, email)
 	token := testenv.Login(t, base, email)
 	var newest string
 	for i := range images {
 		newest = testenv.Upload(t, base, token, testenv.JPEG(t, 40+i, 30, 1)) // distinct bytes: no deduplication
+	}
+	one := filepath.Join(t.TempDir(), "one.jpg")
+	if err := os.WriteFile(one, testenv.JPEG(t, 64, 48, 1), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	b, consoleErrors := browser(t, ctx)
 	poll := func(expr string) chromedp.Action[chromedp.Void] {
@@ -373,6 +383,8 @@ func TestBrowserGalleryScroll(t *testing.T) {
 		chromedp.Evaluate[chromedp.Void](`document.querySelector('.more').scrollIntoView()`),
 		poll(fmt.Sprintf(`%s.length === %d`, cards, images)),
 		poll(fmt.Sprintf(`new Set([...%s].map(c => c.dataset.id)).size === %d`, cards, images)),
+		chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{one}, chromedp.NodeReady),
+		poll(`/Too many requests\. Try again in \d+ seconds?\./.test(document.querySelector('#uploads .upload .detail')?.textContent)`),
 	)
 	if err != nil {
 		t.Fatalf("%v\nconsole: %q", err, consoleErrors())

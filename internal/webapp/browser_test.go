@@ -243,10 +243,9 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#auth-submit")),
 		visible("#drop"))
 	step("log out", chromedp.Click(chromedp.CSS("#logout")), visible("#email"))
-	step("log in",
+	step("log in with the keyboard",
 		chromedp.SendKeys(chromedp.CSS("#email"), email),
-		chromedp.SendKeys(chromedp.CSS("#password"), password),
-		chromedp.Click(chromedp.CSS("#auth-submit")),
+		chromedp.SendKeys(chromedp.CSS("#password"), password+"\r"),
 		visible("#drop"),
 		// The stream starts from now: it is open before anything is uploaded.
 		poll(`document.body.dataset.stream === 'live'`, 10*time.Second))
@@ -288,12 +287,16 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	step("open one and delete it",
-		chromedp.Click(chromedp.CSS("#gallery .card a")),
+	step("open one and delete it, with the keyboard",
+		chromedp.Focus(chromedp.CSS("#gallery .card a")),
+		chromedp.KeyEvent("\r"),
 		visible("#delete"),
 		poll(`document.querySelectorAll('.variants tbody tr').length === 3`, 5*time.Second),
-		chromedp.Click(chromedp.CSS("#delete")),
-		chromedp.Click(chromedp.CSS("#confirm-delete")),
+		chromedp.Focus(chromedp.CSS("#delete")),
+		chromedp.KeyEvent("\r"),
+		// The confirmation takes the focus: Enter confirms.
+		poll(`document.activeElement && document.activeElement.id === 'confirm-delete'`, 5*time.Second),
+		chromedp.KeyEvent("\r"),
 		visible("#gallery"),
 		poll(fmt.Sprintf(`document.querySelectorAll('#gallery .card').length === 1 && !document.querySelector('#gallery [data-id="%s"]')`, deleted), 5*time.Second))
 	token := testenv.Login(t, base, email)
@@ -326,6 +329,21 @@ func TestBrowser(t *testing.T) {
 		poll(`/queued for processing again/i.test(document.querySelector('.image-page .message').textContent)`, 5*time.Second),
 		chromedp.Click(chromedp.CSS(`nav a[href="#/"]`)),
 		visible("#drop"))
+
+	// Files dropped on the upload area (a JPEG drawn on a canvas, since
+	// the protocol cannot drag files from disk) upload as picked ones do.
+	step("drag and drop",
+		chromedp.Evaluate[chromedp.Void](`(async () => {
+			const c = document.createElement('canvas');
+			c.width = 320; c.height = 200;
+			const g = c.getContext('2d');
+			g.fillStyle = '#3a7'; g.fillRect(0, 0, 320, 200);
+			const blob = await new Promise(r => c.toBlob(r, 'image/jpeg', 0.9));
+			const dt = new DataTransfer();
+			dt.items.add(new File([blob], 'dropped.jpg', {type: 'image/jpeg'}));
+			document.querySelector('#drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+		})()`, chromedp.EvalAwaitPromise),
+		poll(`[...document.querySelectorAll('#uploads .upload')].some(r => r.querySelector('.name').textContent === 'dropped.jpg' && r.dataset.state === 'done')`, 20*time.Second))
 
 	// The tokens were refreshed on time, before they expired, more than
 	// once (not only after a 401), and the page is still logged in (a

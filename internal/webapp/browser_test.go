@@ -2,9 +2,11 @@ package webapp_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bbrks/go-blurhash"
 	"github.com/chromedp/chromedp"
 
 	"github.com/imagesvc/imagesvc/internal/app"
@@ -172,6 +175,39 @@ func photo(t *testing.T, name string) []byte {
 	return b
 }
 
+// comparePlaceholder checks pixels, the 32x32 RGBA the page drew for an
+// image's placeholder, against the reference decoder's.
+func comparePlaceholder(t *testing.T, base, token, id string, pixels []int) {
+	t.Helper()
+	var img struct{ Placeholder string }
+	if err := json.Unmarshal(testenv.Call(t, http.MethodGet, base+"/v1/images/"+id, token, "", nil, http.StatusOK), &img); err != nil {
+		t.Fatal(err)
+	}
+	want, err := blurhash.Decode(img.Placeholder, 32, 32, 1)
+	if err != nil {
+		t.Fatalf("decode %q: %v", img.Placeholder, err)
+	}
+	if len(pixels) != 32*32*4 {
+		t.Fatalf("the page drew %d values, want %d", len(pixels), 32*32*4)
+	}
+	var sum, n float64
+	for y := range 32 {
+		for x := range 32 {
+			r, g, b, _ := want.At(x, y).RGBA()
+			o := 4 * (y*32 + x)
+			for i, v := range []uint32{r >> 8, g >> 8, b >> 8} {
+				sum += math.Abs(float64(pixels[o+i]) - float64(v))
+				n++
+			}
+		}
+	}
+	mean := sum / n
+	t.Logf("placeholder %q: the page's pixels differ from the reference decoder's by %.2f of 255 on average", img.Placeholder, mean)
+	if mean > 1.5 {
+		t.Errorf("placeholder %q: the page's pixels differ from the reference decoder's by %.2f of 255 on average", img.Placeholder, mean)
+	}
+}
+
 // screenshot writes the whole page as name under $WEBAPP_SCREENSHOTS, else
 // bin/screenshots of the module.
 func screenshot(t *testing.T, b context.Context, name string) {
@@ -278,10 +314,24 @@ func TestBrowser(t *testing.T) {
 	step("small variants shown in the gallery",
 		poll(`(() => { const imgs = [...document.querySelectorAll('#gallery .card img')];
 			return imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth > 0 && i.naturalWidth <= 300)
-				&& !/No images/.test(document.querySelector('.more').textContent); })()`, 15*time.Second),
+				&& !/No images/.test(document.querySelector('.more').textContent)
+				// The placeholder under each: its BlurHash decoded on a canvas.
+				&& document.querySelectorAll('#gallery .card .placeholder canvas').length === 2; })()`, 15*time.Second),
 		// Faded in (for the screenshot).
 		poll(`[...document.querySelectorAll('#gallery .card img')].every(i => getComputedStyle(i).opacity === '1')`, 5*time.Second))
 	screenshot(t, b, "gallery.png")
+
+	// The page's BlurHash decoder draws what the reference one (Go) does.
+	placeholder, err := chromedp.Run(b, chromedp.Evaluate[struct {
+		ID     string
+		Pixels []int
+	}](`(() => { const card = document.querySelector('#gallery .card');
+		const c = card.querySelector('.placeholder canvas');
+		return {id: card.dataset.id, pixels: [...c.getContext('2d').getImageData(0, 0, 32, 32).data]}; })()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	comparePlaceholder(t, base, testenv.Login(t, base, email), placeholder.ID, placeholder.Pixels)
 
 	deleted, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector('#gallery .card').dataset.id`))
 	if err != nil {

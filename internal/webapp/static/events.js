@@ -75,9 +75,13 @@ export function follow(onEvent, onState) {
 
   (async () => {
     while (!stop.signal.aborted && loggedIn()) {
+      const started = Date.now();
       try {
         await connect();
-        continue; // an orderly end (token expired, server restarting): reconnect at once
+        // An orderly end (the token expired, the server is stopping):
+        // reconnect at once, unless the stream ends as soon as it starts,
+        // which would make this loop spin.
+        if (Date.now() - started > 1000) continue;
       } catch (e) {
         if (stop.signal.aborted) return;
         if (e instanceof ApiError && e.retryAfter) delay = Math.max(delay, e.retryAfter * 1000);

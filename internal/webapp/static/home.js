@@ -6,9 +6,22 @@ import {h, replace, bytes} from './dom.js';
 import {call, upload, explain, maxUploadBytes} from './api.js';
 import {frame} from './picture.js';
 
-const statusWords = {queued: 'Queued', processing: 'Processing', done: 'Done', failed: 'Failed'};
+const statusWords = {waiting: 'Waiting', uploading: 'Uploading', queued: 'Queued', processing: 'Processing', done: 'Done', failed: 'Failed'};
 const gallerySizes = '(max-width: 480px) 46vw, 200px';
 const pageSize = 24;
+
+// Slots lets n callers through at a time; the others wait their turn.
+class Slots {
+  constructor(n) { this.free = n; this.waiting = []; }
+  take() {
+    if (this.free > 0) { this.free--; return Promise.resolve(); }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+  give() {
+    const next = this.waiting.shift();
+    if (next) next(); else this.free++;
+  }
+}
 
 // Home is the page's state; it lives as long as the session, so that
 // uploads in flight and their statuses survive a visit to another page.
@@ -18,6 +31,7 @@ export class Home {
     this.uploads = new Map(); // image id -> upload row
     this.cursor = undefined; // undefined: not loaded; null: the end
     this.loading = false;
+    this.slots = new Slots(3);
     this.grid = h('ul', {class: 'grid', id: 'gallery', 'aria-label': 'Your images'});
     this.more = h('p', {class: 'more', 'aria-live': 'polite'});
     this.list = h('ul', {class: 'uploads', id: 'uploads', 'aria-label': 'Uploads'});
@@ -122,9 +136,9 @@ export class Home {
 
   async sendOne(file) {
     const bar = h('progress', {max: file.size || 1, value: 0, 'aria-label': `Upload of ${file.name}`});
-    const state = h('span', {class: 'state'}, 'Uploading');
+    const state = h('span', {class: 'state'}, 'Waiting');
     const detail = h('span', {class: 'detail', role: 'status'}, `0 of ${bytes(file.size)}`);
-    const row = h('li', {class: 'upload', dataset: {state: 'uploading'}},
+    const row = h('li', {class: 'upload', dataset: {state: 'waiting'}},
       h('span', {class: 'name'}, file.name), bar, state, detail);
     this.list.prepend(row);
     const set = (s, text) => {
@@ -133,6 +147,11 @@ export class Home {
       replace(detail, text || '');
       if (s !== 'uploading') bar.hidden = true;
     };
+    // A few at a time: the API bounds one user's uploads in flight (and
+    // answers 429 beyond), and the bandwidth is shared anyway.
+    await this.slots.take();
+    row.dataset.state = 'uploading';
+    replace(state, 'Uploading');
     try {
       const img = await upload(file, (sent, total) => {
         bar.max = total;
@@ -149,8 +168,9 @@ export class Home {
       this.checkProcessing(img.id);
     } catch (e) {
       set('error', explain(e));
-      row.dataset.state = 'error';
       replace(state, 'Not uploaded');
+    } finally {
+      this.slots.give();
     }
   }
 

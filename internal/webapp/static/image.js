@@ -13,9 +13,12 @@ export async function showImage(main, id, {onDeleted, onChanged}) {
   try {
     img = await call('GET', `/v1/images/${encodeURIComponent(id)}`);
   } catch (e) {
-    replace(main, h('p', {class: 'error', role: 'alert'}, explain(e)), h('p', {}, h('a', {href: '#/'}, 'Back to the gallery')));
+    if (location.hash === `#/image/${id}`) {
+      replace(main, h('p', {class: 'error', role: 'alert'}, explain(e)), h('p', {}, h('a', {href: '#/'}, 'Back to the gallery')));
+    }
     return;
   }
+  if (location.hash !== `#/image/${id}`) return; // the reader went elsewhere meanwhile
   const message = h('p', {class: 'message', role: 'status'});
   const fail = (e) => { message.className = 'message error'; replace(message, explain(e)); };
 

@@ -17,6 +17,7 @@ let stopEvents = null;
 
 // The live state, for people (the header) and for the browser tests.
 function setLive(state, err) {
+  if (!loggedIn()) return; // the stream is ending with the session
   document.body.dataset.stream = state;
   if (state === 'reconnecting' && err) {
     notice.hidden = false;
@@ -42,6 +43,7 @@ onSession((on) => {
     stopEvents = null;
     home = null;
     delete document.body.dataset.stream;
+    notice.hidden = true;
     go('#/login');
   }
 });

@@ -380,20 +380,23 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`nav a[href="#/"]`)),
 		visible("#drop"))
 
-	// Files dropped on the upload area (a JPEG drawn on a canvas, since
-	// the protocol cannot drag files from disk) upload as picked ones do.
+	// Files dropped on the upload area (JPEGs drawn on a canvas, since the
+	// protocol cannot drag files from disk) upload as picked ones do; more
+	// than the page sends at once wait their turn.
 	step("drag and drop",
 		chromedp.Evaluate[chromedp.Void](`(async () => {
-			const c = document.createElement('canvas');
-			c.width = 320; c.height = 200;
-			const g = c.getContext('2d');
-			g.fillStyle = '#3a7'; g.fillRect(0, 0, 320, 200);
-			const blob = await new Promise(r => c.toBlob(r, 'image/jpeg', 0.9));
 			const dt = new DataTransfer();
-			dt.items.add(new File([blob], 'dropped.jpg', {type: 'image/jpeg'}));
+			for (const [i, colour] of ['#3a7', '#a37', '#37a', '#aa3', '#3aa'].entries()) {
+				const c = document.createElement('canvas');
+				c.width = 320; c.height = 200;
+				const g = c.getContext('2d');
+				g.fillStyle = colour; g.fillRect(0, 0, 320, 200);
+				const blob = await new Promise(r => c.toBlob(r, 'image/jpeg', 0.9));
+				dt.items.add(new File([blob], 'dropped-' + i + '.jpg', {type: 'image/jpeg'}));
+			}
 			document.querySelector('#drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
 		})()`, chromedp.EvalAwaitPromise),
-		poll(`[...document.querySelectorAll('#uploads .upload')].some(r => r.querySelector('.name').textContent === 'dropped.jpg' && r.dataset.state === 'done')`, 20*time.Second))
+		poll(`[...document.querySelectorAll('#uploads .upload')].filter(r => r.querySelector('.name').textContent.startsWith('dropped-') && r.dataset.state === 'done').length === 5`, 20*time.Second))
 
 	// The tokens were refreshed on time, before they expired, more than
 	// once (not only after a 401), and the page is still logged in (a

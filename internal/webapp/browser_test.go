@@ -358,9 +358,9 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`.hook button[data-action=deliveries]`)),
 		poll(`document.querySelectorAll('.deliveries tbody tr').length === 2`, 10*time.Second),
 		chromedp.Click(chromedp.CSS(`.deliveries button`)),
-		poll(`/queued again/.test(document.querySelector('.webhooks .message').textContent)`, 5*time.Second),
-		chromedp.Click(chromedp.CSS(`nav a[href="#/"]`)),
-		visible("#drop"))
+		poll(`/queued again/.test(document.querySelector('.webhooks .message').textContent)`, 5*time.Second))
+	screenshot(t, b, "webhooks.png")
+	step("back to the gallery", chromedp.Click(chromedp.CSS(`nav a[href="#/"]`)), visible("#drop"))
 	testenv.WaitUntil(t, 10*time.Second, "the redelivery", func() bool { return hooks.Load() >= 4 }) // ping, two events, the redelivery
 
 	step("a too-large file is refused in words",
@@ -376,7 +376,10 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#gallery .card[data-status=failed] a`)),
 		visible("#reprocess"),
 		chromedp.Click(chromedp.CSS("#reprocess")),
-		poll(`/queued for processing again/i.test(document.querySelector('.image-page .message').textContent)`, 5*time.Second),
+		poll(`/queued for processing again/i.test(document.querySelector('.image-page .message').textContent)
+			&& document.querySelector('.facts .status').textContent !== 'failed'`, 5*time.Second))
+	screenshot(t, b, "failed.png")
+	step("back to the gallery",
 		chromedp.Click(chromedp.CSS(`nav a[href="#/"]`)),
 		visible("#drop"))
 

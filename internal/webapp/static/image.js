@@ -20,6 +20,8 @@ export async function showImage(main, id, {onDeleted, onChanged}) {
   }
   if (location.hash !== `#/image/${id}`) return; // the reader went elsewhere meanwhile
   const message = h('p', {class: 'message', role: 'status'});
+  const status = h('dd', {class: `status ${img.status}`}, img.status);
+  const why = img.error ? [h('dt', {}, 'Why'), h('dd', {}, img.error.message)] : [];
   const fail = (e) => { message.className = 'message error'; replace(message, explain(e)); };
 
   const reprocess = h('button', {type: 'button', id: 'reprocess', onclick: async () => {
@@ -27,6 +29,9 @@ export async function showImage(main, id, {onDeleted, onChanged}) {
     try {
       const again = await call('POST', `/v1/images/${encodeURIComponent(id)}/reprocess`);
       onChanged(again);
+      status.className = `status ${again.status}`;
+      replace(status, again.status);
+      if (again.status !== 'failed') for (const el of why) el.remove();
       message.className = 'message';
       replace(message, 'Queued for processing again.');
     } catch (e) { fail(e); } finally { reprocess.disabled = false; }
@@ -57,10 +62,10 @@ export async function showImage(main, id, {onDeleted, onChanged}) {
   replace(main, h('article', {class: 'image-page'},
     h('p', {}, h('a', {href: '#/'}, '← Gallery')),
     h('h1', {}, img.filename || 'untitled'),
-    frame(img, '(max-width: 1024px) 100vw, 1024px', img.filename || '', {eager: true, aspect: true}),
+    img.variants && img.variants.length ? frame(img, '(max-width: 1024px) 100vw, 1024px', img.filename || '', {eager: true, aspect: true}) : null,
     h('dl', {class: 'facts'},
-      h('dt', {}, 'Status'), h('dd', {class: `status ${img.status}`}, img.status),
-      img.error ? [h('dt', {}, 'Why'), h('dd', {}, img.error.message)] : null,
+      h('dt', {}, 'Status'), status,
+      why,
       h('dt', {}, 'Original'), h('dd', {}, `${shortType(img.content_type)}, ${bytes(img.bytes)}`,
         img.width ? `, ${img.width} × ${img.height}` : ''),
       h('dt', {}, 'Uploaded'), h('dd', {}, when(img.created_at))),

@@ -407,11 +407,17 @@ func TestBrowser(t *testing.T) {
 	step("tokens refreshed ahead of expiry",
 		poll(`Number(document.body.dataset.refreshes) >= 2 && !document.querySelector('#nav').hidden`, 2*accessTTL))
 
-	// At a phone's width nothing sticks out sideways.
+	// At a phone's width nothing sticks out sideways, on the gallery or on
+	// an image's page with its table of variants.
 	step("phone width",
 		chromedp.EmulateViewport(390, 844),
 		poll(`document.documentElement.scrollWidth <= innerWidth`, 5*time.Second))
 	screenshot(t, b, "phone.png")
+	step("phone width, an image's page",
+		chromedp.Click(chromedp.CSS(`#gallery .card[data-status=done] a`)),
+		poll(`document.querySelectorAll('.variants tbody tr').length === 3`, 5*time.Second),
+		poll(`document.documentElement.scrollWidth <= innerWidth`, 5*time.Second))
+	screenshot(t, b, "phone-image.png")
 
 	if errs := consoleErrors(); len(errs) > 0 {
 		t.Errorf("the browser reported errors:\n%s", strings.Join(errs, "\n"))

@@ -53,7 +53,11 @@ export async function showImage(main, id, {onDeleted, onChanged}) {
     confirmBox.querySelector('button').focus();
   }}, 'Delete');
 
-  const rows = (img.variants || []).map((v) => h('tr', {},
+  // Smallest first; variants of one size (a small source is never
+  // enlarged) in the configured names' usual order.
+  const rank = (v) => ['small', 'medium', 'large'].indexOf(v.name);
+  const variants = [...(img.variants || [])].sort((a, b) => a.width * a.height - b.width * b.height || rank(a) - rank(b));
+  const rows = variants.map((v) => h('tr', {},
     h('th', {scope: 'row'}, v.name),
     h('td', {}, `${v.width} × ${v.height}`),
     h('td', {}, (v.formats && v.formats.length ? v.formats : [v]).map((f) => h('div', {},

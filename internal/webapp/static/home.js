@@ -130,6 +130,11 @@ export class Home {
     this.sayEmpty();
   }
 
+  // busy says whether files are uploading or waiting to.
+  busy() {
+    return [...this.list.children].some((r) => r.dataset.state === 'uploading' || r.dataset.state === 'waiting');
+  }
+
   send(files) {
     for (const file of files) this.sendOne(file);
   }

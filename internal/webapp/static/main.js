@@ -77,6 +77,14 @@ function route() {
 }
 
 addEventListener('hashchange', route);
+// A file dropped beside the upload area would make the browser open it,
+// leaving the page and, with it, the session (kept in memory only).
+addEventListener('dragover', (e) => e.preventDefault());
+addEventListener('drop', (e) => e.preventDefault());
+// Leaving while files upload loses them: the browser asks first.
+addEventListener('beforeunload', (e) => {
+  if (home && home.busy()) e.preventDefault();
+});
 document.getElementById('logout').addEventListener('click', () => logout());
 
 // Never a blank page: an error nothing caught is said in words.

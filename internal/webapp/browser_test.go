@@ -230,12 +230,16 @@ func screenshot(t *testing.T, b context.Context, name string) {
 	t.Logf("screenshot: %s (%d bytes)", out, len(shot))
 }
 
-// TestBrowser: a person signs up, logs out and in, uploads two photos
-// through the file picker, sees both reach done through the event stream
-// without a reload and their small variants load in the gallery, opens
-// one and deletes it, and is told, in words, that a too-large file is too
-// large. Screenshots of the gallery and of the page at a phone's width go
-// to $WEBAPP_SCREENSHOTS, else bin/screenshots.
+// TestBrowser: a person signs up, logs out and in, creates a webhook and
+// pings it, uploads two photos through the file picker, sees both reach
+// done through the event stream without a reload and their small variants
+// load in the gallery over their placeholders, opens one and deletes it
+// with the keyboard, lists the webhook's deliveries and redelivers one, is
+// told in words that a too-large file is too large and why an undecodable
+// one failed, reprocesses that one, drops five files, stays logged in
+// while the access tokens (4 s here) expire, and finds every page usable
+// at a phone's width. Screenshots go to $WEBAPP_SCREENSHOTS, else
+// bin/screenshots.
 func TestBrowser(t *testing.T) {
 	chromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

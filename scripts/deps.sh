@@ -2,8 +2,9 @@
 # Installs and starts what the tests need on a Debian machine: libvips (cgo,
 # for bimg), redis-sentinel (the failover test), versitygw (an S3-protocol server, posix backend), and checks
 # that MariaDB and Redis answer, starting them if they do not; Node and npm
-# for the OpenAPI linter and tus-js-client for the tus tests. With the argument "vips" it installs libvips only
-# (all that `make run` needs), with "node" libvips and Node only, with
+# for the OpenAPI linter and tus-js-client for the tus tests; Chromium for
+# the web app's browser test. With the argument "vips" it installs libvips
+# only (all that `make run` needs), with "node" libvips and Node only, with
 # "cluster" libvips and what make cluster-test and make capacity run.
 # Idempotent: what is there and running is left alone.
 set -euo pipefail
@@ -80,6 +81,15 @@ if ! command -v docker-compose >/dev/null; then
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null ||
 		{ as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; } ||
 		{ log "could not install docker-compose; run: sudo apt-get install -y docker-compose"; exit 1; }
+fi
+
+# Chromium drives the web app's browser test (internal/webapp); the test
+# fails without it rather than skip.
+if [ ! -x /usr/bin/chromium ]; then
+	log "installing chromium"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null ||
+		{ as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ||
+		{ log "could not install Chromium; run: sudo apt-get install -y chromium"; exit 1; }
 fi
 
 # versitygw.

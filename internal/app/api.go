@@ -97,11 +97,30 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 		Idempotency: deps.Store, Events: events, Checks: deps.Checks(), Drain: a.Drain, Limiter: ratelimit.New(deps.Redis, "imagesvc:ratelimit:"),
 		Monitor: monitor, Registry: reg,
 	}
+	cfg.API.WebApp.ImageSources = imageSources(cfg)
 	a.Handler = httpapi.New(d, cfg.API, log)
 	if cfg.API.SeparateOps {
 		a.Ops = httpapi.NewOps(d, cfg.API, log)
 	}
 	return a, nil
+}
+
+// imageSources are where the web app's images come from, for its
+// Content-Security-Policy: PUBLIC_URL (the stable URLs' host, when it is
+// not the page's), then where they redirect: DELIVERY_BASE_URL when set,
+// else the S3 endpoint presigned URLs are made for. Without one (AWS S3,
+// the bucket in the host name) the app allows any https: origin.
+func imageSources(cfg config.Config) []string {
+	var sources []string
+	if cfg.Image.PublicURL != "" {
+		sources = append(sources, cfg.Image.PublicURL)
+	}
+	for _, s := range []string{cfg.Image.DeliveryBaseURL, cfg.S3.PublicEndpoint, cfg.S3.Endpoint} {
+		if s != "" {
+			return append(sources, s)
+		}
+	}
+	return nil
 }
 
 // newAccounts returns the account deletion on deps: the image domain's
@@ -285,6 +304,8 @@ func quickstartBanner(addr, dataDir string) string {
 	}
 	return fmt.Sprintf(`
 imagesvc is running at http://%[1]s (quickstart: embedded database, Redis and S3 under %[2]s)
+
+Open http://%[1]s/ in a browser to sign up and upload photos, or from a shell:
 
   curl -s http://%[1]s/v1/auth/signup -H 'Content-Type: application/json' \
     -d '{"email":"me@example.com","password":"correct horse battery"}'

@@ -279,6 +279,7 @@ func FromEnv(p Process, getenv func(string) string) (Config, error) {
 	c.API.MaxConcurrentUploadsPerUser = e.integer("MAX_CONCURRENT_UPLOADS_PER_USER", 0)
 	c.API.UploadMinBytesPerSecond = int64(e.integer("UPLOAD_MIN_BYTES_PER_SECOND", 16<<10))
 	c.API.SignupRatePerMinutePerAddress = e.integer("SIGNUP_RATE_PER_MINUTE_PER_ADDRESS", 10)
+	c.API.PageRatePerMinutePerAddress = e.integer("PAGE_RATE_PER_MINUTE_PER_ADDRESS", 600)
 	c.API.WebhookActionRatePerMinute = e.integer("WEBHOOK_ACTION_RATE_PER_MINUTE", 30)
 	c.API.LoginRatePerMinute = e.integer("LOGIN_RATE_PER_MINUTE", 10)
 	c.API.LoginRatePerMinutePerAddress = e.integer("LOGIN_RATE_PER_MINUTE_PER_ADDRESS", 30)

@@ -52,6 +52,28 @@ func TestLoginLimitPerAddress(t *testing.T) {
 	}
 }
 
+// TestWebAppLimitPerAddress: the web app's page and assets count against
+// one limit per client address, as the API's routes without a token do,
+// and a refused request says when to come back.
+func TestWebAppLimitPerAddress(t *testing.T) {
+	h := newHarness(t, func(s *settings) { s.API.PageRatePerMinutePerAddress = 3 })
+	var got []int
+	for _, path := range []string{"/", "/app/main.js", "/app/style.css", "/"} {
+		r := h.do(http.MethodGet, path, "", "", nil)
+		got = append(got, r.Status)
+		if r.Status == http.StatusTooManyRequests && (r.errorCode(t) != "rate_limited" || r.Header.Get("Retry-After") == "") {
+			t.Errorf("GET %s: %d %s, want rate_limited with Retry-After", path, r.Status, r.Body)
+		}
+	}
+	if fmt.Sprint(got) != "[200 200 200 429]" {
+		t.Errorf("the app's requests answered %v, want [200 200 200 429]", got)
+	}
+	// The API itself is not held back by the page's limit.
+	if r := h.do(http.MethodGet, "/healthz", "", "", nil); r.Status != http.StatusOK {
+		t.Errorf("/healthz after the page's limit: %d", r.Status)
+	}
+}
+
 // TestTrustedProxiesOnly: X-Forwarded-For counts only from the configured
 // proxies; a loopback or private peer is not one unless listed, so it
 // cannot spread its attempts over invented addresses.

@@ -162,3 +162,16 @@ func (s *Server) limit(c echo.Context, key string, perMinute int) error {
 	}
 	return nil
 }
+
+// limitByAddress is a middleware counting requests per client address
+// against a limit per minute, under the key prefix name.
+func (s *Server) limitByAddress(name string, perMinute int) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if err := s.limit(c, name+":addr:"+c.RealIP(), perMinute); err != nil {
+				return err
+			}
+			return next(c)
+		}
+	}
+}

@@ -35,9 +35,9 @@ var (
 func spec(t *testing.T) (*openapi3.T, routers.Router) {
 	t.Helper()
 	specOnce.Do(func() {
-		// The reference page and its script are text the schema calls a
-		// string.
-		for _, ct := range []string{"text/html", "text/javascript"} {
+		// The reference page, the web app and their scripts, styles and
+		// icon are text the schema calls a string.
+		for _, ct := range []string{"text/html", "text/javascript", "text/css", "image/svg+xml"} {
 			openapi3filter.RegisterBodyDecoder(ct, textBody)
 		}
 		loader := openapi3.NewLoader()

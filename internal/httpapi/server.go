@@ -27,6 +27,7 @@ import (
 	"github.com/imagesvc/imagesvc/internal/health"
 	"github.com/imagesvc/imagesvc/internal/idempotency"
 	"github.com/imagesvc/imagesvc/internal/image"
+	"github.com/imagesvc/imagesvc/internal/webapp"
 )
 
 // Authenticator is what the API needs from the auth domain.
@@ -136,6 +137,11 @@ type Config struct {
 	// WaitRecheck is how often a long poll reads its image again whatever
 	// the events say. 0 means 5 s.
 	WaitRecheck time.Duration
+	// PageRatePerMinutePerAddress bounds the web app's requests (its page
+	// and assets) per client address; 0 turns it off.
+	PageRatePerMinutePerAddress int
+	// WebApp is what the web app at / needs of the deployment.
+	WebApp webapp.Config
 	// SeparateOps leaves /metrics and /monitoring out of New: NewOps serves
 	// them, on a port kept off the public network.
 	SeparateOps bool
@@ -277,6 +283,12 @@ func New(d Deps, cfg Config, log *slog.Logger) *echo.Echo {
 	e.GET("/readyz", echo.WrapHandler(health.Ready(d.Checks, log)))
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", OpenAPI) })
 	docsRoutes(e)
+	// The web app: pages for people, on the same middleware and under a
+	// per-address limit like the API's other routes without a token.
+	if cfg.WebApp.MaxUploadBytes == 0 {
+		cfg.WebApp.MaxUploadBytes = cfg.MaxUploadBytes
+	}
+	webapp.New(cfg.WebApp).Register(e, s.limitByAddress("page", cfg.PageRatePerMinutePerAddress))
 	if !cfg.SeparateOps {
 		s.opsRoutes(e)
 	}

@@ -107,8 +107,8 @@ func MustStore(tb testing.TB) (*gormstore.Store, string) {
 // RedisURL returns the URL of Redis database n. Packages whose tests use
 // Redis take distinct databases, since `go test` runs packages in parallel
 // and MustRedis flushes: httpapi 1, cmd/worker 3, eventstream 5,
-// cmd/imagesvc 6, tuslock 7. (redisconn's Sentinel test runs Redis
-// servers of its own, on ports 6390-6391 and 26390-26392.)
+// cmd/imagesvc 6, tuslock 7, webapp 10. (redisconn's Sentinel test runs
+// Redis servers of its own, on ports 6390-6391 and 26390-26392.)
 func RedisURL(n int) string {
 	base := strings.TrimSuffix(getenv("TEST_REDIS_URL", "redis://127.0.0.1:6379"), "/")
 	if i := strings.LastIndex(base, "/"); i > len("redis://") {

@@ -691,6 +691,9 @@ type Limit = int
 // UploadId defines model for uploadId.
 type UploadId = string
 
+// AssetNotFound defines model for AssetNotFound.
+type AssetNotFound = Error
+
 // DatabaseUnavailable defines model for DatabaseUnavailable.
 type DatabaseUnavailable = Error
 
@@ -963,6 +966,18 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 
 // The interface specification for the client above.
 type ClientInterface interface {
+
+	// GetWebApp The web app
+	//
+	// A page for people: sign up, log in, upload with progress, follow processing live, browse, reprocess and delete images, manage webhooks. Its assets are embedded in the server (nothing from elsewhere); it calls this API like any other client. Rate limited per client address (PAGE_RATE_PER_MINUTE_PER_ADDRESS).
+	//
+	// Corresponds with GET / (the `GetWebApp` operationId).
+	GetWebApp(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetWebAppAsset A script, style sheet or icon of the web app
+	//
+	// Corresponds with GET /app/{file} (the `GetWebAppAsset` operationId).
+	GetWebAppAsset(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetDocs API reference page
 	//
@@ -1392,6 +1407,38 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/webhooks/{id}/rotate-secret (the `RotateWebhookSecret` operationId).
 	RotateWebhookSecret(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// GetWebApp The web app
+//
+// A page for people: sign up, log in, upload with progress, follow processing live, browse, reprocess and delete images, manage webhooks. Its assets are embedded in the server (nothing from elsewhere); it calls this API like any other client. Rate limited per client address (PAGE_RATE_PER_MINUTE_PER_ADDRESS).
+//
+// Corresponds with GET / (the `GetWebApp` operationId).
+func (c *Client) GetWebApp(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebAppRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetWebAppAsset A script, style sheet or icon of the web app
+//
+// Corresponds with GET /app/{file} (the `GetWebAppAsset` operationId).
+func (c *Client) GetWebAppAsset(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebAppAssetRequest(c.Server, file)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // GetDocs API reference page
@@ -2321,6 +2368,67 @@ func (c *Client) RotateWebhookSecret(ctx context.Context, id Id, reqEditors ...R
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewGetWebAppRequest constructs an http.Request for the GetWebApp method
+func NewGetWebAppRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetWebAppAssetRequest constructs an http.Request for the GetWebAppAsset method
+func NewGetWebAppAssetRequest(server string, file string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "file", file, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/app/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewGetDocsRequest constructs an http.Request for the GetDocs method
@@ -4082,6 +4190,22 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// GetWebAppWithResponse The web app
+	//
+	// A page for people: sign up, log in, upload with progress, follow processing live, browse, reprocess and delete images, manage webhooks. Its assets are embedded in the server (nothing from elsewhere); it calls this API like any other client. Rate limited per client address (PAGE_RATE_PER_MINUTE_PER_ADDRESS).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET / (the `GetWebApp` operationId).
+	GetWebAppWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetWebAppResponse, error)
+
+	// GetWebAppAssetWithResponse A script, style sheet or icon of the web app
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /app/{file} (the `GetWebAppAsset` operationId).
+	GetWebAppAssetWithResponse(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*GetWebAppAssetResponse, error)
+
 	// GetDocsWithResponse API reference page
 	//
 	// This document rendered by Redoc, from assets embedded in the server: it works offline and loads nothing from elsewhere.
@@ -4566,6 +4690,109 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/webhooks/{id}/rotate-secret (the `RotateWebhookSecret` operationId).
 	RotateWebhookSecretWithResponse(ctx context.Context, id Id, reqEditors ...RequestEditorFn) (*RotateWebhookSecretResponse, error)
+}
+
+// GetWebAppResponse429Headers the declared response headers of an HTTP 429 response for GetWebApp
+type GetWebAppResponse429Headers struct {
+	RetryAfter int
+}
+
+type GetWebAppResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetWebAppResponse429Headers
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetWebAppResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r GetWebAppResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetWebAppResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetWebAppResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetWebAppResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetWebAppAssetResponse429Headers the declared response headers of an HTTP 429 response for GetWebAppAsset
+type GetWebAppAssetResponse429Headers struct {
+	RetryAfter int
+}
+
+type GetWebAppAssetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *AssetNotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetWebAppAssetResponse429Headers
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetWebAppAssetResponse) GetJSON404() *AssetNotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetWebAppAssetResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r GetWebAppAssetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetWebAppAssetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetWebAppAssetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetWebAppAssetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 type GetDocsResponse struct {
@@ -7998,6 +8225,34 @@ func (r RotateWebhookSecretResponse) ContentType() string {
 	return ""
 }
 
+// GetWebAppWithResponse The web app
+//
+// A page for people: sign up, log in, upload with progress, follow processing live, browse, reprocess and delete images, manage webhooks. Its assets are embedded in the server (nothing from elsewhere); it calls this API like any other client. Rate limited per client address (PAGE_RATE_PER_MINUTE_PER_ADDRESS).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET / (the `GetWebApp` operationId).
+func (c *ClientWithResponses) GetWebAppWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetWebAppResponse, error) {
+	rsp, err := c.GetWebApp(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetWebAppResponse(rsp)
+}
+
+// GetWebAppAssetWithResponse A script, style sheet or icon of the web app
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /app/{file} (the `GetWebAppAsset` operationId).
+func (c *ClientWithResponses) GetWebAppAssetWithResponse(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*GetWebAppAssetResponse, error) {
+	rsp, err := c.GetWebAppAsset(ctx, file, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetWebAppAssetResponse(rsp)
+}
+
 // GetDocsWithResponse API reference page
 //
 // This document rendered by Redoc, from assets embedded in the server: it works offline and loads nothing from elsewhere.
@@ -8781,6 +9036,97 @@ func (c *ClientWithResponses) RotateWebhookSecretWithResponse(ctx context.Contex
 		return nil, err
 	}
 	return ParseRotateWebhookSecretResponse(rsp)
+}
+
+// ParseGetWebAppResponse parses an HTTP response from a GetWebAppWithResponse call
+func ParseGetWebAppResponse(rsp *http.Response) (*GetWebAppResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetWebAppResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetWebAppResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetWebAppAssetResponse parses an HTTP response from a GetWebAppAssetWithResponse call
+func ParseGetWebAppAssetResponse(rsp *http.Response) (*GetWebAppAssetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetWebAppAssetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AssetNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetWebAppAssetResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseGetDocsResponse parses an HTTP response from a GetDocsWithResponse call

@@ -59,7 +59,7 @@ func startService(t *testing.T, opts ...func(*config.Config)) string {
 	cfg.Auth.AccessTTL = accessTTL
 	cfg.Image.DeliveryKeys = []image.DeliveryKey{{ID: "t1", Secret: []byte("delivery-key-of-the-tests-0123456789")}}
 	cfg.Image.MaxUploadBytes, cfg.API.MaxUploadBytes = maxUpload, maxUpload
-	cfg.RedisURL = testenv.RedisURL(redisDB)
+	cfg.Redis.URL = testenv.RedisURL(redisDB)
 	cfg.Webhook.AllowPrivate = true // the receiver is on loopback
 	// Where presigned URLs point, for the app's Content-Security-Policy.
 	cfg.S3.Endpoint, cfg.S3.Bucket = s3cfg.Endpoint, s3cfg.Bucket

@@ -97,7 +97,7 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 		Idempotency: deps.Store, Events: events, Checks: deps.Checks(), Drain: a.Drain, Limiter: ratelimit.New(deps.Redis, "imagesvc:ratelimit:"),
 		Monitor: monitor, Registry: reg,
 	}
-	cfg.API.WebApp.ImageSources = imageSources(cfg)
+	cfg.API.WebApp.ImageSources = imageSources(cfg, deps.Blobs, log)
 	a.Handler = httpapi.New(d, cfg.API, log)
 	if cfg.API.SeparateOps {
 		a.Ops = httpapi.NewOps(d, cfg.API, log)
@@ -108,19 +108,25 @@ func NewAPI(cfg config.Config, deps *Deps, reg *prometheus.Registry, log *slog.L
 // imageSources are where the web app's images come from, for its
 // Content-Security-Policy: PUBLIC_URL (the stable URLs' host, when it is
 // not the page's), then where they redirect: DELIVERY_BASE_URL when set,
-// else the S3 endpoint presigned URLs are made for. Without one (AWS S3,
-// the bucket in the host name) the app allows any https: origin.
-func imageSources(cfg config.Config) []string {
+// else the origin of the URLs the S3 store presigns, read off one it
+// presigns here (presigning is local), so that a virtual-hosted bucket
+// name, an AWS region or S3_PUBLIC_ENDPOINT come out as the browser will
+// see them. If it cannot presign, none: the app then allows any https:
+// origin.
+func imageSources(cfg config.Config, blobs image.Blobs, log *slog.Logger) []string {
 	var sources []string
 	if cfg.Image.PublicURL != "" {
 		sources = append(sources, cfg.Image.PublicURL)
 	}
-	for _, s := range []string{cfg.Image.DeliveryBaseURL, cfg.S3.PublicEndpoint, cfg.S3.Endpoint} {
-		if s != "" {
-			return append(sources, s)
-		}
+	if cfg.Image.DeliveryBaseURL != "" {
+		return append(sources, cfg.Image.DeliveryBaseURL)
 	}
-	return nil
+	u, err := blobs.PresignGet(context.Background(), "variants/csp-probe", time.Minute)
+	if err != nil {
+		log.Warn("web app: cannot tell where presigned URLs point; its pages allow images from any https: origin", "err", err)
+		return nil
+	}
+	return append(sources, u)
 }
 
 // newAccounts returns the account deletion on deps: the image domain's

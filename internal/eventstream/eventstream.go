@@ -172,8 +172,11 @@ func (h *Hub) run(ps *redis.PubSub) {
 	defer close(h.done)
 	for {
 		err := h.receive(ps)
+		// Detached before it is closed, so that a Close in between finds
+		// it still open and closes it once.
+		alive := h.detach()
 		ps.Close()
-		if !h.detach() {
+		if !alive {
 			return
 		}
 		h.log.Warn("event stream connection to Redis lost: open subscriptions ended", "err", err)
@@ -339,6 +342,11 @@ func (s *Stream) Subscribe(ctx context.Context, userID, after string) (<-chan im
 	// Live first, so that nothing published between the replay and the
 	// live events is lost; what both see is sent once.
 	s.hub.mu.Lock()
+	if s.hub.closed {
+		// Nothing would ever end it (the server is shutting down).
+		s.hub.mu.Unlock()
+		return nil, nil, failure.New(failure.Unavailable, "events_unavailable", "the event stream is closed")
+	}
 	if s.hub.subs[userID] == nil {
 		s.hub.subs[userID] = map[*subscription]struct{}{}
 	}

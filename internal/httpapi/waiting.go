@@ -41,7 +41,7 @@ func (s *Server) waitForImage(c echo.Context, wait time.Duration) error {
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer func() { stop() }() // the subscription in force at the end
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	// Read the image again now and then whatever the events say: an event
@@ -62,9 +62,16 @@ func (s *Server) waitForImage(c echo.Context, wait time.Duration) error {
 			select {
 			case e, ok := <-events:
 				if !ok {
-					events = nil // the subscription ended: the recheck is left
+					// The subscription ended (the process lost its
+					// connection to Redis, see eventstream.Hub): subscribe
+					// again and read the image again, which covers the
+					// gap. Failing that, the recheck is left.
+					stop()
+					if events, stop, err = s.Events.Subscribe(ctx, p.UserID, ""); err != nil {
+						events, stop = nil, func() {}
+					}
 				}
-				woken = ok && e.ImageID == img.ID
+				woken = !ok || e.ImageID == img.ID
 			case <-recheck.C:
 				woken = true
 			case <-deadline.C:

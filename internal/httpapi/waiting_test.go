@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,76 @@ func TestLongPoll(t *testing.T) {
 		if r.Status != http.StatusBadRequest || r.errorCode(t) != "invalid_wait" {
 			t.Errorf("wait=%s: %d %s, want 400 invalid_wait", bad, r.Status, r.Body)
 		}
+	}
+}
+
+// TestLongPollOutlivesLostConnection: when the API's connection to Redis
+// for the events drops (a failover, say), the event stream ends every
+// subscription (see eventstream.Hub); a long poll then subscribes again
+// and is still woken by the image's event, not left to its recheck (an
+// hour here) or its deadline.
+func TestLongPollOutlivesLostConnection(t *testing.T) {
+	h := newHarness(t, func(s *settings) { s.API.WaitRecheck = time.Hour })
+	h.stopWorker() // the image stays queued until the connection is cut
+	token := h.user("lost@example.com")
+	r := h.upload(token, "a.jpg", testenv.JPEG(t, 800, 600, 1))
+	var img imageJSON
+	r.json(t, &img)
+
+	type answer struct {
+		status string
+		after  time.Duration
+	}
+	answers := make(chan answer, 1)
+	go func() {
+		start := time.Now()
+		r := h.do(http.MethodGet, "/v1/images/"+img.ID+"?wait=30s", token, "", nil)
+		var got imageJSON
+		r.json(t, &got)
+		answers <- answer{got.Status, time.Since(start)}
+	}()
+	time.Sleep(300 * time.Millisecond) // the poll has subscribed
+	killEventConnections(t, h)
+	time.Sleep(300 * time.Millisecond) // the poll has seen its subscription end
+	h.worker()
+	select {
+	case a := <-answers:
+		if a.status != "done" {
+			t.Fatalf("long poll answered %q after %s; want done, woken by the event after the connection came back", a.status, a.after)
+		}
+		t.Logf("long poll answered done after %s", a.after)
+	case <-time.After(40 * time.Second):
+		t.Fatal("no answer to the long poll")
+	}
+}
+
+// killEventConnections closes the API's Redis connections that listen for
+// events (pub/sub ones on this package's database; its tests do not run
+// in parallel), as a failover would.
+func killEventConnections(t *testing.T, h *harness) {
+	t.Helper()
+	ctx := context.Background()
+	list, err := h.rdb.Do(ctx, "CLIENT", "LIST", "TYPE", "pubsub").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := 0
+	for _, line := range strings.Split(list, "\n") {
+		fields := map[string]string{}
+		for _, f := range strings.Fields(line) {
+			k, v, _ := strings.Cut(f, "=")
+			fields[k] = v
+		}
+		if fields["id"] == "" || fields["db"] != strconv.Itoa(redisDB) {
+			continue
+		}
+		if err := h.rdb.Do(ctx, "CLIENT", "KILL", "ID", fields["id"]).Err(); err != nil {
+			t.Fatal(err)
+		}
+		killed++
+	}
+	if killed == 0 {
+		t.Fatalf("no pub/sub connection on database %d to cut:\n%s", redisDB, list)
 	}
 }
 

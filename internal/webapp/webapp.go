@@ -6,6 +6,7 @@
 package webapp
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -17,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -26,11 +28,11 @@ var static embed.FS
 
 // Config holds what the app's pages need to know of the deployment.
 type Config struct {
-	// ImageSources are the origins (scheme://host[:port]) the stable
-	// delivery URLs redirect to: the S3 endpoint presigned URLs are made
-	// for, or DELIVERY_BASE_URL. The page's policy lets images load from
-	// them and nowhere else. Empty means any https: origin (AWS S3, whose
-	// virtual-hosted bucket names are not known here).
+	// ImageSources are URLs whose origins (scheme://host[:port]) the
+	// stable delivery URLs redirect to: one the S3 store presigned, or
+	// DELIVERY_BASE_URL. The page's policy lets images load from them and
+	// nowhere else. Empty means any https: origin (for when the origin
+	// could not be found out).
 	ImageSources []string
 	// MaxUploadBytes is the largest upload, which the page checks before
 	// sending (a server that stops reading an oversized body may leave
@@ -95,9 +97,9 @@ func (a *App) Register(e *echo.Echo, mw ...echo.MiddlewareFunc) {
 // policy is the Content-Security-Policy of every answer of the app: its
 // own scripts and styles only (no inline script, no eval), API calls to
 // this origin only, images from here and from where delivery URLs
-// redirect, blob: and data: for the placeholders drawn on a canvas.
+// redirect. (The placeholders are drawn on a canvas: no data: or blob:.)
 func policy(imageSources []string) string {
-	img := []string{"'self'", "data:", "blob:"}
+	img := []string{"'self'"}
 	if len(imageSources) == 0 {
 		img = append(img, "https:")
 	}
@@ -142,8 +144,9 @@ func (a *App) serve(c echo.Context, ast asset) error {
 	a.secure(h)
 	h.Set("Cache-Control", "no-cache")
 	h.Set("ETag", ast.etag)
-	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && inm == ast.etag {
-		return c.NoContent(http.StatusNotModified)
-	}
-	return c.Blob(http.StatusOK, ast.contentType, ast.body)
+	h.Set("Content-Type", ast.contentType)
+	// ServeContent answers If-None-Match (weak and list forms included)
+	// and Range as RFC 9110 says.
+	http.ServeContent(c.Response(), c.Request(), "", time.Time{}, bytes.NewReader(ast.body))
+	return nil
 }

@@ -48,7 +48,7 @@ func startService(t *testing.T, opts ...func(*config.Config)) string {
 	t.Helper()
 	log := slog.New(logctx.NewHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	store, _ := testenv.MustStore(t)
-	blobs, s3cfg := testenv.MustBucket(t)
+	blobs, _ := testenv.MustBucket(t)
 	rdb := testenv.MustRedis(t, redisDB)
 
 	cfg, _ := config.FromEnv(config.API, func(string) string { return "" })
@@ -61,8 +61,6 @@ func startService(t *testing.T, opts ...func(*config.Config)) string {
 	cfg.Image.MaxUploadBytes, cfg.API.MaxUploadBytes = maxUpload, maxUpload
 	cfg.Redis.URL = testenv.RedisURL(redisDB)
 	cfg.Webhook.AllowPrivate = true // the receiver is on loopback
-	// Where presigned URLs point, for the app's Content-Security-Policy.
-	cfg.S3.Endpoint, cfg.S3.Bucket = s3cfg.Endpoint, s3cfg.Bucket
 
 	for _, o := range opts {
 		o(&cfg)
